@@ -1,0 +1,47 @@
+# Every target creates .venv itself and installs what it needs, idempotently.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-dev
+
+.PHONY: demo test test-fast check lint typecheck install bench venv mosquitto clean
+
+demo: $(STAMP)
+	$(BIN)/python -m agent.demo
+
+test: $(STAMP) mosquitto check
+	$(BIN)/pytest
+
+test-fast: $(STAMP) check
+	$(BIN)/pytest -m "not tensorflow and not slow"
+
+check: lint typecheck
+
+lint: $(STAMP)
+	$(BIN)/ruff check agent convert tests bench models scripts
+	$(BIN)/ruff format --check agent convert tests bench models scripts
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+bench: $(STAMP) mosquitto
+	$(BIN)/python -m bench
+
+# Device install: runtime only, no TensorFlow.
+install:
+	@scripts/bootstrap.sh $(PYTHON) $(VENV)
+	$(BIN)/pip install -q '.[device]'
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml scripts/bootstrap.sh
+	@scripts/bootstrap.sh $(PYTHON) $(VENV)
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+mosquitto:
+	@scripts/ensure-mosquitto.sh
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info

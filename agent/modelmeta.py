@@ -1,0 +1,190 @@
+"""Model metadata: one schema written by the converter and read by the agent.
+
+It describes what the agent needs to feed a model and read its answer without guessing:
+tensor names, shapes, dtypes and quantization parameters, how camera pixels become the input
+tensor, and the labels. The converter derives it from the converted ``.tflite`` file; the bundle
+carries it signed; the agent's pre- and post-processing read it.
+
+Pixel convention: a frame is ``uint8`` in ``0..255``. The float the model sees is
+``(pixel - mean[c]) / std[c]``; for a quantized input tensor the agent then applies
+``q = round(x / scale) + zero_point``, clipped to the dtype's range.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, cast
+
+from agent.jsonutil import StrictJSONError, dumps_canonical, loads_strict
+
+MAX_METADATA_BYTES = 1 << 20
+
+DTYPES = ("float32", "float16", "int8", "uint8", "int16", "int32", "int64", "bool")
+Task = Literal["classification", "detection", "raw"]
+TASKS: tuple[str, ...] = ("classification", "detection", "raw")
+Quantization = Literal["float32", "float16", "dynamic", "int8"]
+QUANTIZATIONS: tuple[str, ...] = ("float32", "float16", "dynamic", "int8")
+ColorOrder = Literal["rgb", "bgr", "gray"]
+ResizeMode = Literal["stretch", "letterbox"]
+Scores = Literal["probabilities", "logits", "sigmoid"]
+
+
+class MetadataError(ValueError):
+    """Model metadata is malformed or inconsistent; the message names the field."""
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One input or output tensor. ``scale == 0`` means the tensor is not quantized."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    scale: float = 0.0
+    zero_point: int = 0
+
+    @property
+    def quantized(self) -> bool:
+        return self.scale != 0.0 and self.dtype in ("int8", "uint8", "int16")
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How a uint8 image becomes the model's float input (before quantization)."""
+
+    color: ColorOrder = "rgb"
+    resize: ResizeMode = "stretch"
+    mean: tuple[float, ...] = (0.0,)
+    std: tuple[float, ...] = (255.0,)
+
+
+@dataclass(frozen=True)
+class ModelMetadata:
+    task: Task
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    quantization: Quantization = "float32"
+    preprocess: Preprocess = field(default_factory=Preprocess)
+    labels: tuple[str, ...] = ()
+    scores: Scores = "probabilities"
+    source: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> bytes:
+        return dumps_canonical(self.to_dict())
+
+    @classmethod
+    def from_json(cls, data: bytes) -> ModelMetadata:
+        try:
+            raw = loads_strict(data, MAX_METADATA_BYTES)
+        except StrictJSONError as exc:
+            raise MetadataError(f"model metadata: {exc}") from None
+        return cls.from_dict(raw)
+
+    @classmethod
+    def from_dict(cls, raw: object) -> ModelMetadata:
+        obj = _object(raw, "metadata")
+        _only_keys(obj, "metadata", {f for f in cls.__dataclass_fields__})
+        task = _choice(obj.get("task"), TASKS, "metadata.task")
+        inputs = _tensors(obj.get("inputs"), "metadata.inputs")
+        outputs = _tensors(obj.get("outputs"), "metadata.outputs")
+        quant = _choice(obj.get("quantization", "float32"), QUANTIZATIONS, "metadata.quantization")
+        pre = _preprocess(obj.get("preprocess", {}))
+        labels = _str_list(obj.get("labels", []), "metadata.labels")
+        scores = _choice(
+            obj.get("scores", "probabilities"),
+            ("probabilities", "logits", "sigmoid"),
+            "metadata.scores",
+        )
+        source = obj.get("source", "")
+        if not isinstance(source, str):
+            raise MetadataError("metadata.source must be a string")
+        return cls(
+            task=cast(Task, task),
+            inputs=inputs,
+            outputs=outputs,
+            quantization=cast(Quantization, quant),
+            preprocess=pre,
+            labels=labels,
+            scores=cast(Scores, scores),
+            source=source,
+        )
+
+
+def _object(raw: object, where: str) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise MetadataError(f"{where} must be an object")
+    return cast(dict[str, Any], raw)
+
+
+def _only_keys(obj: dict[str, Any], where: str, allowed: set[str]) -> None:
+    unknown = sorted(set(obj) - allowed)
+    if unknown:
+        raise MetadataError(f"{where}: unknown key {unknown[0]!r}")
+
+
+def _choice(value: object, allowed: tuple[str, ...], where: str) -> str:
+    if not isinstance(value, str) or value not in allowed:
+        raise MetadataError(f"{where} must be one of {', '.join(allowed)}; got {value!r}")
+    return value
+
+
+def _str_list(value: object, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise MetadataError(f"{where} must be a list of strings")
+    return tuple(cast(list[str], value))
+
+
+def _number(value: object, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise MetadataError(f"{where} must be a number")
+    return float(value)
+
+
+def _tensors(value: object, where: str) -> tuple[TensorSpec, ...]:
+    if not isinstance(value, list | tuple) or not value:
+        raise MetadataError(f"{where} must be a non-empty list")
+    specs = []
+    for i, item in enumerate(value):
+        here = f"{where}[{i}]"
+        obj = _object(item, here)
+        _only_keys(obj, here, {"name", "shape", "dtype", "scale", "zero_point"})
+        name = obj.get("name")
+        if not isinstance(name, str):
+            raise MetadataError(f"{here}.name must be a string")
+        shape = obj.get("shape")
+        if (
+            not isinstance(shape, list | tuple)
+            or not shape
+            or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape)
+        ):
+            raise MetadataError(f"{here}.shape must be a list of positive integers")
+        dtype = _choice(obj.get("dtype"), DTYPES, f"{here}.dtype")
+        scale = _number(obj.get("scale", 0.0), f"{here}.scale")
+        zero_point = obj.get("zero_point", 0)
+        if not isinstance(zero_point, int) or isinstance(zero_point, bool):
+            raise MetadataError(f"{here}.zero_point must be an integer")
+        specs.append(TensorSpec(name, tuple(shape), dtype, scale, zero_point))
+    return tuple(specs)
+
+
+def _preprocess(value: object) -> Preprocess:
+    obj = _object(value, "metadata.preprocess")
+    _only_keys(obj, "metadata.preprocess", {"color", "resize", "mean", "std"})
+    color = _choice(obj.get("color", "rgb"), ("rgb", "bgr", "gray"), "metadata.preprocess.color")
+    resize = _choice(
+        obj.get("resize", "stretch"), ("stretch", "letterbox"), "metadata.preprocess.resize"
+    )
+    mean = tuple(_number(v, "metadata.preprocess.mean") for v in _seq(obj.get("mean", [0.0])))
+    std = tuple(_number(v, "metadata.preprocess.std") for v in _seq(obj.get("std", [255.0])))
+    if not mean or not std or any(s == 0.0 for s in std):
+        raise MetadataError("metadata.preprocess: mean and std must be non-empty, std non-zero")
+    return Preprocess(cast(ColorOrder, color), cast(ResizeMode, resize), mean, std)
+
+
+def _seq(value: object) -> list[object]:
+    if not isinstance(value, list | tuple):
+        raise MetadataError("metadata.preprocess mean/std must be lists of numbers")
+    return list(value)
