@@ -1,6 +1,7 @@
-"""A small lazy command-line dispatcher shared by ``edge-agent``, ``edge-convert`` and ``edge-fleet``.
+"""A lazy command-line dispatcher shared by ``edge-agent``, ``edge-convert`` and ``edge-fleet``.
 
-Each sub-command lives in its own module exposing ``add_arguments(parser)`` and ``run(args) -> int``.
+Each sub-command lives in its own module exposing ``add_arguments(parser)`` and
+``run(args) -> int``.
 Only the module of the chosen sub-command is imported, so ``edge-agent --help`` stays fast and a
 heavy dependency of one command never slows the others down.
 

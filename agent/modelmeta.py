@@ -86,7 +86,7 @@ class ModelMetadata:
     @classmethod
     def from_dict(cls, raw: object) -> ModelMetadata:
         obj = _object(raw, "metadata")
-        _only_keys(obj, "metadata", {f for f in cls.__dataclass_fields__})
+        _only_keys(obj, "metadata", set(cls.__dataclass_fields__))
         task = _choice(obj.get("task"), TASKS, "metadata.task")
         inputs = _tensors(obj.get("inputs"), "metadata.inputs")
         outputs = _tensors(obj.get("outputs"), "metadata.outputs")

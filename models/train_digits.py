@@ -71,9 +71,7 @@ def main() -> None:
     tf.keras.utils.set_random_seed(SEED)
     x_train, x_test, y_train, y_test = load_split()
     model = build_model()
-    model.compile(
-        optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"]
-    )
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(x_train, y_train, epochs=args.epochs, batch_size=32, verbose=0)
     _, accuracy = model.evaluate(x_test, y_test, verbose=0)
     args.out.mkdir(parents=True, exist_ok=True)
