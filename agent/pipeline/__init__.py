@@ -1,0 +1,1 @@
+"""The inference pipeline's pure parts: tensors, pre-processing and post-processing."""

@@ -1,0 +1,61 @@
+"""Edge TPU delegate loading and the re-probe schedule used after a fallback to CPU.
+
+The delegate library is touched only when the accelerator is ``edgetpu`` or ``auto``. A
+missing library or device surfaces from ``load_delegate`` as ``ValueError`` (or ``OSError``
+from the dynamic loader); both become a reason string, never an exception in a loop.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import platform
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+_LIBRARIES = {"Linux": "libedgetpu.so.1", "Darwin": "libedgetpu.1.dylib", "Windows": "edgetpu.dll"}
+
+
+def edgetpu_library(system: str | None = None) -> str:
+    """The Edge TPU delegate's shared-library name on ``system`` (default: this platform)."""
+    return _LIBRARIES.get(system or platform.system(), _LIBRARIES["Linux"])
+
+
+def load_edgetpu_delegate(
+    load_delegate: Callable[..., Any], library: str | None = None
+) -> tuple[Any | None, str | None]:
+    """Try to load the Edge TPU delegate: ``(delegate, None)`` or ``(None, reason)``."""
+    lib = library or edgetpu_library()
+    try:
+        # Probe with the dynamic loader first: a missing library then fails cleanly here
+        # instead of inside the runtime's Delegate constructor (which warns on teardown).
+        ctypes.CDLL(lib)
+        return load_delegate(lib), None
+    except (OSError, ValueError, RuntimeError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return None, f"Edge TPU delegate {lib} unavailable: {first_line}"
+
+
+@dataclass
+class ReprobeSchedule:
+    """Exponential backoff with full jitter for re-probing a missing accelerator.
+
+    Pure: it only computes delays; the caller sleeps or schedules. ``next_delay()`` returns the
+    next wait in seconds (uniform in ``[base*factor**n / 2, base*factor**n]``, capped at
+    ``max_delay``); ``reset()`` after a successful probe starts over.
+    """
+
+    base: float = 5.0
+    factor: float = 2.0
+    max_delay: float = 600.0
+    rng: random.Random = field(default_factory=random.Random)
+    attempts: int = 0
+
+    def next_delay(self) -> float:
+        ceiling = min(self.max_delay, self.base * self.factor ** min(self.attempts, 64))
+        self.attempts += 1
+        return self.rng.uniform(ceiling / 2.0, ceiling)
+
+    def reset(self) -> None:
+        self.attempts = 0

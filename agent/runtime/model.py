@@ -1,0 +1,156 @@
+"""A loaded model: one interpreter, its tensor specs, and a locked ``invoke``."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+
+from agent.errors import BackendError, ConfigError, InputError
+from agent.modelmeta import TensorSpec
+from agent.runtime.edgetpu import load_edgetpu_delegate
+from agent.runtime.registry import Backend, resolve_backend
+
+logger = logging.getLogger(__name__)
+
+ACCELERATORS: tuple[str, ...] = ("cpu", "edgetpu", "auto")
+
+
+class LoadedModel:
+    """An interpreter ready to run, with the tensors it expects and returns.
+
+    ``invoke`` holds an internal lock: the TFLite interpreter is not thread-safe, so concurrent
+    callers are serialised. ``degraded`` is true when the Edge TPU was requested but the model
+    runs on the CPU; ``fallback_reason`` says why (it is also set, with ``degraded`` false,
+    when ``auto`` found no Edge TPU).
+    """
+
+    def __init__(
+        self,
+        interpreter: Any,
+        *,
+        backend: str,
+        accelerator: Literal["cpu", "edgetpu"],
+        threads: int,
+        degraded: bool = False,
+        fallback_reason: str | None = None,
+    ) -> None:
+        self._interpreter = interpreter
+        self._lock = threading.Lock()
+        self.backend = backend
+        self.accelerator = accelerator
+        self.threads = threads
+        self.degraded = degraded
+        self.fallback_reason = fallback_reason
+        in_details = interpreter.get_input_details()
+        out_details = interpreter.get_output_details()
+        self._in_index = tuple(int(d["index"]) for d in in_details)
+        self._out_index = tuple(int(d["index"]) for d in out_details)
+        self.inputs: tuple[TensorSpec, ...] = tuple(tensor_spec(d) for d in in_details)
+        self.outputs: tuple[TensorSpec, ...] = tuple(tensor_spec(d) for d in out_details)
+        self._in_dtypes = tuple(np.dtype(d["dtype"]) for d in in_details)
+        self._closed = False
+
+    def invoke(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Run the model on ``inputs`` (one array per input tensor, exact shape and dtype).
+
+        Returns copies of the raw output tensors, in output order.
+        """
+        self._check_inputs(inputs)
+        with self._lock:
+            if self._closed:
+                raise BackendError("model is closed")
+            interp = self._interpreter
+            for index, array in zip(self._in_index, inputs, strict=True):
+                interp.set_tensor(index, array)
+            try:
+                interp.invoke()
+            except (RuntimeError, ValueError) as exc:
+                raise BackendError(f"interpreter invoke failed: {exc}") from exc
+            return [interp.get_tensor(index) for index in self._out_index]
+
+    def close(self) -> None:
+        """Release the interpreter (and any delegate). Idempotent."""
+        with self._lock:
+            self._closed = True
+            self._interpreter = None
+
+    def _check_inputs(self, inputs: Sequence[np.ndarray]) -> None:
+        if len(inputs) != len(self.inputs):
+            raise InputError(f"model takes {len(self.inputs)} input(s), got {len(inputs)}")
+        for spec, dtype, array in zip(self.inputs, self._in_dtypes, inputs, strict=True):
+            if array.dtype != dtype or array.shape != spec.shape:
+                raise InputError(
+                    f"input {spec.name!r} needs {spec.dtype}{list(spec.shape)}, "
+                    f"got {array.dtype}{list(array.shape)}"
+                )
+
+
+def tensor_spec(detail: dict[str, Any]) -> TensorSpec:
+    """A :class:`TensorSpec` from one entry of ``get_input_details()``/``get_output_details()``."""
+    scale, zero_point = detail.get("quantization", (0.0, 0))
+    return TensorSpec(
+        name=str(detail["name"]),
+        shape=tuple(int(d) for d in detail["shape"]),
+        dtype=np.dtype(detail["dtype"]).name,
+        scale=float(scale),
+        zero_point=int(zero_point),
+    )
+
+
+def open_model(
+    model: bytes,
+    *,
+    backend: str = "auto",
+    accelerator: str = "cpu",
+    threads: int | None = None,
+    cpu_fallback_model: bytes | None = None,
+    edgetpu_library: str | None = None,
+) -> LoadedModel:
+    """Load ``model`` (flatbuffer bytes, never a path) into a ready interpreter.
+
+    ``accelerator`` is ``cpu``, ``edgetpu`` or ``auto``. When the Edge TPU delegate cannot be
+    loaded the model falls back to the CPU, using ``cpu_fallback_model`` when given (an Edge
+    TPU-compiled model cannot run without its delegate); this never raises for a missing TPU.
+    """
+    if accelerator not in ACCELERATORS:
+        raise ConfigError(
+            "model.accelerator", f"must be one of {', '.join(ACCELERATORS)}; got {accelerator!r}"
+        )
+    if threads is not None and threads < 1:
+        raise ConfigError("model.threads", f"must be at least 1; got {threads}")
+    num_threads = threads or os.cpu_count() or 1
+    chosen = resolve_backend(backend)
+    if accelerator == "cpu":
+        return _cpu_model(chosen, model, num_threads)
+    delegate, reason = load_edgetpu_delegate(chosen.load_delegate, edgetpu_library)
+    if delegate is not None:
+        interp = _interpreter(chosen, model, num_threads, [delegate])
+        return LoadedModel(interp, backend=chosen.name, accelerator="edgetpu", threads=num_threads)
+    logger.warning("falling back to CPU: %s", reason)
+    loaded = _cpu_model(chosen, cpu_fallback_model or model, num_threads)
+    loaded.degraded = accelerator == "edgetpu"
+    loaded.fallback_reason = reason
+    return loaded
+
+
+def _cpu_model(backend: Backend, model: bytes, threads: int) -> LoadedModel:
+    interp = _interpreter(backend, model, threads, None)
+    return LoadedModel(interp, backend=backend.name, accelerator="cpu", threads=threads)
+
+
+def _interpreter(backend: Backend, model: bytes, threads: int, delegates: list[Any] | None) -> Any:
+    if not isinstance(model, bytes | bytearray | memoryview) or len(model) == 0:
+        raise InputError("model must be non-empty flatbuffer bytes")
+    try:
+        interp = backend.interpreter(
+            model_content=bytes(model), num_threads=threads, experimental_delegates=delegates
+        )
+        interp.allocate_tensors()
+    except (RuntimeError, ValueError) as exc:
+        raise BackendError(f"{backend.name} could not load the model: {exc}") from exc
+    return interp
