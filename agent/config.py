@@ -1,0 +1,420 @@
+"""Agent configuration: pure data, closed to typos, checkable offline.
+
+:func:`parse_config` takes the dict that ``tomllib`` produced and returns an :class:`AgentConfig`
+or raises :class:`~agent.errors.ConfigError` naming the dotted key (``mqtt.qos: must be 0 or 1``).
+It does no I/O: files named by the config are checked by :func:`check_files` and read by
+:mod:`agent.secrets` when the service starts. Secrets (passwords, the device key) are never
+written in the config text, only the names of files that hold them.
+
+Units are part of the key names (``_s`` seconds, ``_bytes`` bytes) and documented in
+``docs/configuration.md``, which a test keeps in step with :data:`SCHEMA_KEYS`.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, cast
+from urllib.parse import urlsplit
+
+from agent.errors import ConfigError
+
+MAX_CONFIG_BYTES = 256 * 1024
+DEVICE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+PREFIX_RE = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
+
+SourceType = Literal["camera", "stream", "video", "images", "sensor", "mqtt_sensor"]
+Accelerator = Literal["cpu", "edgetpu", "auto"]
+Policy = Literal["every", "on_change", "threshold"]
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    url: str = "mqtt://127.0.0.1:1883"
+    topic_prefix: str = "edge"
+    qos: int = 1
+    username: str | None = None
+    password_file: str | None = None
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    keepalive_s: int = 30
+    reconnect_min_s: float = 1.0
+    reconnect_max_s: float = 60.0
+    max_message_bytes: int = 256 * 1024
+
+    @property
+    def tls(self) -> bool:
+        return urlsplit(self.url).scheme == "mqtts"
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        parts = urlsplit(self.url)
+        return parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+
+
+@dataclass(frozen=True)
+class KeysConfig:
+    trust_file: str | None = None
+    trusted_keys: tuple[str, ...] = ()
+    threshold: int = 1
+    device_key: str = "device.key"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    bundle: str | None = None
+    accelerator: Accelerator = "cpu"
+    backend: str = "auto"
+    threads: int | None = None
+    hardware_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    type: SourceType
+    device: str | None = None
+    url: str | None = None
+    path: str | None = None
+    loop: bool = False
+    realtime: bool = True
+    fps: float | None = None
+    poll_s: float = 1.0
+    format: Literal["json", "csv"] = "json"
+    fields: tuple[str, ...] = ()
+    baud: int = 115200
+    topic: str | None = None
+    window: int = 1
+    hop: int = 1
+    max_line_bytes: int = 4096
+    max_image_bytes: int = 32 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    policy: Policy = "every"
+    threshold: float = 0.5
+    min_interval_s: float = 0.0
+    top_k: int = 3
+    score_threshold: float = 0.0
+    max_raw_values: int = 1024
+
+
+@dataclass(frozen=True)
+class StatusConfig:
+    interval_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    max_bytes: int = 64 * 1024 * 1024
+    max_age_s: float = 7 * 24 * 3600.0
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    device_id: str
+    state_dir: str
+    source: SourceConfig
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
+    keys: KeysConfig = field(default_factory=KeysConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    status: StatusConfig = field(default_factory=StatusConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+
+
+# Every key the schema accepts, by table; docs/configuration.md documents each of them.
+SCHEMA_KEYS: dict[str, tuple[str, ...]] = {
+    "": ("device_id", "state_dir"),
+    "mqtt": tuple(MqttConfig.__dataclass_fields__),
+    "keys": tuple(KeysConfig.__dataclass_fields__),
+    "model": tuple(ModelConfig.__dataclass_fields__),
+    "source": tuple(SourceConfig.__dataclass_fields__),
+    "output": tuple(OutputConfig.__dataclass_fields__),
+    "status": tuple(StatusConfig.__dataclass_fields__),
+    "store": tuple(StoreConfig.__dataclass_fields__),
+}
+
+# Which source keys each source type takes (besides ``type``); anything else is a typo.
+_SOURCE_KEYS: dict[str, frozenset[str]] = {
+    "camera": frozenset({"device", "fps"}),
+    "stream": frozenset({"url", "fps"}),
+    "video": frozenset({"path", "loop", "realtime", "fps"}),
+    "images": frozenset({"path", "poll_s", "max_image_bytes"}),
+    "sensor": frozenset({"path", "format", "fields", "baud", "window", "hop", "max_line_bytes"}),
+    "mqtt_sensor": frozenset({"topic", "format", "fields", "window", "hop", "max_line_bytes"}),
+}
+_SOURCE_REQUIRED: dict[str, str] = {
+    "camera": "device",
+    "stream": "url",
+    "video": "path",
+    "images": "path",
+    "sensor": "path",
+    "mqtt_sensor": "topic",
+}
+
+
+class _Table:
+    """Typed, dotted-key access to one TOML table that remembers which keys were read."""
+
+    def __init__(self, raw: object, where: str) -> None:
+        if not isinstance(raw, dict):
+            raise ConfigError(where, "must be a table")
+        self.raw = cast(dict[str, Any], raw)
+        self.where = where
+
+    def key(self, name: str) -> str:
+        return f"{self.where}.{name}" if self.where else name
+
+    def reject_unknown(self, allowed: tuple[str, ...] | frozenset[str]) -> None:
+        for name in self.raw:
+            if name not in allowed:
+                raise ConfigError(self.key(name), "unknown key (check the spelling)")
+
+    def string(self, name: str, default: str | None = None, *, required: bool = False) -> str:
+        value = self.optional_string(name)
+        if value is None:
+            if required or default is None:
+                raise ConfigError(self.key(name), "is required")
+            return default
+        return value
+
+    def optional_string(self, name: str) -> str | None:
+        value = self.raw.get(name)
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(self.key(name), "must be a non-empty string")
+        if "\x00" in value:
+            raise ConfigError(self.key(name), "must not contain NUL characters")
+        return value
+
+    def integer(self, name: str, default: int, lo: int, hi: int) -> int:
+        value = self.raw.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(self.key(name), f"must be an integer; got {value!r}")
+        if not lo <= value <= hi:
+            raise ConfigError(self.key(name), f"must be between {lo} and {hi}; got {value}")
+        return value
+
+    def number(self, name: str, default: float, lo: float, hi: float) -> float:
+        value = self.raw.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(self.key(name), f"must be a number; got {value!r}")
+        if not lo <= float(value) <= hi:
+            raise ConfigError(self.key(name), f"must be between {lo:g} and {hi:g}; got {value}")
+        return float(value)
+
+    def boolean(self, name: str, default: bool) -> bool:
+        value = self.raw.get(name, default)
+        if not isinstance(value, bool):
+            raise ConfigError(self.key(name), f"must be true or false; got {value!r}")
+        return value
+
+    def choice(self, name: str, default: str, allowed: tuple[str, ...]) -> str:
+        value = self.raw.get(name, default)
+        if value not in allowed:
+            raise ConfigError(self.key(name), f"must be one of {', '.join(allowed)}; got {value!r}")
+        return cast(str, value)
+
+    def strings(self, name: str) -> tuple[str, ...]:
+        value = self.raw.get(name, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise ConfigError(self.key(name), "must be a list of non-empty strings")
+        return tuple(value)
+
+    def table(self, name: str) -> _Table:
+        return _Table(self.raw.get(name, {}), self.key(name))
+
+
+def parse_config(raw: dict[str, Any]) -> AgentConfig:
+    """Validate a parsed TOML document. Pure: no file is opened."""
+    top = _Table(raw, "")
+    top.reject_unknown((*SCHEMA_KEYS[""], *(k for k in SCHEMA_KEYS if k)))
+    device_id = top.string("device_id", required=True)
+    if not DEVICE_ID_RE.match(device_id):
+        raise ConfigError(
+            "device_id",
+            "must be 1-64 characters of letters, digits, '_', '.', '-' (no '/', '+', '#')",
+        )
+    if "source" not in raw:
+        raise ConfigError("source", "is required (a [source] table with a type)")
+    return AgentConfig(
+        device_id=device_id,
+        state_dir=top.string("state_dir", required=True),
+        source=_source(top.table("source")),
+        mqtt=_mqtt(top.table("mqtt")),
+        keys=_keys(top.table("keys")),
+        model=_model(top.table("model")),
+        output=_output(top.table("output")),
+        status=_status(top.table("status")),
+        store=_store(top.table("store")),
+    )
+
+
+def _mqtt(t: _Table) -> MqttConfig:
+    t.reject_unknown(SCHEMA_KEYS["mqtt"])
+    url = t.string("url", MqttConfig.url)
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise ConfigError(
+            t.key("url"), f"must look like mqtt://host:port or mqtts://host:port; got {url!r}"
+        )
+    try:
+        _ = parts.port
+    except ValueError:
+        raise ConfigError(t.key("url"), f"has an invalid port: {url!r}") from None
+    if parts.username or parts.password:
+        raise ConfigError(
+            t.key("url"), "must not contain credentials; use username and password_file"
+        )
+    prefix = t.string("topic_prefix", MqttConfig.topic_prefix)
+    if not PREFIX_RE.match(prefix):
+        raise ConfigError(
+            t.key("topic_prefix"), "must be topic levels without wildcards, e.g. 'edge'"
+        )
+    reconnect_min = t.number("reconnect_min_s", MqttConfig.reconnect_min_s, 0.1, 3600)
+    reconnect_max = t.number("reconnect_max_s", MqttConfig.reconnect_max_s, 0.1, 3600)
+    if reconnect_max < reconnect_min:
+        raise ConfigError(t.key("reconnect_max_s"), "must not be smaller than reconnect_min_s")
+    config = MqttConfig(
+        url=url,
+        topic_prefix=prefix,
+        qos=t.integer("qos", MqttConfig.qos, 0, 1),
+        username=t.optional_string("username"),
+        password_file=t.optional_string("password_file"),
+        ca_file=t.optional_string("ca_file"),
+        cert_file=t.optional_string("cert_file"),
+        key_file=t.optional_string("key_file"),
+        keepalive_s=t.integer("keepalive_s", MqttConfig.keepalive_s, 5, 3600),
+        reconnect_min_s=reconnect_min,
+        reconnect_max_s=reconnect_max,
+        max_message_bytes=t.integer(
+            "max_message_bytes", MqttConfig.max_message_bytes, 1024, 256 * 1024 * 1024
+        ),
+    )
+    if config.password_file and not config.username:
+        raise ConfigError(t.key("password_file"), "needs mqtt.username")
+    if (config.cert_file is None) != (config.key_file is None):
+        raise ConfigError(t.key("cert_file"), "cert_file and key_file go together")
+    if (config.cert_file or config.ca_file) and not config.tls:
+        raise ConfigError(t.key("url"), "TLS files are set but the url is not mqtts://")
+    return config
+
+
+def _keys(t: _Table) -> KeysConfig:
+    t.reject_unknown(SCHEMA_KEYS["keys"])
+    config = KeysConfig(
+        trust_file=t.optional_string("trust_file"),
+        trusted_keys=t.strings("trusted_keys"),
+        threshold=t.integer("threshold", 1, 1, 16),
+        device_key=t.string("device_key", KeysConfig.device_key),
+    )
+    if config.trust_file and config.trusted_keys:
+        raise ConfigError(t.key("trusted_keys"), "give either keys.trust_file or keys.trusted_keys")
+    if config.trusted_keys and config.threshold > len(config.trusted_keys):
+        raise ConfigError(t.key("threshold"), "is larger than the number of trusted keys")
+    return config
+
+
+def _model(t: _Table) -> ModelConfig:
+    t.reject_unknown(SCHEMA_KEYS["model"])
+    threads = t.raw.get("threads")
+    return ModelConfig(
+        bundle=t.optional_string("bundle"),
+        accelerator=cast(Accelerator, t.choice("accelerator", "cpu", ("cpu", "edgetpu", "auto"))),
+        backend=t.choice("backend", "auto", ("auto", "litert", "tflite_runtime", "tflite")),
+        threads=None if threads is None else t.integer("threads", 1, 1, 64),
+        hardware_ids=t.strings("hardware_ids"),
+    )
+
+
+def _source(t: _Table) -> SourceConfig:
+    kind = t.choice("type", "", tuple(_SOURCE_KEYS))
+    t.reject_unknown(_SOURCE_KEYS[kind] | {"type"})
+    if kind != "camera":
+        t.string(_SOURCE_REQUIRED[kind], required=True)
+    device = t.raw.get("device")
+    if kind == "camera" and not (
+        (isinstance(device, int) and not isinstance(device, bool) and device >= 0)
+        or (isinstance(device, str) and device.startswith("/dev/"))
+    ):
+        raise ConfigError(t.key("device"), "must be a V4L2 index (0, 1, ...) or a /dev/video* path")
+    fps = t.raw.get("fps")
+    fmt = t.choice("format", "json", ("json", "csv"))
+    fields = t.strings("fields")
+    if fmt == "csv" and kind in ("sensor", "mqtt_sensor") and not fields:
+        raise ConfigError(t.key("fields"), "is required for csv: the column names in order")
+    return SourceConfig(
+        type=cast(SourceType, kind),
+        device=str(device) if device is not None else None,
+        url=t.optional_string("url"),
+        path=t.optional_string("path"),
+        loop=t.boolean("loop", False),
+        realtime=t.boolean("realtime", True),
+        fps=None if fps is None else t.number("fps", 1.0, 0.01, 1000.0),
+        poll_s=t.number("poll_s", 1.0, 0.01, 3600.0),
+        format=cast(Literal["json", "csv"], fmt),
+        fields=fields,
+        baud=t.integer("baud", 115200, 50, 4_000_000),
+        topic=t.optional_string("topic"),
+        window=t.integer("window", 1, 1, 1_000_000),
+        hop=t.integer("hop", 1, 1, 1_000_000),
+        max_line_bytes=t.integer("max_line_bytes", 4096, 16, 1024 * 1024),
+        max_image_bytes=t.integer("max_image_bytes", 32 * 1024 * 1024, 1024, 1 << 30),
+    )
+
+
+def _output(t: _Table) -> OutputConfig:
+    t.reject_unknown(SCHEMA_KEYS["output"])
+    return OutputConfig(
+        policy=cast(Policy, t.choice("policy", "every", ("every", "on_change", "threshold"))),
+        threshold=t.number("threshold", 0.5, 0.0, 1.0),
+        min_interval_s=t.number("min_interval_s", 0.0, 0.0, 86400.0),
+        top_k=t.integer("top_k", 3, 1, 1000),
+        score_threshold=t.number("score_threshold", 0.0, 0.0, 1.0),
+        max_raw_values=t.integer("max_raw_values", 1024, 1, 1 << 20),
+    )
+
+
+def _status(t: _Table) -> StatusConfig:
+    t.reject_unknown(SCHEMA_KEYS["status"])
+    return StatusConfig(interval_s=t.number("interval_s", 30.0, 0.1, 86400.0))
+
+
+def _store(t: _Table) -> StoreConfig:
+    t.reject_unknown(SCHEMA_KEYS["store"])
+    return StoreConfig(
+        max_bytes=t.integer("max_bytes", StoreConfig.max_bytes, 64 * 1024, 1 << 40),
+        max_age_s=t.number("max_age_s", StoreConfig.max_age_s, 1.0, 365 * 86400.0),
+    )
+
+
+def parse_toml(text: bytes) -> AgentConfig:
+    """Parse TOML bytes (size-capped) into a validated config."""
+    if len(text) > MAX_CONFIG_BYTES:
+        raise ConfigError("", f"config is {len(text)} bytes, more than {MAX_CONFIG_BYTES}")
+    try:
+        raw = tomllib.loads(text.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError("", "config is not valid UTF-8") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("", f"not valid TOML: {exc}") from None
+    return parse_config(raw)
+
+
+def load_config(path: Path) -> AgentConfig:
+    """Read and validate a config file (the only I/O in this module)."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError("", f"cannot read config {path}: {exc.strerror}") from None
+    return parse_toml(data)
