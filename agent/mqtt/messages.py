@@ -1,0 +1,308 @@
+"""The MQTT message schemas, shared by the agent (writer) and ``edge-fleet`` (reader).
+
+Pure. ``to_json`` gives canonical compact JSON; ``from_json`` caps the size first, then parses
+strictly (:func:`agent.jsonutil.loads_strict`: duplicate keys and NaN rejected) and checks every
+field's type, rejecting unknown keys. Every failure is a :class:`MessageError`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from agent.errors import InputError
+from agent.jsonutil import StrictJSONError, dumps_canonical, loads_strict
+
+SCHEMA_VERSION = 1
+MAX_RESULT_BYTES = 256 * 1024
+MAX_STATUS_BYTES = 64 * 1024
+MAX_TEXT_CHARS = 1024
+
+AVAILABILITY_ONLINE = b"online"
+AVAILABILITY_OFFLINE = b"offline"
+
+STATES = ("starting", "running", "degraded", "stopping", "error")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+class MessageError(InputError):
+    """An MQTT payload is not a valid message of the expected type."""
+
+
+# -- field readers: each returns the typed value or raises MessageError naming the key -----------
+
+
+def _obj(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise MessageError(f"{where} must be a JSON object")
+    return value
+
+
+def _only(obj: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    unknown = sorted(set(obj) - allowed)
+    if unknown:
+        raise MessageError(f"{where} has unknown key(s): {', '.join(unknown)}")
+    missing = sorted(allowed - set(obj))
+    if missing:
+        raise MessageError(f"{where} is missing key(s): {', '.join(missing)}")
+
+
+def _int(value: Any, where: str, minimum: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise MessageError(f"{where} must be an integer")
+    if value < minimum or value > 2**63 - 1:
+        raise MessageError(f"{where} is out of range")
+    return value
+
+
+def _num(value: Any, where: str, minimum: float | None = 0.0) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise MessageError(f"{where} must be a number")
+    try:
+        number = float(value)
+    except OverflowError:
+        raise MessageError(f"{where} is out of range") from None
+    if not math.isfinite(number) or (minimum is not None and number < minimum):
+        raise MessageError(f"{where} is out of range")
+    return number
+
+
+def _opt_num(value: Any, where: str, minimum: float | None = 0.0) -> float | None:
+    return None if value is None else _num(value, where, minimum)
+
+
+def _bool(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise MessageError(f"{where} must be true or false")
+    return value
+
+
+def _str(value: Any, where: str, max_chars: int = MAX_TEXT_CHARS) -> str:
+    if not isinstance(value, str):
+        raise MessageError(f"{where} must be a string")
+    if len(value) > max_chars:
+        raise MessageError(f"{where} is longer than {max_chars} characters")
+    return value
+
+
+def _load(data: bytes, max_bytes: int, what: str) -> dict[str, Any]:
+    if not isinstance(data, bytes | bytearray):
+        raise MessageError(f"{what} payload must be bytes")
+    try:
+        parsed = loads_strict(bytes(data), max_bytes)
+    except StrictJSONError as exc:
+        raise MessageError(f"{what}: {exc}") from None
+    obj = _obj(parsed, what)
+    version = obj.get("v")
+    if version != SCHEMA_VERSION or isinstance(version, bool):
+        raise MessageError(f"{what}: unsupported schema version {version!r}")
+    return obj
+
+
+# -- value types -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRef:
+    """Which model produced a result: name, version and the SHA-256 of the model bytes."""
+
+    name: str
+    version: str
+    sha256: str
+
+    def __post_init__(self) -> None:
+        if not _SHA256.fullmatch(self.sha256):
+            raise MessageError("model.sha256 must be 64 lower-case hex digits")
+
+    def to_obj(self) -> dict[str, Any]:
+        return {"name": self.name, "version": self.version, "sha256": self.sha256}
+
+    @classmethod
+    def from_obj(cls, value: Any, where: str = "model") -> ModelRef:
+        obj = _obj(value, where)
+        _only(obj, {"name", "version", "sha256"}, where)
+        return cls(
+            name=_str(obj["name"], f"{where}.name", 256),
+            version=_str(obj["version"], f"{where}.version", 64),
+            sha256=_str(obj["sha256"], f"{where}.sha256", 64),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ResultMessage:
+    """One inference result. ``seq`` is monotonic across restarts; ``historical`` marks a replay."""
+
+    seq: int
+    ts: float
+    model: ModelRef
+    latency_ms: float
+    outputs: dict[str, Any]
+    historical: bool = False
+
+    def to_obj(self) -> dict[str, Any]:
+        return {
+            "v": SCHEMA_VERSION,
+            "seq": self.seq,
+            "ts": self.ts,
+            "model": self.model.to_obj(),
+            "latency_ms": self.latency_ms,
+            "outputs": self.outputs,
+            "historical": self.historical,
+        }
+
+    def to_json(self) -> bytes:
+        data = dumps_canonical(self.to_obj())
+        if len(data) > MAX_RESULT_BYTES:
+            raise MessageError(f"result is {len(data)} bytes, limit {MAX_RESULT_BYTES}")
+        return data
+
+    @classmethod
+    def from_json(cls, data: bytes) -> ResultMessage:
+        obj = _load(data, MAX_RESULT_BYTES, "result")
+        keys = {"v", "seq", "ts", "model", "latency_ms", "outputs", "historical"}
+        _only(obj, keys, "result")
+        return cls(
+            seq=_int(obj["seq"], "result.seq"),
+            ts=_num(obj["ts"], "result.ts"),
+            model=ModelRef.from_obj(obj["model"], "result.model"),
+            latency_ms=_num(obj["latency_ms"], "result.latency_ms"),
+            outputs=_obj(obj["outputs"], "result.outputs"),
+            historical=_bool(obj["historical"], "result.historical"),
+        )
+
+
+def mark_historical(payload: bytes) -> bytes:
+    """The same result payload with ``historical`` set: what a replay from the outbox sends."""
+    message = ResultMessage.from_json(payload)
+    return replace(message, historical=True).to_json()
+
+
+@dataclass(frozen=True, slots=True)
+class LastError:
+    code: str
+    message: str
+
+    def to_obj(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message}
+
+    @classmethod
+    def from_obj(cls, value: Any, where: str) -> LastError:
+        obj = _obj(value, where)
+        _only(obj, {"code", "message"}, where)
+        return cls(_str(obj["code"], f"{where}.code", 64), _str(obj["message"], f"{where}.message"))
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxStats:
+    depth: int = 0
+    bytes: int = 0
+    dropped: int = 0
+    write_errors: int = 0
+
+    def to_obj(self) -> dict[str, Any]:
+        return {
+            "depth": self.depth,
+            "bytes": self.bytes,
+            "dropped": self.dropped,
+            "write_errors": self.write_errors,
+        }
+
+    @classmethod
+    def from_obj(cls, value: Any, where: str) -> OutboxStats:
+        obj = _obj(value, where)
+        _only(obj, {"depth", "bytes", "dropped", "write_errors"}, where)
+        return cls(
+            *(_int(obj[k], f"{where}.{k}") for k in ("depth", "bytes", "dropped", "write_errors"))
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StatusMessage:
+    """Health and metrics of the device, published periodically and on change (retained)."""
+
+    ts: float
+    state: str
+    fps: float = 0.0
+    latency_p50_ms: float | None = None
+    latency_p95_ms: float | None = None
+    frames_dropped: int = 0
+    queue_depth: int = 0
+    backend: str = ""
+    accelerator: str = "cpu"
+    degraded: bool = False
+    model: ModelRef | None = None
+    rss_bytes: int | None = None
+    cpu_temp_c: float | None = None
+    errors: dict[str, int] = field(default_factory=dict)
+    outbox: OutboxStats = field(default_factory=OutboxStats)
+    last_error: LastError | None = None
+
+    def __post_init__(self) -> None:
+        if self.state not in STATES:
+            raise MessageError(f"status.state must be one of {', '.join(STATES)}")
+
+    def to_obj(self) -> dict[str, Any]:
+        return {
+            "v": SCHEMA_VERSION,
+            "ts": self.ts,
+            "state": self.state,
+            "fps": self.fps,
+            "latency_ms": {"p50": self.latency_p50_ms, "p95": self.latency_p95_ms},
+            "frames_dropped": self.frames_dropped,
+            "queue_depth": self.queue_depth,
+            "backend": self.backend,
+            "accelerator": self.accelerator,
+            "degraded": self.degraded,
+            "model": self.model.to_obj() if self.model else None,
+            "rss_bytes": self.rss_bytes,
+            "cpu_temp_c": self.cpu_temp_c,
+            "errors": dict(self.errors),
+            "outbox": self.outbox.to_obj(),
+            "last_error": self.last_error.to_obj() if self.last_error else None,
+        }
+
+    def to_json(self) -> bytes:
+        return dumps_canonical(self.to_obj())
+
+    @classmethod
+    def from_json(cls, data: bytes) -> StatusMessage:
+        obj = _load(data, MAX_STATUS_BYTES, "status")
+        _only(obj, set(cls(ts=0.0, state="running").to_obj()), "status")
+        latency = _obj(obj["latency_ms"], "status.latency_ms")
+        _only(latency, {"p50", "p95"}, "status.latency_ms")
+        errors = _obj(obj["errors"], "status.errors")
+        return cls(
+            ts=_num(obj["ts"], "status.ts"),
+            state=_str(obj["state"], "status.state", 16),
+            fps=_num(obj["fps"], "status.fps"),
+            latency_p50_ms=_opt_num(latency["p50"], "status.latency_ms.p50"),
+            latency_p95_ms=_opt_num(latency["p95"], "status.latency_ms.p95"),
+            frames_dropped=_int(obj["frames_dropped"], "status.frames_dropped"),
+            queue_depth=_int(obj["queue_depth"], "status.queue_depth"),
+            backend=_str(obj["backend"], "status.backend", 64),
+            accelerator=_str(obj["accelerator"], "status.accelerator", 64),
+            degraded=_bool(obj["degraded"], "status.degraded"),
+            model=None if obj["model"] is None else ModelRef.from_obj(obj["model"], "status.model"),
+            rss_bytes=None if obj["rss_bytes"] is None else _int(obj["rss_bytes"], "status.rss"),
+            cpu_temp_c=_opt_num(obj["cpu_temp_c"], "status.cpu_temp_c", None),
+            errors={
+                _str(k, "status.errors key", 64): _int(v, f"status.errors.{k}")
+                for k, v in errors.items()
+            },
+            outbox=OutboxStats.from_obj(obj["outbox"], "status.outbox"),
+            last_error=None
+            if obj["last_error"] is None
+            else LastError.from_obj(obj["last_error"], "status.last_error"),
+        )
+
+
+def parse_availability(payload: bytes) -> bool:
+    """``True`` for ``online``, ``False`` for ``offline``; anything else is a MessageError."""
+    if payload == AVAILABILITY_ONLINE:
+        return True
+    if payload == AVAILABILITY_OFFLINE:
+        return False
+    raise MessageError(f"availability payload must be 'online' or 'offline', got {payload[:32]!r}")
