@@ -1,0 +1,206 @@
+"""Camera frames and sensor windows to input tensors (pure numpy + cv2).
+
+A :class:`Preprocessor` is built once per model: it precomputes the target size, the colour
+conversion and a 256-entry lookup table per channel that fuses normalisation
+(``(pixel - mean) / std``), quantization (``round(x / scale) + zero_point``, clipped) and the cast
+to the input dtype. Per frame it only resizes (``INTER_AREA`` when shrinking), converts colour on
+the already-small image, and applies the table -- one pass, no float intermediate image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from agent.errors import InputError
+from agent.modelmeta import ModelMetadata, TensorSpec
+from agent.pipeline.tensors import quantize
+
+MAX_FRAME_SIDE = 8192
+MAX_FRAME_PIXELS = 40_000_000
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """How a frame was placed in the model input: ``model_px = src_px * scale + pad``.
+
+    For a stretch resize ``scale_x != scale_y`` and the pads are zero. :meth:`to_frame` maps a
+    box normalised to the model input back to coordinates normalised to the original frame.
+    """
+
+    src_w: int
+    src_h: int
+    dst_w: int
+    dst_h: int
+    scale_x: float
+    scale_y: float
+    pad_x: int = 0
+    pad_y: int = 0
+
+    def to_frame(
+        self, xmin: float, ymin: float, xmax: float, ymax: float
+    ) -> tuple[float, float, float, float]:
+        """Map a model-normalised box to a frame-normalised box, clipped to ``[0, 1]``."""
+        fx = self.dst_w / (self.scale_x * self.src_w)
+        fy = self.dst_h / (self.scale_y * self.src_h)
+        ox = self.pad_x / (self.scale_x * self.src_w)
+        oy = self.pad_y / (self.scale_y * self.src_h)
+        return (
+            _clip01(xmin * fx - ox),
+            _clip01(ymin * fy - oy),
+            _clip01(xmax * fx - ox),
+            _clip01(ymax * fy - oy),
+        )
+
+
+def _clip01(v: float) -> float:
+    return min(1.0, max(0.0, v))
+
+
+def letterbox_geometry(src_w: int, src_h: int, dst_w: int, dst_h: int) -> Letterbox:
+    """Keep-aspect placement of a ``src`` frame centred in a ``dst`` input."""
+    scale = min(dst_w / src_w, dst_h / src_h)
+    new_w = max(1, min(dst_w, round(src_w * scale)))
+    new_h = max(1, min(dst_h, round(src_h * scale)))
+    return Letterbox(
+        src_w,
+        src_h,
+        dst_w,
+        dst_h,
+        scale_x=new_w / src_w,
+        scale_y=new_h / src_h,
+        pad_x=(dst_w - new_w) // 2,
+        pad_y=(dst_h - new_h) // 2,
+    )
+
+
+def stretch_geometry(src_w: int, src_h: int, dst_w: int, dst_h: int) -> Letterbox:
+    return Letterbox(src_w, src_h, dst_w, dst_h, dst_w / src_w, dst_h / src_h)
+
+
+def validate_frame(
+    frame: object, max_side: int = MAX_FRAME_SIDE, max_pixels: int = MAX_FRAME_PIXELS
+) -> np.ndarray:
+    """Check a frame is ``uint8`` ``HxW`` or ``HxWx{1,3}`` within the size caps; return it."""
+    if not isinstance(frame, np.ndarray):
+        raise InputError(f"frame must be a numpy array, got {type(frame).__name__}")
+    if frame.dtype != np.uint8:
+        raise InputError(f"frame must be uint8, got {frame.dtype}")
+    if frame.ndim not in (2, 3) or (frame.ndim == 3 and frame.shape[2] not in (1, 3)):
+        raise InputError(f"frame must be HxW gray or HxWx3 BGR, got shape {list(frame.shape)}")
+    h, w = frame.shape[:2]
+    if h == 0 or w == 0 or h > max_side or w > max_side or h * w > max_pixels:
+        raise InputError(f"frame size {w}x{h} outside 1..{max_side} per side / {max_pixels} pixels")
+    return frame
+
+
+class Preprocessor:
+    """Turns uint8 BGR/gray frames into the model's first input tensor (batch of one)."""
+
+    def __init__(
+        self,
+        metadata: ModelMetadata,
+        *,
+        pad_value: int = 0,
+        max_side: int = MAX_FRAME_SIDE,
+        max_pixels: int = MAX_FRAME_PIXELS,
+    ) -> None:
+        self.spec = metadata.inputs[0]
+        shape = self.spec.shape
+        if len(shape) != 4 or shape[0] != 1 or shape[3] not in (1, 3):
+            raise InputError(
+                f"image models need an input of shape [1, H, W, 1|3]; got {list(shape)}"
+            )
+        self.height, self.width, self.channels = shape[1], shape[2], shape[3]
+        pre = metadata.preprocess
+        self.color = "gray" if self.channels == 1 else pre.color
+        self.letterbox = pre.resize == "letterbox"
+        self.pad_value = pad_value
+        self._max_side = max_side
+        self._max_pixels = max_pixels
+        self._lut = _build_lut(self.spec, pre.mean, pre.std, self.channels)
+        self._offsets = (np.arange(self.channels, dtype=np.intp) * 256).reshape(1, 1, -1)
+
+    def __call__(self, frame: np.ndarray) -> tuple[np.ndarray, Letterbox]:
+        """Return ``(input tensor of spec shape and dtype, geometry to map boxes back)``."""
+        frame = validate_frame(frame, self._max_side, self._max_pixels)
+        if frame.ndim == 3 and frame.shape[2] == 1:
+            frame = frame[:, :, 0]
+        h, w = frame.shape[:2]
+        if self.letterbox:
+            geometry = letterbox_geometry(w, h, self.width, self.height)
+            image = self._letterboxed(frame, geometry)
+        else:
+            geometry = stretch_geometry(w, h, self.width, self.height)
+            image = _resize(frame, self.width, self.height)
+        image = self._convert_color(image)
+        return self._apply_lut(image), geometry
+
+    def _letterboxed(self, frame: np.ndarray, g: Letterbox) -> np.ndarray:
+        new_w, new_h = round(g.scale_x * g.src_w), round(g.scale_y * g.src_h)
+        resized = _resize(frame, new_w, new_h)
+        canvas = np.full(
+            (self.height, self.width, *resized.shape[2:]), self.pad_value, dtype=np.uint8
+        )
+        canvas[g.pad_y : g.pad_y + new_h, g.pad_x : g.pad_x + new_w] = resized
+        return canvas
+
+    def _convert_color(self, image: np.ndarray) -> np.ndarray:
+        gray_in = image.ndim == 2
+        if self.color == "gray":
+            return image if gray_in else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        if gray_in:
+            return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+        if self.color == "rgb":
+            return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        return image
+
+    def _apply_lut(self, image: np.ndarray) -> np.ndarray:
+        out: np.ndarray
+        if self._lut.shape[0] == 1:
+            out = self._lut[0].take(image)
+        else:
+            out = self._lut.reshape(-1).take(image.astype(np.intp) + self._offsets)
+        return out.reshape(self.spec.shape)
+
+
+def _resize(frame: np.ndarray, width: int, height: int) -> np.ndarray:
+    h, w = frame.shape[:2]
+    if (w, h) == (width, height):
+        return frame
+    shrinking = width * height < w * h
+    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    return cv2.resize(frame, (width, height), interpolation=interpolation)
+
+
+def _build_lut(
+    spec: TensorSpec, mean: tuple[float, ...], std: tuple[float, ...], channels: int
+) -> np.ndarray:
+    """``(k, 256)`` table in the input dtype; ``k`` is 1 when all channels share mean/std."""
+    for name, values in (("mean", mean), ("std", std)):
+        if len(values) not in (1, channels):
+            raise InputError(
+                f"preprocess.{name} has {len(values)} values; the model has {channels} channel(s)"
+            )
+    shared = len(set(mean)) == 1 and len(set(std)) == 1
+    count = 1 if shared else channels
+    pixels = np.arange(256, dtype=np.float64)
+    rows = []
+    for c in range(count):
+        m = mean[c] if len(mean) > 1 else mean[0]
+        s = std[c] if len(std) > 1 else std[0]
+        rows.append(quantize(((pixels - m) / s).astype(np.float32), spec))
+    return np.stack(rows)
+
+
+def window_to_input(window: np.ndarray, spec: TensorSpec) -> np.ndarray:
+    """Reshape a sensor window (``T x F`` floats) into ``spec`` and quantize it if needed."""
+    size = int(np.prod(spec.shape))
+    if window.size != size:
+        raise InputError(
+            f"sensor window has {window.size} values ({list(window.shape)}); "
+            f"the model input {list(spec.shape)} needs {size}"
+        )
+    return quantize(np.asarray(window, dtype=np.float32).reshape(spec.shape), spec)
