@@ -1,0 +1,185 @@
+"""Trusted release keys, the signature threshold, and the versioned trust file.
+
+A trust file is a DSSE envelope (JSON: ``payloadType``, base64 ``payload``, ``signatures``)
+whose payload is ``{"type": "edge-agent/trust", "version": N, "threshold": K, "keys": [...]}``.
+The first file a device gets is provisioned out of band and must be signed by its own keys to
+its own threshold. Version N+1 replaces N only when it is signed by keys of N meeting N's
+threshold *and* by keys of N+1 meeting N+1's threshold (TUF's root rotation); versions cannot be
+skipped. Signatures are checked over the exact payload bytes before the payload is parsed.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from agent.bundle.container import Signature
+from agent.bundle.crypto import TRUST_PAYLOAD_TYPE, keyid, raw_public, sign, signature_valid
+from agent.errors import BundleRejected
+from agent.jsonutil import StrictJSONError, dumps_canonical, loads_strict
+
+MAX_TRUST_BYTES = 64 << 10
+TRUST_TYPE = "edge-agent/trust"
+
+
+@dataclass(frozen=True)
+class TrustRoot:
+    """The release keys a device trusts (by key id) and how many must sign."""
+
+    version: int
+    threshold: int
+    keys: Mapping[bytes, Ed25519PublicKey]
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.threshold <= len(self.keys):
+            raise ValueError(
+                f"threshold {self.threshold} needs 1..{len(self.keys)} distinct trusted keys"
+            )
+
+    @classmethod
+    def from_keys(
+        cls, keys: Iterable[Ed25519PublicKey], threshold: int = 1, version: int = 0
+    ) -> TrustRoot:
+        return cls(version, threshold, {keyid(k): k for k in keys})
+
+    def verify(
+        self, payload_type: str, body: bytes, signatures: Sequence[Signature]
+    ) -> frozenset[bytes]:
+        """Key ids of the distinct trusted keys whose signatures verify; at least ``threshold``.
+
+        A signature from a trusted key that does not verify means the bytes were altered, so it
+        rejects the whole thing even if others verify. Signatures by unknown keys are ignored;
+        several signatures by one key count once.
+        """
+        valid: set[bytes] = set()
+        for entry in signatures:
+            public = self.keys.get(entry.keyid)
+            if public is None:
+                continue
+            if not signature_valid(public, entry.signature, payload_type, body):
+                raise BundleRejected(
+                    "signature_invalid",
+                    f"signature by trusted key {entry.keyid.hex()[:16]} does not verify",
+                )
+            valid.add(entry.keyid)
+        if not valid:
+            what = "carries no signature" if not signatures else "has no signature by a trusted key"
+            raise BundleRejected(
+                "signature_invalid", f"signature does not verify with any trusted key ({what})"
+            )
+        if len(valid) < self.threshold:
+            raise BundleRejected(
+                "threshold_not_met",
+                f"{len(valid)} distinct trusted key(s) signed, threshold is {self.threshold}",
+            )
+        return frozenset(valid)
+
+
+def load_trust(envelope: bytes) -> TrustRoot:
+    """A provisioned trust file, accepted when signed by its own keys to its own threshold."""
+    payload, signatures = _open_envelope(envelope)
+    root = _parse_root(payload)
+    root.verify(TRUST_PAYLOAD_TYPE, payload, signatures)
+    return root
+
+
+def rotate_trust(current: TrustRoot, envelope: bytes) -> TrustRoot:
+    """Trust file ``current.version + 1``, verified against both the old and the new keys."""
+    payload, signatures = _open_envelope(envelope)
+    current.verify(TRUST_PAYLOAD_TYPE, payload, signatures)
+    new = _parse_root(payload)
+    if new.version < current.version:
+        raise BundleRejected("rollback", f"trust file version {new.version} < {current.version}")
+    if new.version == current.version:
+        raise BundleRejected("already_installed", f"trust file version {new.version} is current")
+    if new.version != current.version + 1:
+        raise BundleRejected(
+            "malformed",
+            f"trust file version {new.version} skips {current.version + 1}; rotate one at a time",
+        )
+    new.verify(TRUST_PAYLOAD_TYPE, payload, signatures)
+    return new
+
+
+def make_trust_file(
+    version: int,
+    threshold: int,
+    keys: Sequence[Ed25519PublicKey],
+    signers: Sequence[Ed25519PrivateKey],
+) -> bytes:
+    """Write a trust file signed by ``signers`` (old and new keys for a rotation)."""
+    TrustRoot.from_keys(keys, threshold, version)  # validates the threshold
+    payload = dumps_canonical(
+        {
+            "type": TRUST_TYPE,
+            "version": version,
+            "threshold": threshold,
+            "keys": [_b64(raw_public(k)) for k in keys],
+        }
+    )
+    signatures = [
+        {"keyid": keyid(s.public_key()).hex(), "sig": _b64(sign(s, TRUST_PAYLOAD_TYPE, payload))}
+        for s in signers
+    ]
+    envelope = {
+        "payloadType": TRUST_PAYLOAD_TYPE,
+        "payload": _b64(payload),
+        "signatures": signatures,
+    }
+    return dumps_canonical(envelope) + b"\n"
+
+
+def _open_envelope(data: bytes) -> tuple[bytes, list[Signature]]:
+    try:
+        obj = loads_strict(data, MAX_TRUST_BYTES)
+        if not isinstance(obj, dict) or set(obj) != {"payloadType", "payload", "signatures"}:
+            raise ValueError("trust file must be a DSSE envelope")
+        if obj["payloadType"] != TRUST_PAYLOAD_TYPE:
+            raise ValueError(f"payloadType must be {TRUST_PAYLOAD_TYPE}")
+        payload = _unb64(obj["payload"])
+        entries = obj["signatures"]
+        if not isinstance(entries, list) or len(entries) > 32:
+            raise ValueError("signatures must be a list of at most 32 entries")
+        return payload, [_signature(e) for e in entries]
+    except (StrictJSONError, ValueError, binascii.Error, TypeError, KeyError) as exc:
+        raise BundleRejected("malformed", f"trust file: {exc}") from None
+
+
+def _signature(entry: object) -> Signature:
+    if not isinstance(entry, dict) or set(entry) != {"keyid", "sig"}:
+        raise ValueError("each signature needs exactly keyid and sig")
+    fields = cast(dict[str, Any], entry)
+    return Signature(bytes.fromhex(fields["keyid"]), _unb64(fields["sig"]))
+
+
+def _parse_root(payload: bytes) -> TrustRoot:
+    try:
+        obj = loads_strict(payload, MAX_TRUST_BYTES)
+        if not isinstance(obj, dict) or set(obj) != {"type", "version", "threshold", "keys"}:
+            raise ValueError("payload needs exactly type, version, threshold and keys")
+        if obj["type"] != TRUST_TYPE:
+            raise ValueError(f"type must be {TRUST_TYPE}")
+        version, threshold = obj["version"], obj["threshold"]
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (version, threshold)):
+            raise ValueError("version and threshold must be integers")
+        keys = [Ed25519PublicKey.from_public_bytes(_unb64(k)) for k in obj["keys"]]
+        if len({raw_public(k) for k in keys}) != len(keys):
+            raise ValueError("keys must be distinct")
+        return TrustRoot.from_keys(keys, threshold, version)
+    except (StrictJSONError, ValueError, binascii.Error, TypeError) as exc:
+        raise BundleRejected("malformed", f"trust file payload: {exc}") from None
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _unb64(value: object) -> bytes:
+    if not isinstance(value, str):
+        raise TypeError("expected a base64 string")
+    return base64.b64decode(value, validate=True)
