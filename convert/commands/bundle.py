@@ -1,0 +1,123 @@
+"""``edge-convert bundle``: sign and encrypt a ``.tflite`` (plus its metadata, labels and
+canary) into a model bundle for a list of devices."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import time
+from pathlib import Path
+
+from agent.bundle.container import Limits
+from agent.bundle.crypto import CIPHERS, DEFAULT_CIPHER
+from agent.bundle.files import read_device_public, read_input
+from agent.bundle.keys import MAX_KEY_FILE, decode_release_private
+from agent.bundle.manifest import MAX_COUNTER
+from agent.bundle.writer import RecipientKey, Release, build_bundle
+from agent.canary import MAX_CANARY_BYTES, CanaryError, load_canary
+from agent.errors import InputError
+from agent.fsutil import atomic_write
+from agent.modelmeta import MAX_METADATA_BYTES, MetadataError, ModelMetadata
+
+_DURATION = re.compile(r"(\d+)([smhdw])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_MAX_LABELS = 1 << 20
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", type=Path, metavar="MODEL.tflite")
+    parser.add_argument("--name", required=True, help="model name (lower case, e.g. digits)")
+    parser.add_argument(
+        "--version", type=int, required=True, help="monotonic release counter N (>= 0)"
+    )
+    parser.add_argument("--signing-key", type=Path, action="append", required=True, default=[])
+    parser.add_argument(
+        "--recipient", type=Path, action="append", required=True, default=[], help="DEVICE.pub"
+    )
+    parser.add_argument("--metadata", type=Path, help="model metadata JSON (edge-convert convert)")
+    parser.add_argument("--labels", type=Path, help="labels.txt, one label per line")
+    parser.add_argument("--canary", type=Path, help="canary.npz (input, expected, atol)")
+    parser.add_argument("--cpu-model", type=Path, help="CPU variant of an Edge TPU model")
+    parser.add_argument("--hardware", action="append", default=[], help="allowed hardware id")
+    parser.add_argument("--expires", help="lifetime such as 30d, 12h, 2w (default: none)")
+    parser.add_argument("--cipher", choices=CIPHERS, default=DEFAULT_CIPHER)
+    parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.edgepkg")
+
+
+def parse_duration(text: str) -> int:
+    """Seconds in a duration like ``90m``, ``12h``, ``30d`` or ``1w2d``."""
+    parts = _DURATION.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise InputError(f"--expires {text!r}: use a number and a unit s, m, h, d or w (e.g. 30d)")
+    seconds = sum(int(n) * _UNIT_SECONDS[u] for n, u in parts)
+    if seconds <= 0:
+        raise InputError("--expires must be a positive duration")
+    return seconds
+
+
+def run(args: argparse.Namespace) -> int:
+    limits = Limits()
+    if not 0 <= args.version <= MAX_COUNTER:
+        raise InputError(f"--version must be in 0..{MAX_COUNTER}")
+    files = _files(args, limits)
+    metadata = _metadata(files.get("metadata.json"), args.metadata)
+    created = int(time.time())
+    release = Release(
+        name=args.name,
+        counter=args.version,
+        created=created,
+        expires=None if args.expires is None else created + parse_duration(args.expires),
+        hardware=tuple(args.hardware),
+        metadata=metadata,
+        cipher=args.cipher,
+    )
+    signers = [
+        decode_release_private(read_input(p, MAX_KEY_FILE, "signing key"), str(p))
+        for p in args.signing_key
+    ]
+    recipients = [
+        RecipientKey(d.device_id, d.public_key) for d in map(read_device_public, args.recipient)
+    ]
+    try:
+        bundle = build_bundle(release, files, signers, recipients, limits=limits)
+    except ValueError as exc:
+        raise InputError(f"cannot build bundle: {exc}") from None
+    atomic_write(args.output, bundle, 0o644)
+    print(
+        f"{args.output}: {args.name} release {args.version}, {len(bundle)} bytes, "
+        f"{len(signers)} signature(s), {len(recipients)} recipient(s)"
+    )
+    return 0
+
+
+def _files(args: argparse.Namespace, limits: Limits) -> dict[str, bytes]:
+    files = {"model.tflite": read_input(args.model, limits.max_payload, "model")}
+    optional = {
+        "model_cpu.tflite": (args.cpu_model, limits.max_payload),
+        "metadata.json": (args.metadata, MAX_METADATA_BYTES),
+        "labels.txt": (args.labels, _MAX_LABELS),
+        "canary.npz": (args.canary, MAX_CANARY_BYTES),
+    }
+    for name, (path, cap) in optional.items():
+        if path is not None:
+            files[name] = read_input(path, cap, name)
+    if "canary.npz" in files:
+        try:
+            load_canary(files["canary.npz"])
+        except CanaryError as exc:
+            raise InputError(f"{args.canary}: {exc}") from None
+    if "labels.txt" in files:
+        try:
+            files["labels.txt"].decode("utf-8")
+        except UnicodeDecodeError:
+            raise InputError(f"{args.labels} is not UTF-8 text") from None
+    return files
+
+
+def _metadata(data: bytes | None, path: Path | None) -> ModelMetadata | None:
+    if data is None:
+        return None
+    try:
+        return ModelMetadata.from_json(data)
+    except MetadataError as exc:
+        raise InputError(f"{path}: {exc}") from None
