@@ -1,0 +1,145 @@
+"""Camera frames through OpenCV: V4L2 devices, RTSP/HTTP streams and video files.
+
+A capture thread reads continuously and hands frames over through a :class:`LatestSlot`, so the
+consumer always gets the newest frame and stale ones are dropped (and counted). When a live
+device or stream fails it is released and reopened with jittered backoff. A video file can loop,
+and can be paced at its own fps (``pace="realtime"``) or read as fast as possible
+(``pace="unthrottled"``, for benchmarks; frames are then not dropped but wait for the consumer).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import cv2
+
+from agent.sources.base import Backoff, Frame, LatestSlot, SourceHealth
+
+logger = logging.getLogger(__name__)
+
+CameraKind = Literal["device", "stream", "file"]
+Pace = Literal["realtime", "unthrottled"]
+_STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
+
+
+@dataclass(frozen=True)
+class CameraTarget:
+    """What to open: ``value`` is passed to ``cv2.VideoCapture`` with ``api``."""
+
+    value: str | int
+    kind: CameraKind
+    api: int
+
+
+def parse_camera_target(target: str | int) -> CameraTarget:
+    """Classify ``target``: a V4L2 index or ``/dev/video*`` path, a stream URL, or a file."""
+    v4l2 = cv2.CAP_V4L2 if sys.platform.startswith("linux") else cv2.CAP_ANY
+    if isinstance(target, int) or (isinstance(target, str) and target.isdigit()):
+        return CameraTarget(int(target), "device", v4l2)
+    if target.startswith("/dev/"):
+        return CameraTarget(target, "device", v4l2)
+    if target.lower().startswith(_STREAM_SCHEMES):
+        return CameraTarget(target, "stream", cv2.CAP_FFMPEG)
+    return CameraTarget(target, "file", cv2.CAP_ANY)
+
+
+class CameraSource:
+    """Newest-frame-only capture from a camera, stream or video file."""
+
+    def __init__(
+        self,
+        target: str | int,
+        *,
+        loop: bool = False,
+        pace: Pace = "realtime",
+        keep_all: bool | None = None,
+        backoff: Backoff | None = None,
+        name: str = "",
+    ) -> None:
+        self.target = parse_camera_target(target)
+        self.loop = loop
+        self.pace: Pace = pace
+        if keep_all is None:
+            keep_all = self.target.kind == "file" and pace == "unthrottled"
+        self.health = SourceHealth(name or f"camera:{target}", logger)
+        self._slot: LatestSlot[Frame] = LatestSlot(block=keep_all)
+        self._backoff = backoff or Backoff()
+        self._stop = threading.Event()
+        self._finished = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=self.health.name, daemon=True)
+        self._thread.start()
+
+    @property
+    def finished(self) -> bool:
+        """True once a non-looping file has ended (or the source was closed)."""
+        return self._finished.is_set()
+
+    def get(self, timeout: float | None = None) -> Frame | None:
+        return self._slot.take(timeout)
+
+    def stats(self) -> dict[str, int]:
+        return self.health.stats(self._slot.dropped)
+
+    def close(self, timeout: float = 2.0) -> None:
+        self._stop.set()
+        self._slot.close()
+        self._thread.join(timeout)
+        self._finished.set()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                outcome = self._session()
+                if outcome in ("ended", "closed"):
+                    return
+                if outcome == "failed":
+                    self._stop.wait(self._backoff.next_delay())
+        finally:
+            self._finished.set()
+            self._slot.close()
+
+    def _session(self) -> str:
+        cap = cv2.VideoCapture(self.target.value, self.target.api)
+        try:
+            if not cap.isOpened():
+                self.health.bad("open_failed", f"cannot open {self.target.value!r}")
+                return "failed"
+            if self.target.kind != "file":
+                cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
+            return self._read_frames(cap)
+        finally:
+            cap.release()
+
+    def _read_frames(self, cap: Any) -> str:
+        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        paced = self.target.kind == "file" and self.pace == "realtime" and fps > 0
+        period = 1.0 / fps if paced else 0.0
+        due = time.monotonic()
+        frames = 0
+        while not self._stop.is_set():
+            ok, image = cap.read()
+            if not ok or image is None:
+                return self._end_of_frames(frames)
+            frames += 1
+            self._backoff.reset()
+            frame = Frame(image, time.monotonic(), self.health.next_seq(), self.health.name)
+            if not self._slot.put(frame):
+                return "closed"
+            if period:
+                due += period
+                self._stop.wait(max(0.0, due - time.monotonic()))
+        return "closed"
+
+    def _end_of_frames(self, frames: int) -> str:
+        if self.target.kind != "file":
+            self.health.bad("read_failed", f"{self.target.value!r} stopped delivering frames")
+            return "failed"
+        if frames == 0:
+            self.health.bad("read_failed", f"{self.target.value!r} has no readable frames")
+            return "failed" if self.loop else "ended"
+        return "reopen" if self.loop else "ended"

@@ -1,0 +1,177 @@
+"""Images dropped into a directory: each new file is decoded and yielded once.
+
+The directory is polled in the consumer's thread (no watcher thread). A file is taken only when
+its size and mtime are unchanged between two scans, so half-written files are left alone; hidden
+files (``.name``) and other extensions are ignored, so writers can also write ``.tmp`` and rename.
+A file rewritten under the same name (new size or mtime) counts as new. Oversized files are
+refused before reading; undecodable ones are counted and skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import struct
+import time
+from collections import deque
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from agent.errors import InputError
+from agent.fsutil import read_capped
+from agent.pipeline.preprocess import MAX_FRAME_PIXELS, validate_frame
+from agent.sources.base import Frame, SourceHealth
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
+DEFAULT_MAX_BYTES = 20 * 1024 * 1024
+
+
+def image_dimensions(data: bytes) -> tuple[int, int] | None:
+    """``(width, height)`` from a PNG, JPEG or BMP header, or None when not recognised."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
+        width, height = struct.unpack(">II", data[16:24])
+        return int(width), int(height)
+    if data[:2] == b"BM" and len(data) >= 26:
+        width, height = struct.unpack("<ii", data[18:26])
+        return abs(int(width)), abs(int(height))
+    if data[:2] == b"\xff\xd8":
+        return _jpeg_dimensions(data)
+    return None
+
+
+def _jpeg_dimensions(data: bytes) -> tuple[int, int] | None:
+    i = 2
+    while i + 9 < len(data):
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            i += 2
+            continue
+        (length,) = struct.unpack(">H", data[i + 2 : i + 4])
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            height, width = struct.unpack(">HH", data[i + 5 : i + 9])
+            return int(width), int(height)
+        i += 2 + length
+    return None
+
+
+class ImageDirSource:
+    """New image files in ``directory``, oldest first, each decoded to a BGR :class:`Frame`."""
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        extensions: tuple[str, ...] = DEFAULT_EXTENSIONS,
+        poll_interval: float = 0.5,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        max_pixels: int = MAX_FRAME_PIXELS,
+        include_existing: bool = True,
+    ) -> None:
+        self.directory = Path(directory)
+        self.extensions = tuple(e.lower() for e in extensions)
+        self.poll_interval = poll_interval
+        self.max_bytes = max_bytes
+        self.max_pixels = max_pixels
+        self.health = SourceHealth(f"imagedir:{directory}", logger)
+        self._done: dict[str, tuple[int, int]] = {}
+        self._pending: dict[str, tuple[int, int]] = {}
+        self._ready: deque[str] = deque()
+        self._next_scan = 0.0
+        self._closed = False
+        if not include_existing:
+            self._done = dict(self._listing())
+
+    @property
+    def finished(self) -> bool:
+        return self._closed
+
+    def stats(self) -> dict[str, int]:
+        return self.health.stats(0)
+
+    def close(self) -> None:
+        self._closed = True
+
+    def get(self, timeout: float | None = None) -> Frame | None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._closed:
+            while self._ready:
+                frame = self._load(self._ready.popleft())
+                if frame is not None:
+                    return frame
+            now = time.monotonic()
+            if now >= self._next_scan:
+                self._scan()
+                self._next_scan = now + self.poll_interval
+                continue
+            if deadline is not None and now >= deadline:
+                return None
+            wake = self._next_scan if deadline is None else min(self._next_scan, deadline)
+            time.sleep(max(0.0, wake - now))
+        return None
+
+    def _listing(self) -> list[tuple[str, tuple[int, int]]]:
+        try:
+            entries = list(os.scandir(self.directory))
+        except OSError as exc:
+            self.health.bad("scan_failed", f"cannot list {self.directory}: {exc.strerror}")
+            return []
+        found = []
+        for entry in entries:
+            name = entry.name
+            if name.startswith(".") or not name.lower().endswith(self.extensions):
+                continue
+            try:
+                st = entry.stat()
+            except OSError:
+                continue
+            if entry.is_file():
+                found.append((st.st_mtime_ns, name, (st.st_size, st.st_mtime_ns)))
+        found.sort()
+        return [(name, sig) for _, name, sig in found]
+
+    def _scan(self) -> None:
+        listing = self._listing()
+        present = {name for name, _ in listing}
+        for name, sig in listing:
+            if self._done.get(name) == sig:
+                continue
+            if self._pending.get(name) == sig:
+                del self._pending[name]
+                self._done[name] = sig
+                self._ready.append(name)
+            else:
+                self._pending[name] = sig
+        for table in (self._done, self._pending):
+            for name in [n for n in table if n not in present]:
+                del table[name]
+
+    def _load(self, name: str) -> Frame | None:
+        path = self.directory / name
+        try:
+            data = read_capped(path, self.max_bytes)
+        except ValueError:
+            self.health.bad("too_large", f"{name} is larger than {self.max_bytes} bytes")
+            return None
+        except OSError as exc:
+            self.health.bad("read_failed", f"cannot read {name}: {exc.strerror}")
+            return None
+        dims = image_dimensions(data)
+        if dims is not None and dims[0] * dims[1] > self.max_pixels:
+            self.health.bad("too_large", f"{name} is {dims[0]}x{dims[1]} pixels")
+            return None
+        image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+        if image is None:
+            self.health.bad("undecodable", f"{name} is not a decodable image")
+            return None
+        try:
+            validate_frame(image, max_pixels=self.max_pixels)
+        except InputError as exc:
+            self.health.bad("bad_frame", f"{name}: {exc}")
+            return None
+        return Frame(image, time.monotonic(), self.health.next_seq(), name)
