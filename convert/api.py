@@ -1,0 +1,259 @@
+"""Convert a Keras model to TFLite and prove the result still works (orchestration).
+
+:func:`convert_keras` runs the TensorFlow part in a worker process (:mod:`convert._worker`),
+then loads the result with the real LiteRT interpreter to validate it, time it and describe it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+
+from agent.errors import BackendError, InputError
+from agent.fsutil import atomic_write
+from agent.modelmeta import ModelMetadata, Preprocess, Quantization
+from agent.tflite_info import TFLiteInfo, read_tflite
+from convert._worker import PROGRESS_PREFIX
+from convert.artifacts import Canary, build_metadata, default_atol
+from convert.edgetpu_compiler import compile_for_edgetpu
+from convert.litert_run import LiteRTModel, quantize
+from convert.report import ReportInputs, build_report
+from convert.validation import Validation, compare
+
+logger = logging.getLogger(__name__)
+
+QUANTIZE_MODES = ("float32", "float16", "dynamic", "int8")
+IO_TYPES = ("float32", "int8", "uint8")
+DEFAULT_CALIBRATION_SAMPLES = 300
+
+
+def _quiet(_: str) -> None:
+    """Default progress sink: say nothing."""
+
+
+@dataclass(frozen=True)
+class ConvertOptions:
+    """How to convert. ``color=None`` picks gray for 1 channel, else rgb."""
+
+    quantize: str = "float32"
+    io_type: str = "float32"
+    representative: Path | None = None
+    calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES
+    validate: Path | None = None
+    max_accuracy_drop: float | None = None
+    threads: int = 2
+    latency_runs: int = 20
+    color: str | None = None
+    mean: tuple[float, ...] = (0.0,)
+    std: tuple[float, ...] = (255.0,)
+    labels: tuple[str, ...] = ()
+    edgetpu: bool = False
+    min_tpu_coverage: float | None = None
+    reference_float32: bool = True
+    progress: Callable[[str], None] = field(default=_quiet, compare=False)
+
+
+@dataclass(frozen=True)
+class ConversionResult:
+    tflite_path: Path
+    report: dict[str, Any]
+    metadata: ModelMetadata
+    validation: Validation | None = None
+    canary: Canary | None = None
+
+
+class WorkerTraceback(Exception):
+    """Carries the worker's traceback text so ``-v`` can show it as the cause."""
+
+
+def check_options(options: ConvertOptions) -> None:
+    """Reject inconsistent options before any slow work starts."""
+    if options.quantize not in QUANTIZE_MODES:
+        raise InputError(f"--quantize must be one of {', '.join(QUANTIZE_MODES)}")
+    if options.io_type not in IO_TYPES:
+        raise InputError(f"--io-type must be one of {', '.join(IO_TYPES)}")
+    if options.io_type != "float32" and options.quantize != "int8":
+        raise InputError(f"--io-type {options.io_type} needs --quantize int8")
+    if options.quantize == "int8" and options.representative is None:
+        raise InputError(
+            "int8 needs --representative (a directory of images, or a .npy/.npz of samples): "
+            "random calibration silently ruins accuracy"
+        )
+    if options.edgetpu and options.quantize != "int8":
+        raise InputError("--edgetpu needs full-integer quantization: use --quantize int8")
+    if options.max_accuracy_drop is not None and options.validate is None:
+        raise InputError("--max-accuracy-drop needs --validate with labelled data")
+    if not 1 <= options.calibration_samples <= 100_000:
+        raise InputError("--calibration-samples must be between 1 and 100000")
+    if options.threads < 1:
+        raise InputError("--threads must be at least 1")
+    if options.min_tpu_coverage is not None and not 0.0 <= options.min_tpu_coverage <= 1.0:
+        raise InputError("--min-tpu-coverage is a fraction between 0 and 1")
+
+
+def convert_keras(src: Path, out: Path, options: ConvertOptions) -> ConversionResult:
+    """Convert ``src`` to ``out`` (written atomically) and build the report, metadata, canary.
+
+    The accuracy limit is not enforced here, so a caller can still save the report first; call
+    :func:`check_accuracy` with ``options.max_accuracy_drop`` afterwards.
+    """
+    check_options(options)
+    with tempfile.TemporaryDirectory(prefix="edge-convert-") as tmp:
+        workdir = Path(tmp)
+        worker = _run_worker(src, workdir, options)
+        model = (workdir / "model.tflite").read_bytes()
+        info = read_tflite(model)
+        if info.has_dynamic_shapes:
+            raise BackendError("the converted model still has a dynamic input or output shape")
+        reference = workdir / "float32.tflite"
+        float32_size = reference.stat().st_size if reference.exists() else len(model)
+        runtime = LiteRTModel(model, options.threads)
+        validation, canary = _validate(workdir, runtime, options)
+        edgetpu = _edgetpu(workdir, model, out, options)
+        atomic_write(out, model)
+    options.progress(f"timing {options.latency_runs} invocations on {options.threads} threads")
+    facts = ReportInputs(
+        source=str(src),
+        output=str(out),
+        quantization=options.quantize,
+        io_type=options.io_type,
+        size_bytes=len(model),
+        float32_size_bytes=float32_size,
+        latency_ms=runtime.median_latency_ms(options.latency_runs),
+        threads=options.threads,
+        latency_runs=options.latency_runs,
+        calibration_samples=int(worker["calibration_samples"]),
+    )
+    report = build_report(facts, info, validation, edgetpu)
+    metadata = _metadata(info, options, src)
+    return ConversionResult(out, report, metadata, validation, canary)
+
+
+def _metadata(info: TFLiteInfo, options: ConvertOptions, src: Path) -> ModelMetadata:
+    channels = info.inputs[0].spec.shape[-1] if info.inputs[0].spec.shape else 1
+    color = options.color or ("gray" if channels == 1 else "rgb")
+    preprocess = Preprocess(color=cast(Any, color), mean=options.mean, std=options.std)
+    return build_metadata(
+        info, cast(Quantization, options.quantize), preprocess, options.labels, src.name
+    )
+
+
+def _validate(
+    workdir: Path, runtime: LiteRTModel, options: ConvertOptions
+) -> tuple[Validation | None, Canary | None]:
+    if options.validate is None:
+        return None, None
+    x = np.load(workdir / "validate_x.npy")
+    keras_out = np.load(workdir / "keras_outputs.npy")
+    y_path = workdir / "validate_y.npy"
+    y = np.load(y_path) if y_path.exists() else None
+    options.progress(f"running the TFLite model on {len(x)} validation samples")
+    tflite_out = runtime.predict(x)
+    validation = compare(keras_out.reshape(tflite_out.shape), tflite_out, y)
+    canary = Canary(
+        input=quantize(x[:1], runtime.input_spec),
+        expected=tflite_out[:1].astype(np.float32),
+        atol=default_atol(runtime.output_spec.scale if runtime.output_spec.quantized else 0.0),
+    )
+    return validation, canary
+
+
+def check_accuracy(validation: Validation | None, limit: float | None) -> None:
+    """Raise :class:`BackendError` with the numbers when accuracy dropped more than ``limit``."""
+    if limit is None or validation is None:
+        return
+    drop = validation.accuracy_drop_points
+    if drop is None:
+        raise InputError("--max-accuracy-drop needs labels: the validation .npz has no 'y'")
+    if drop > limit:
+        raise BackendError(
+            f"accuracy dropped {drop:.2f} points (Keras {validation.keras_accuracy:.4f}, "
+            f"TFLite {validation.tflite_accuracy:.4f}), more than --max-accuracy-drop {limit:g}"
+        )
+
+
+def _edgetpu(
+    workdir: Path, model: bytes, out: Path, options: ConvertOptions
+) -> dict[str, Any] | None:
+    if not options.edgetpu:
+        return None
+    options.progress("compiling for the Edge TPU")
+    staged = workdir / out.name
+    staged.write_bytes(model)
+    log, _ = compile_for_edgetpu(staged, out.parent)
+    if options.min_tpu_coverage is not None and log.coverage < options.min_tpu_coverage:
+        names = ", ".join(f"{o.op} ({o.status})" for o in log.unmapped) or "none listed"
+        raise BackendError(
+            f"Edge TPU coverage {log.coverage:.2f} is below --min-tpu-coverage "
+            f"{options.min_tpu_coverage:g}: {log.tpu_ops} ops on TPU, {log.cpu_ops} on CPU; "
+            f"not mapped: {names}"
+        )
+    return log.to_dict()
+
+
+def _run_worker(src: Path, workdir: Path, options: ConvertOptions) -> dict[str, Any]:
+    request = {
+        "src": str(src),
+        "workdir": str(workdir),
+        "quantize": options.quantize,
+        "io_type": options.io_type,
+        "representative": None if options.representative is None else str(options.representative),
+        "samples": options.calibration_samples,
+        "validate": None if options.validate is None else str(options.validate),
+        "reference_float32": options.reference_float32,
+        "preprocess": {
+            "color": options.color or "rgb",
+            "mean": list(options.mean),
+            "std": list(options.std),
+        },
+    }
+    request_path = workdir / "request.json"
+    request_path.write_text(json.dumps(request))
+    noise = _stream_worker(request_path, options.progress)
+    result_path = workdir / "result.json"
+    if not result_path.exists():
+        raise BackendError("the conversion worker died without a result") from WorkerTraceback(
+            noise
+        )
+    result: dict[str, Any] = json.loads(result_path.read_text())
+    if not result["ok"]:
+        error = InputError if result["kind"] == "input" else BackendError
+        raise error(result["message"]) from WorkerTraceback(result["traceback"])
+    return result
+
+
+def _stream_worker(request: Path, progress: Callable[[str], None]) -> str:
+    """Run the worker, forwarding its progress lines; return the rest of its stderr."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
+    root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    noise: list[str] = []
+    with subprocess.Popen(
+        [sys.executable, "-m", "convert._worker", str(request)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    ) as proc:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if line.startswith(PROGRESS_PREFIX):
+                progress(line[len(PROGRESS_PREFIX) :].rstrip("\n"))
+            else:
+                noise.append(line)
+    logger.debug("conversion worker exited with %s", proc.returncode)
+    return "".join(noise[-200:])
+
+
+__all__ = ["ConversionResult", "ConvertOptions", "check_accuracy", "check_options", "convert_keras"]

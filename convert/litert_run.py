@@ -1,0 +1,94 @@
+"""Run a converted model with the real LiteRT interpreter: outputs for validation, and latency.
+
+The model comes from bytes. Inputs are given as float32 and quantized here with the input
+tensor's own scale and zero point; outputs come back dequantized to float32.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from agent.errors import BackendError
+from agent.modelmeta import TensorSpec
+
+Float32Array = npt.NDArray[np.float32]
+
+
+def quantize(x: npt.NDArray[np.floating[Any]], spec: TensorSpec) -> npt.NDArray[Any]:
+    """Float input to the tensor's dtype: ``round(x / scale) + zero_point``, clipped."""
+    if not spec.quantized:
+        return np.asarray(x, dtype=spec.dtype)
+    info = np.iinfo(np.dtype(spec.dtype))
+    q = np.round(np.asarray(x, np.float64) / spec.scale) + spec.zero_point
+    return np.clip(q, info.min, info.max).astype(spec.dtype)
+
+
+def dequantize(q: npt.NDArray[Any], spec: TensorSpec) -> Float32Array:
+    """Tensor values to float32 (wide integer cast first, so no int8 overflow)."""
+    if not spec.quantized:
+        return np.asarray(q, dtype=np.float32)
+    wide = q.astype(np.int64) - spec.zero_point
+    return (wide * spec.scale).astype(np.float32)
+
+
+class LiteRTModel:
+    """One interpreter over model bytes; not thread-safe (use one per thread)."""
+
+    def __init__(self, model: bytes, threads: int = 2) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        try:
+            self._interpreter = Interpreter(model_content=model, num_threads=threads)
+            self._interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise BackendError(f"LiteRT cannot load the model: {exc}") from exc
+        self._input = self._interpreter.get_input_details()[0]
+        self._output = self._interpreter.get_output_details()[0]
+        self.input_spec = _spec(self._input)
+        self.output_spec = _spec(self._output)
+
+    def invoke_raw(self, tensor: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        """Run one already-quantized input tensor; return the raw output tensor."""
+        self._interpreter.set_tensor(self._input["index"], tensor)
+        self._interpreter.invoke()
+        out: npt.NDArray[Any] = self._interpreter.get_tensor(self._output["index"]).copy()
+        return out
+
+    def predict(self, x: Float32Array) -> Float32Array:
+        """Dequantized outputs for float samples ``x`` of shape ``(N, *input)``, one at a time."""
+        outputs = [
+            dequantize(
+                self.invoke_raw(quantize(sample[None, ...], self.input_spec)), self.output_spec
+            )
+            for sample in x
+        ]
+        return np.concatenate(outputs, axis=0)
+
+    def median_latency_ms(self, runs: int = 20, warmup: int = 3) -> float:
+        """Median wall time of ``invoke()`` in milliseconds on a fixed input."""
+        tensor = np.zeros(self.input_spec.shape, dtype=self.input_spec.dtype)
+        self._interpreter.set_tensor(self._input["index"], tensor)
+        for _ in range(warmup):
+            self._interpreter.invoke()
+        times = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            self._interpreter.invoke()
+            times.append((time.perf_counter() - start) * 1000.0)
+        return statistics.median(times)
+
+
+def _spec(detail: dict[str, Any]) -> TensorSpec:
+    scale, zero_point = detail.get("quantization", (0.0, 0))
+    return TensorSpec(
+        name=str(detail["name"]),
+        shape=tuple(int(d) for d in detail["shape"]),
+        dtype=np.dtype(detail["dtype"]).name,
+        scale=float(scale),
+        zero_point=int(zero_point),
+    )
