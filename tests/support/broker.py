@@ -15,12 +15,15 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import paho.mqtt.client as paho
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 _START_TIMEOUT_S = 10.0
 _STOP_TIMEOUT_S = 10.0
@@ -210,6 +213,69 @@ class MosquittoBroker:
 
     def close(self) -> None:
         self.kill()
+
+
+@dataclass(frozen=True)
+class Received:
+    topic: str
+    payload: bytes
+    retain: bool
+
+
+class Subscriber:
+    """An independent paho client (not our adapter) that records what arrives on a filter."""
+
+    def __init__(
+        self,
+        broker: MosquittoBroker,
+        topic_filter: str,
+        client_id: str = "",
+        *,
+        persistent: bool = False,
+    ) -> None:
+        """``persistent``: a broker-side session (clean_session false) that survives the broker's
+        restart when it runs with ``persistence=True``; needs a ``client_id``."""
+        self._lock = threading.Lock()
+        self._messages: list[Received] = []
+        self._subscribed = threading.Event()
+        self._client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=paho.MQTTv311,
+            clean_session=not persistent,
+        )
+        self._client.reconnect_delay_set(min_delay=0.05, max_delay=0.5)
+        if broker.username is not None:
+            self._client.username_pw_set(broker.username, broker.password)
+        self._client.on_connect = lambda c, _u, _f, _rc, _p: c.subscribe(topic_filter, qos=1)
+        self._client.on_subscribe = lambda *_args: self._subscribed.set()
+        self._client.on_message = self._on_message
+        self._client.connect(broker.host, broker.port, keepalive=10)
+        self._client.loop_start()
+        if not self._subscribed.wait(5.0):
+            pytest.fail(f"test subscriber could not subscribe to {topic_filter}")
+
+    def _on_message(self, _client: paho.Client, _userdata: object, msg: paho.MQTTMessage) -> None:
+        with self._lock:
+            self._messages.append(Received(msg.topic, bytes(msg.payload), bool(msg.retain)))
+
+    @property
+    def messages(self) -> list[Received]:
+        with self._lock:
+            return list(self._messages)
+
+    def wait_for(self, predicate: Callable[[list[Received]], bool], timeout: float = 10.0) -> None:
+        """Wait until ``predicate(messages)`` holds; fail the test with what arrived if not."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate(self.messages):
+                return
+            time.sleep(0.02)
+        pytest.fail(f"condition not met within {timeout} s; received {self.messages[-5:]}")
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
 
 
 @pytest.fixture

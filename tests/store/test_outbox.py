@@ -1,0 +1,166 @@
+"""The SQLite outbox: durable sequence numbers, bounds, acknowledgement, crash recovery."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from agent.store.outbox import Outbox, OutboxError
+
+TOPIC = "edge/pi-1/results"
+
+
+def _payload(seq: int) -> bytes:
+    return f'{{"seq":{seq}}}'.encode()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_sequence_numbers_start_at_one_and_increase(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox.db")
+    assert [outbox.enqueue(TOPIC, _payload) for _ in range(3)] == [1, 2, 3]
+    assert [item.payload for item in outbox.next_batch(10)] == [_payload(s) for s in (1, 2, 3)]
+    outbox.close()
+
+
+def test_clean_restart_continues_the_sequence_without_reuse_after_deletes(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox.db")
+    for _ in range(3):
+        outbox.enqueue(TOPIC, _payload)
+    for item in outbox.next_batch(3):
+        outbox.mark_sent(item.seq, 100 + item.seq)
+        assert outbox.ack(100 + item.seq)
+    assert outbox.stats().depth == 0
+    outbox.close()
+    reopened = Outbox(tmp_path / "outbox.db")
+    assert reopened.enqueue(TOPIC, _payload) == 4
+    reopened.close()
+
+
+def test_unclean_restart_skips_the_reserved_block_instead_of_reusing(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.db"
+    crashed = Outbox(path, seq_block=100)
+    assert crashed.enqueue(TOPIC, _payload) == 1
+    crashed.enqueue(TOPIC, _payload)
+    del crashed  # no close(): as after SIGKILL or a power cut
+    reopened = Outbox(path, seq_block=100)
+    assert reopened.enqueue(TOPIC, _payload) == 101
+    reopened.close()
+
+
+def test_items_left_by_a_crash_are_sent_again_as_historical(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.db"
+    first = Outbox(path)
+    first.enqueue(TOPIC, _payload)
+    first.enqueue(TOPIC, _payload)
+    (item, _) = first.next_batch(2)
+    first.mark_sent(item.seq, 7)  # sent, but the process dies before the PUBACK
+    assert [i.historical for i in first.next_batch(5)] == [False]
+    del first
+    second = Outbox(path)
+    batch = second.next_batch(5)
+    assert [(i.seq, i.historical) for i in batch] == [(1, True), (2, True)]
+    assert second.stats().depth == 2
+    second.close()
+
+
+def test_ack_deletes_only_the_acknowledged_item(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox.db")
+    for _ in range(3):
+        outbox.enqueue(TOPIC, _payload)
+    for item in outbox.next_batch(3):
+        outbox.mark_sent(item.seq, item.seq * 10)
+    assert outbox.ack(20) is True
+    assert outbox.ack(20) is False
+    assert outbox.ack(999) is False
+    outbox.release_inflight()
+    assert [i.seq for i in outbox.next_batch(5)] == [1, 3]
+    assert outbox.stats().depth == 2
+    outbox.close()
+
+
+def test_in_flight_items_are_not_offered_again_until_released(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox.db")
+    for _ in range(3):
+        outbox.enqueue(TOPIC, _payload)
+    outbox.mark_sent(1, 11)
+    assert [i.seq for i in outbox.next_batch(5)] == [2, 3]
+    assert outbox.release_inflight() == 1
+    assert [i.seq for i in outbox.next_batch(5)] == [1, 2, 3]
+    outbox.close()
+
+
+def test_byte_bound_drops_the_oldest_and_counts_persistently(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.db"
+    outbox = Outbox(path, max_bytes=100)
+    for _ in range(10):
+        outbox.enqueue(TOPIC, lambda seq: bytes([seq]) * 30)
+    stats = outbox.stats()
+    assert (stats.depth, stats.bytes, stats.dropped) == (3, 90, 7)
+    assert [i.seq for i in outbox.next_batch(10)] == [8, 9, 10]
+    outbox.close()
+    reopened = Outbox(path, max_bytes=100)
+    assert reopened.stats().dropped == 7
+    assert reopened.stats().bytes == 90
+    reopened.close()
+
+
+def test_age_bound_drops_expired_items_and_counts(tmp_path: Path) -> None:
+    clock = Clock()
+    outbox = Outbox(tmp_path / "outbox.db", max_age_s=60.0, clock=clock)
+    outbox.enqueue(TOPIC, _payload)
+    outbox.enqueue(TOPIC, _payload)
+    clock.now += 30
+    outbox.enqueue(TOPIC, _payload)
+    clock.now += 45
+    assert outbox.expire() == 2
+    assert [i.seq for i in outbox.next_batch(5)] == [3]
+    assert outbox.stats().dropped == 2
+    outbox.close()
+
+
+def test_an_item_larger_than_the_whole_bound_is_refused(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox.db", max_bytes=10)
+    with pytest.raises(OutboxError, match="exceeds the outbox bound"):
+        outbox.enqueue(TOPIC, lambda _seq: b"x" * 11)
+    assert outbox.enqueue(TOPIC, lambda _seq: b"ok") == 1
+    outbox.close()
+
+
+def _fill(outbox: Outbox) -> None:
+    for _ in range(100):
+        outbox.enqueue(TOPIC, lambda _seq: b"y" * 4000)
+
+
+def test_disk_full_is_a_clear_counted_error_and_nothing_is_corrupted(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.db"
+    outbox = Outbox(path, max_bytes=10**9)
+    outbox.enqueue(TOPIC, _payload)
+    pages = outbox._db.execute("PRAGMA page_count").fetchone()[0]
+    outbox._db.execute(f"PRAGMA max_page_count = {pages + 2}")  # the "disk" is now full
+    with pytest.raises(OutboxError, match="database or disk is full") as info:
+        _fill(outbox)
+    assert "cannot store result" in str(info.value)
+    assert outbox.stats().write_errors == 1
+    stored = outbox.stats().depth
+    outbox.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert db.execute("SELECT COUNT(*) FROM items").fetchone()[0] == stored
+    reopened = Outbox(path)
+    assert reopened.enqueue(TOPIC, _payload) == stored + 1
+    reopened.close()
+
+
+def test_database_runs_in_wal_mode(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox.db")
+    assert outbox._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    outbox.close()
