@@ -25,6 +25,7 @@ from agent.modelmeta import ModelMetadata, Preprocess, Quantization
 from agent.tflite_info import TFLiteInfo, read_tflite
 from convert._worker import PROGRESS_PREFIX
 from convert.artifacts import Canary, build_metadata, default_atol
+from convert.datasets import IMAGE_SUFFIXES
 from convert.edgetpu_compiler import compile_for_edgetpu
 from convert.litert_run import LiteRTModel, quantize
 from convert.report import ReportInputs, build_report
@@ -101,6 +102,29 @@ def check_options(options: ConvertOptions) -> None:
         raise InputError("--min-tpu-coverage is a fraction between 0 and 1")
 
 
+def check_paths(src: Path, out: Path, options: ConvertOptions) -> None:
+    """Fail fast, before starting TensorFlow, on paths that cannot work."""
+    if not src.exists():
+        raise InputError(f"model {src} does not exist")
+    if src.is_dir() and not (src / "saved_model.pb").exists():
+        raise InputError(f"model {src} is a directory but not a SavedModel (no saved_model.pb)")
+    if not out.parent.is_dir():
+        raise InputError(f"output directory {out.parent} does not exist")
+    for flag, path in (
+        ("--representative", options.representative),
+        ("--validate", options.validate),
+    ):
+        if path is not None and not path.exists():
+            raise InputError(f"{flag} {path} does not exist")
+    rep = options.representative
+    if rep is not None and rep.is_dir() and not _has_images(rep):
+        raise InputError(f"--representative directory {rep} contains no images")
+
+
+def _has_images(directory: Path) -> bool:
+    return any(p.suffix.lower() in IMAGE_SUFFIXES for p in directory.iterdir())
+
+
 def convert_keras(src: Path, out: Path, options: ConvertOptions) -> ConversionResult:
     """Convert ``src`` to ``out`` (written atomically) and build the report, metadata, canary.
 
@@ -108,6 +132,7 @@ def convert_keras(src: Path, out: Path, options: ConvertOptions) -> ConversionRe
     :func:`check_accuracy` with ``options.max_accuracy_drop`` afterwards.
     """
     check_options(options)
+    check_paths(src, out, options)
     with tempfile.TemporaryDirectory(prefix="edge-convert-") as tmp:
         workdir = Path(tmp)
         worker = _run_worker(src, workdir, options)

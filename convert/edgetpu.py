@@ -23,7 +23,7 @@ _TPU_COUNT = re.compile(r"Number of operations that will run on Edge TPU:\s*(\d+
 _CPU_COUNT = re.compile(r"Number of operations that will run on CPU:\s*(\d+)")
 _TOTAL = re.compile(r"Total number of operations:\s*(\d+)")
 _ROW = re.compile(r"^([A-Z][A-Z0-9_]*)\s+(\d+)\s+(\S.*?)\s*$")
-_ERROR = re.compile(r"^(ERROR|Error|error)\b.*|.*(Compilation failed|Internal compiler error).*$")
+_ERROR = re.compile(r"^(ERROR|Error|error)\b|Compilation failed|Internal compiler error")
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ def parse_compiler_log(text: str) -> CompilerLog:
         total = _int(_TOTAL, text)
         if total is not None and not operations:
             cpu = total - tpu
-    errors = tuple(m.group(0).strip() for m in _ERROR.finditer(text) if m.group(0).strip())
+    errors = tuple(line.strip() for line in text.splitlines() if _ERROR.search(line.strip()))
     version = _VERSION.search(text)
     succeeded = (
         "Model compiled successfully" in text or "Compilation succeeded" in text
