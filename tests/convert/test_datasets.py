@@ -47,7 +47,7 @@ def test_npz_uses_key_x_and_the_sample_limit(tmp_path: Path) -> None:
 def test_integer_samples_are_rejected_naming_the_dtype(tmp_path: Path) -> None:
     path = tmp_path / "cal.npy"
     np.save(path, np.zeros((10, 8, 8, 1), np.uint8))
-    with pytest.raises(InputError, match="got dtype uint8$"):
+    with pytest.raises(InputError, match=r"got dtype uint8$"):
         load_representative(path, (8, 8, 1), Preprocess(), 300)
 
 
