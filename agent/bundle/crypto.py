@@ -34,7 +34,6 @@ WRAPPED_KEY_SIZE = KEY_SIZE + TAG_SIZE
 KEYID_SIZE = 32
 SIGNATURE_SIZE = 64
 _WRAP_INFO = b"edge-agent bundle key wrap v1"
-_MAX_CHUNKS = 1 << 64
 
 
 class AEAD(Protocol):
