@@ -176,3 +176,30 @@ def test_window_to_input_reshapes_and_quantizes() -> None:
 def test_window_of_wrong_size_is_an_input_error() -> None:
     with pytest.raises(InputError, match="needs 6"):
         window_to_input(np.zeros((2, 2)), TensorSpec("w", (1, 3, 2), "float32"))
+
+
+def test_non_integer_downscale_decimates_by_area_then_finishes_linearly() -> None:
+    frame = _rng_frame(480, 640, seed=4)
+    meta = _meta((1, 224, 224, 3), "uint8", scale=1.0, color="bgr", std=(1.0,))
+    tensor, _ = Preprocessor(meta)(frame)
+    half = cv2.resize(frame, (320, 240), interpolation=cv2.INTER_AREA)
+    expected = cv2.resize(half, (224, 224), interpolation=cv2.INTER_LINEAR)
+    np.testing.assert_array_equal(tensor[0], expected)
+
+
+def test_per_channel_quantized_table_matches_the_formula() -> None:
+    frame = _rng_frame(6, 6, seed=5)
+    meta = _meta(
+        (1, 6, 6, 3),
+        "int8",
+        scale=0.02,
+        zero_point=3,
+        mean=(120.0, 110.0, 100.0),
+        std=(60.0, 55.0, 50.0),
+    )
+    tensor, _ = Preprocessor(meta)(frame)
+    rgb = frame[:, :, ::-1].astype(np.float64)
+    x = (rgb - np.array([120.0, 110.0, 100.0])) / np.array([60.0, 55.0, 50.0])
+    expected = np.clip(np.rint(x / 0.02) + 3, -128, 127).astype(np.int8)
+    assert np.max(np.abs(tensor[0].astype(int) - expected.astype(int))) <= 1
+    assert np.mean(tensor[0] == expected) > 0.95  # float32 vs float64 at rounding ties
