@@ -73,7 +73,7 @@ class ModelConfig:
     accelerator: Accelerator = "cpu"
     backend: str = "auto"
     threads: int | None = None
-    hardware_ids: tuple[str, ...] = ()
+    hardware_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -332,7 +332,7 @@ def _model(t: _Table) -> ModelConfig:
         accelerator=cast(Accelerator, t.choice("accelerator", "cpu", ("cpu", "edgetpu", "auto"))),
         backend=t.choice("backend", "auto", ("auto", "litert", "tflite_runtime", "tflite")),
         threads=None if threads is None else t.integer("threads", 1, 1, 64),
-        hardware_ids=t.strings("hardware_ids"),
+        hardware_id=t.optional_string("hardware_id"),
     )
 
 

@@ -90,7 +90,11 @@ def check_block(verified: VerifiedManifest, index: int, block: bytes | memoryvie
 
 
 class BundleVerifier:
-    """Verifies one bundle for one device at one time; each step needs the previous one."""
+    """Verifies one bundle for one device at one time; each step needs the previous one.
+
+    ``reopen_installed`` is for re-opening the bundle this device already installed (at start-up):
+    a counter equal to the installed one is then accepted; a lower one is still a rollback.
+    """
 
     def __init__(
         self,
@@ -102,8 +106,10 @@ class BundleVerifier:
         limits: Limits | None = None,
         aead_factory: AEADFactory = make_aead,
         manifest_parser: ManifestParser = parse_manifest,
+        reopen_installed: bool = False,
     ) -> None:
         self._trust = trust
+        self._reopen_installed = reopen_installed
         self._device = device
         self._state = state
         self._now = int(now)
@@ -213,7 +219,7 @@ class BundleVerifier:
                 "rollback",
                 f"{manifest.name} release {manifest.counter} is older than installed {highest}",
             )
-        if manifest.counter == highest:
+        if manifest.counter == highest and not self._reopen_installed:
             raise BundleRejected(
                 "already_installed", f"{manifest.name} release {manifest.counter} is installed"
             )

@@ -60,6 +60,18 @@ def test_equal_counter_is_already_installed(world: World) -> None:
     assert _code(world, world.bundle(counter=5), state=state)[0] == "already_installed"
 
 
+def test_reopening_the_installed_release_accepts_its_counter_but_not_a_lower_one(
+    world: World,
+) -> None:
+    state = ReleaseState().installed("digits", 5, NOW - 100)
+    bundle = open_bundle(
+        world.bundle(counter=5), world.verifier(state=state, reopen_installed=True)
+    )
+    assert bundle.verified.manifest.counter == 5
+    code, _ = _code(world, world.bundle(counter=4), state=state, reopen_installed=True)
+    assert code == "rollback"
+
+
 def test_counters_are_per_model_name(world: World) -> None:
     state = ReleaseState().installed("faces", 50, NOW - 100)
     bundle = open_bundle(world.bundle(counter=5), world.verifier(state=state))

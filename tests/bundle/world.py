@@ -82,6 +82,7 @@ class World:
         now: float = NOW,
         calls: Calls | None = None,
         limits: Limits | None = None,
+        reopen_installed: bool = False,
     ) -> BundleVerifier:
         calls = calls or Calls()
         return BundleVerifier(
@@ -92,6 +93,7 @@ class World:
             limits=limits,
             aead_factory=calls.aead,
             manifest_parser=calls.parser,
+            reopen_installed=reopen_installed,
         )
 
 
