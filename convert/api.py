@@ -61,6 +61,7 @@ class ConvertOptions:
     edgetpu: bool = False
     min_tpu_coverage: float | None = None
     reference_float32: bool = True
+    float32_size_bytes: int | None = None  # known float32 size: skips the reference conversion
     progress: Callable[[str], None] = field(default=_quiet, compare=False)
 
 
@@ -141,7 +142,9 @@ def convert_keras(src: Path, out: Path, options: ConvertOptions) -> ConversionRe
         if info.has_dynamic_shapes:
             raise BackendError("the converted model still has a dynamic input or output shape")
         reference = workdir / "float32.tflite"
-        float32_size = reference.stat().st_size if reference.exists() else len(model)
+        float32_size = options.float32_size_bytes or (
+            reference.stat().st_size if reference.exists() else len(model)
+        )
         runtime = LiteRTModel(model, options.threads)
         validation, canary = _validate(workdir, runtime, options)
         edgetpu = _edgetpu(workdir, model, out, options)
@@ -235,7 +238,7 @@ def _run_worker(src: Path, workdir: Path, options: ConvertOptions) -> dict[str, 
         "representative": None if options.representative is None else str(options.representative),
         "samples": options.calibration_samples,
         "validate": None if options.validate is None else str(options.validate),
-        "reference_float32": options.reference_float32,
+        "reference_float32": options.reference_float32 and options.float32_size_bytes is None,
         "preprocess": {
             "color": options.color or "rgb",
             "mean": list(options.mean),
