@@ -75,21 +75,24 @@ class Forwarder:
         self.acked = 0
 
     def handle(self, event: Event) -> None:
-        """Apply one client event: a new connection re-sends the backlog; PUBACK deletes."""
+        """Apply one client event: a lost connection turns the queue into backlog (historical);
+        PUBACK deletes."""
         if isinstance(event, Published):
             if self.outbox.ack(event.mid):
                 self.acked += 1
         elif isinstance(event, Connected):
             self._generation = event.generation
             self.connected = True
+            self.outbox.live = True
             self.outbox.release_inflight()
-            self.outbox.mark_backlog()
         elif (
             isinstance(event, Disconnected | ConnectRefused)
             and event.generation >= self._generation
         ):
             self.connected = False
+            self.outbox.live = False
             self.outbox.release_inflight()
+            self.outbox.mark_backlog()
 
     def pump(self) -> int:
         """Publish as many queued items as the window allows; return how many were handed over."""

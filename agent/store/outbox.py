@@ -14,10 +14,12 @@ a reused number.
 
 Bounds: total payload bytes and age; the oldest items are dropped first and counted (persisted).
 
-Historical: rows present when the outbox opens, and rows still queued when a connection comes up
-(:meth:`mark_backlog`), are flagged ``historical``; the forwarder rebuilds their payload with
-``"historical": true`` when it (re)sends them. A row is deleted only on PUBACK, so a result may be
-delivered twice (same ``seq``), never silently lost within the bounds.
+Historical means "not delivered in real time": rows left from a previous run (flagged when the
+outbox opens), rows queued or in flight when a connection is lost (:meth:`mark_backlog`), rows
+enqueued while there is no connection (``live`` is false), and rows re-sent because their PUBACK
+never came. The forwarder rebuilds their payload with ``"historical": true`` when it sends them.
+A row is deleted only on PUBACK, so a result may be delivered twice (same ``seq``), never silently
+lost within the bounds.
 """
 
 from __future__ import annotations
@@ -84,6 +86,7 @@ class Outbox:
         self._inflight: dict[int, tuple[int, float]] = {}  # seq -> (token, sent at, monotonic)
         self._by_token: dict[int, int] = {}
         self.write_errors = 0
+        self.live = True  # the forwarder clears this while there is no connection
         self._open()
 
     # -- opening and closing ------------------------------------------------------------------
@@ -130,8 +133,9 @@ class Outbox:
                 self._reserve(seq)
             with self._transaction():
                 self._db.execute(
-                    "INSERT INTO items (seq, topic, payload, created) VALUES (?, ?, ?, ?)",
-                    (seq, topic, payload, self._clock()),
+                    "INSERT INTO items (seq, topic, payload, created, historical) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (seq, topic, payload, self._clock(), int(not self.live)),
                 )
                 self._set_meta("last_seq", seq)
                 dropped = self._evict(extra_bytes=len(payload))
@@ -243,12 +247,21 @@ class Outbox:
         """Forget in-flight items sent more than ``older_than_s`` ago (a PUBACK went missing)."""
         limit = time.monotonic() - older_than_s
         stale = [seq for seq, (_token, sent) in self._inflight.items() if sent < limit]
+        if not stale:
+            return 0
+        try:
+            with self._transaction():
+                self._db.executemany(
+                    "UPDATE items SET historical = 1 WHERE seq = ?", [(seq,) for seq in stale]
+                )
+        except sqlite3.Error as exc:
+            raise self._write_failed("flag re-sent results", exc) from None
         for seq in stale:
             self._forget(seq)
         return len(stale)
 
     def mark_backlog(self) -> None:
-        """Flag every queued row historical: it was not delivered on the connection it met."""
+        """Flag every queued row historical: the connection it was meant for is gone."""
         try:
             with self._transaction():
                 self._db.execute("UPDATE items SET historical = 1 WHERE historical = 0")

@@ -233,11 +233,13 @@ class Subscriber:
         *,
         persistent: bool = False,
     ) -> None:
-        """``persistent``: a broker-side session (clean_session false) that survives the broker's
-        restart when it runs with ``persistence=True``; needs a ``client_id``."""
+        """``persistent``: a broker-side session (clean_session false, needs a ``client_id``). It
+        survives a graceful ``restart()`` of a broker made with ``persistence=True`` (mosquitto
+        saves on SIGTERM); after ``kill()`` only what its autosave wrote, so wait for
+        ``wait_subscribed(n)`` instead."""
         self._lock = threading.Lock()
         self._messages: list[Received] = []
-        self._subscribed = threading.Event()
+        self._subacks = 0
         self._client = paho.Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
@@ -248,12 +250,25 @@ class Subscriber:
         if broker.username is not None:
             self._client.username_pw_set(broker.username, broker.password)
         self._client.on_connect = lambda c, _u, _f, _rc, _p: c.subscribe(topic_filter, qos=1)
-        self._client.on_subscribe = lambda *_args: self._subscribed.set()
+        self._client.on_subscribe = self._on_subscribe
         self._client.on_message = self._on_message
         self._client.connect(broker.host, broker.port, keepalive=10)
         self._client.loop_start()
-        if not self._subscribed.wait(5.0):
-            pytest.fail(f"test subscriber could not subscribe to {topic_filter}")
+        self.wait_subscribed(1)
+
+    def _on_subscribe(self, *_args: object) -> None:
+        with self._lock:
+            self._subacks += 1
+
+    def wait_subscribed(self, times: int, timeout: float = 10.0) -> None:
+        """Wait for the ``times``-th SUBACK (it resubscribes on every reconnect)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if self._subacks >= times:
+                    return
+            time.sleep(0.01)
+        pytest.fail(f"test subscriber not subscribed {times} time(s) within {timeout} s")
 
     def _on_message(self, _client: paho.Client, _userdata: object, msg: paho.MQTTMessage) -> None:
         with self._lock:
@@ -264,14 +279,21 @@ class Subscriber:
         with self._lock:
             return list(self._messages)
 
-    def wait_for(self, predicate: Callable[[list[Received]], bool], timeout: float = 10.0) -> None:
+    def wait_for(
+        self,
+        predicate: Callable[[list[Received]], bool],
+        timeout: float = 10.0,
+        describe: Callable[[list[Received]], str] | None = None,
+    ) -> None:
         """Wait until ``predicate(messages)`` holds; fail the test with what arrived if not."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if predicate(self.messages):
                 return
             time.sleep(0.02)
-        pytest.fail(f"condition not met within {timeout} s; received {self.messages[-5:]}")
+        got = self.messages
+        detail = describe(got) if describe else f"last received {got[-5:]}"
+        pytest.fail(f"condition not met within {timeout} s; {len(got)} received; {detail}")
 
     def close(self) -> None:
         self._client.disconnect()
