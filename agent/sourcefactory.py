@@ -1,0 +1,53 @@
+"""Build the configured input source (an adapter over :mod:`agent.sources`)."""
+
+from __future__ import annotations
+
+import queue
+from typing import Protocol
+
+from agent.config import SourceConfig
+from agent.secrets import FileResolver
+from agent.sources.base import Frame, Reading
+from agent.sources.camera import CameraSource, Pace
+from agent.sources.imagedir import ImageDirSource
+from agent.sources.lines import LineFormat
+from agent.sources.sensor import QueueReadingSource, StreamSensorSource
+
+
+class InputSource(Protocol):
+    @property
+    def finished(self) -> bool: ...
+
+    def get(self, timeout: float | None = None) -> Frame | Reading | None: ...
+
+    def stats(self) -> dict[str, int]: ...
+
+    def close(self) -> None: ...
+
+
+def line_format(config: SourceConfig) -> LineFormat:
+    return LineFormat(fields=config.fields, max_line=config.max_line_bytes)
+
+
+def build_source(
+    config: SourceConfig, resolver: FileResolver, sensor_queue: queue.Queue[bytes] | None = None
+) -> InputSource:
+    """The source named by ``config.type``. ``sensor_queue`` feeds ``mqtt_sensor``."""
+    kind = config.type
+    if kind == "camera":
+        return CameraSource(config.device or "0", name="camera")
+    if kind == "stream":
+        return CameraSource(config.url or "", name="stream")
+    path = str(resolver.path(config.path or ""))
+    if kind == "video":
+        pace: Pace = "realtime" if config.realtime else "unthrottled"
+        return CameraSource(path, loop=config.loop, pace=pace, name="video")
+    if kind == "images":
+        return ImageDirSource(path, poll_interval=config.poll_s, max_bytes=config.max_image_bytes)
+    if kind == "sensor":
+        return StreamSensorSource(path, baud=config.baud, fmt=line_format(config))
+    if sensor_queue is None:
+        raise RuntimeError("mqtt_sensor needs the queue the MQTT subscription feeds")
+    return QueueReadingSource(
+        sensor_queue, fmt=line_format(config), max_payload=config.max_line_bytes
+    )
