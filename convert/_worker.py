@@ -62,7 +62,7 @@ def _load(src: Path) -> _Model:
     try:
         model = tf.keras.models.load_model(src, compile=False)
     except Exception as exc:
-        raise InputError(f"{src} is not a loadable Keras model ({type(exc).__name__})") from exc
+        raise InputError(f"{src} is not a loadable Keras model ({_first_line(exc)})") from exc
     inputs = model.inputs
     if len(inputs) != 1:
         raise InputError(f"model {src} has {len(inputs)} inputs; only single-input models work")
@@ -70,6 +70,11 @@ def _load(src: Path) -> _Model:
     if any(d is None for d in shape):
         raise InputError(f"model {src} has an input with unknown dimensions {shape}")
     return _Model(lambda x: model(x, training=False), shape, model)
+
+
+def _first_line(exc: BaseException, limit: int = 160) -> str:
+    text = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _load_saved_model(src: Path) -> _Model:
@@ -81,7 +86,7 @@ def _load_saved_model(src: Path) -> _Model:
         loaded = tf.saved_model.load(str(src))
         signature = loaded.signatures["serving_default"]
     except Exception as exc:
-        raise InputError(f"{src} is not a loadable SavedModel ({type(exc).__name__})") from exc
+        raise InputError(f"{src} is not a loadable SavedModel ({_first_line(exc)})") from exc
     specs = signature.structured_input_signature[1]
     if len(specs) != 1:
         raise InputError(f"SavedModel {src} has {len(specs)} inputs; only single-input models work")

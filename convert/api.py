@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,7 @@ logger = logging.getLogger(__name__)
 QUANTIZE_MODES = ("float32", "float16", "dynamic", "int8")
 IO_TYPES = ("float32", "int8", "uint8")
 DEFAULT_CALIBRATION_SAMPLES = 300
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
 def _quiet(_: str) -> None:
@@ -109,6 +111,8 @@ def check_paths(src: Path, out: Path, options: ConvertOptions) -> None:
         raise InputError(f"model {src} does not exist")
     if src.is_dir() and not (src / "saved_model.pb").exists():
         raise InputError(f"model {src} is a directory but not a SavedModel (no saved_model.pb)")
+    if src.is_file():
+        _check_model_file(src)
     if not out.parent.is_dir():
         raise InputError(f"output directory {out.parent} does not exist")
     for flag, path in (
@@ -120,6 +124,15 @@ def check_paths(src: Path, out: Path, options: ConvertOptions) -> None:
     rep = options.representative
     if rep is not None and rep.is_dir() and not _has_images(rep):
         raise InputError(f"--representative directory {rep} contains no images")
+
+
+def _check_model_file(src: Path) -> None:
+    if src.suffix == ".keras" and not zipfile.is_zipfile(src):
+        raise InputError(f"{src} is not a Keras model: a .keras file is a zip archive")
+    if src.suffix in (".h5", ".hdf5"):
+        with open(src, "rb") as handle:
+            if handle.read(len(_HDF5_SIGNATURE)) != _HDF5_SIGNATURE:
+                raise InputError(f"{src} is not a Keras model: a .h5 file is an HDF5 file")
 
 
 def _has_images(directory: Path) -> bool:

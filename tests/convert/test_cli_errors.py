@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -65,12 +66,24 @@ def test_canary_without_validation_is_rejected(
     assert message == "--canary needs --validate: the canary is the first validation sample"
 
 
-@pytest.mark.tensorflow
 def test_file_that_is_not_a_keras_model_is_rejected(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     fake = tmp_path / "fake.keras"
     fake.write_bytes(b"this is not a zip archive")
+    code, message = _run([str(fake), "-o", str(tmp_path / "m.tflite")], capsys)
+    assert code == 2
+    assert message == f"{fake} is not a Keras model: a .keras file is a zip archive"
+    assert not (tmp_path / "m.tflite").exists()
+
+
+@pytest.mark.tensorflow
+def test_zip_that_is_not_a_keras_model_is_rejected_by_keras(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake = tmp_path / "fake.keras"
+    with zipfile.ZipFile(fake, "w") as archive:
+        archive.writestr("readme.txt", "a zip, but not a Keras model")
     code, message = _run([str(fake), "-o", str(tmp_path / "m.tflite")], capsys)
     assert code == 2
     assert message.startswith(f"{fake} is not a loadable Keras model (")
