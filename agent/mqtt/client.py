@@ -266,6 +266,8 @@ class MqttClient:
         self._connected.clear()
         if session.decision is None:
             detail = session.last_socket_error or str(reason)
+            if self.settings.tls is not None and self.settings.tls.cert_file is None:
+                detail += "; the broker may require a client certificate (mqtt.cert_file)"
             self._note_failure(session, f"connection closed before CONNACK: {detail}", log=True)
         elif was_connected and not self._stopping.is_set():
             self._note_failure(session, f"connection lost: {reason}", log=True)

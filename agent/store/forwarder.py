@@ -118,16 +118,28 @@ class Forwarder:
     def step(self, events: BoundedQueue[Event], wait_s: float) -> list[Event]:
         """Wait up to ``wait_s`` for events, apply all that are queued, pump; return them."""
         seen: list[Event] = []
+        acks: list[int] = []  # consecutive PUBACKs are deleted in one transaction
         event = events.get(wait_s)
         while event is not None:
             seen.append(event)
-            try:
-                self.handle(event)
-            except OutboxError as exc:
-                _log.error("%s", exc)
+            if isinstance(event, Published):
+                acks.append(event.mid)
+            else:
+                self._guarded(self._ack, acks)
+                acks = []
+                self._guarded(self.handle, event)
             event = events.get(0)
+        self._guarded(self._ack, acks)
+        self._guarded(self.pump)
+        return seen
+
+    def _ack(self, tokens: list[int]) -> None:
+        self.acked += self.outbox.ack_many(tokens)
+
+    @staticmethod
+    def _guarded(action: Callable[..., object], *args: object) -> None:
+        """Outbox trouble (disk full) is logged and counted there; the loop goes on."""
         try:
-            self.pump()
+            action(*args)
         except OutboxError as exc:
             _log.error("%s", exc)
-        return seen

@@ -219,22 +219,28 @@ class Outbox:
 
     def ack(self, token: int) -> bool:
         """PUBACK for ``token``: delete its item. False if unknown (not ours, or dropped)."""
-        seq = self._by_token.pop(token, None)
-        if seq is None:
-            return False
-        self._inflight.pop(seq, None)
+        return self.ack_many([token]) == 1
+
+    def ack_many(self, tokens: list[int]) -> int:
+        """PUBACKs for ``tokens``, deleted in one transaction; return how many rows went."""
+        seqs = [seq for token in tokens if (seq := self._by_token.pop(token, None)) is not None]
+        if not seqs:
+            return 0
+        for seq in seqs:
+            self._inflight.pop(seq, None)
+        deleted: list[int] = []
         try:
             with self._transaction():
-                cursor = self._db.execute(
-                    "DELETE FROM items WHERE seq = ? RETURNING LENGTH(payload)", (seq,)
-                )
-                deleted = cursor.fetchall()
+                for seq in seqs:
+                    cursor = self._db.execute(
+                        "DELETE FROM items WHERE seq = ? RETURNING LENGTH(payload)", (seq,)
+                    )
+                    deleted.extend(int(size) for (size,) in cursor.fetchall())
         except sqlite3.Error as exc:
-            raise self._write_failed("delete acknowledged result", exc) from None
-        for (size,) in deleted:
-            self._depth -= 1
-            self._bytes -= int(size)
-        return bool(deleted)
+            raise self._write_failed("delete acknowledged results", exc) from None
+        self._depth -= len(deleted)
+        self._bytes -= sum(deleted)
+        return len(deleted)
 
     def release_inflight(self) -> int:
         """The connection ended: nothing in flight will be acknowledged; send it again later."""

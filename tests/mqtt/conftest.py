@@ -1,4 +1,4 @@
-"""Fixtures for the MQTT tests: the real mosquitto broker, TLS material, a 3.1.1-only gate."""
+"""MQTT test fixtures: TLS material and a 3.1.1-only gate (``broker`` comes from tests/support)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import contextlib
 import datetime
 import ipaddress
 import socket
-import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,14 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-_ROOT = Path(__file__).resolve().parents[2]
-if str(_ROOT) not in sys.path:  # until pyproject sets pytest `pythonpath = ["."]`
-    sys.path.insert(0, str(_ROOT))
-
-from tests.support.broker import MosquittoBroker, broker, make_broker  # noqa: E402
-
-__all__ = ["broker", "make_broker"]
-
+from tests.support.broker import MosquittoBroker
 
 # -- TLS: a CA, a server certificate for 127.0.0.1, a client certificate ----------------------
 
