@@ -154,7 +154,8 @@ class MqttClient:
                 info.wait_for_publish(max(0.0, deadline - time.monotonic()))
             except (RuntimeError, ValueError) as exc:
                 _log.warning("could not publish offline before stopping: %s", exc)
-            client.disconnect()
+        if client is not None:
+            client.disconnect()  # also ends an attempt still waiting for its CONNACK
         if session is not None:
             session.done.wait(max(0.0, deadline - time.monotonic()))
             session.done.set()

@@ -19,7 +19,7 @@ from agent.mqtt.events import Connected, ConnectRefused, Published, Subscription
 from agent.mqtt.policy import Protocol
 from agent.mqtt.settings import MqttSettings, TLSFiles
 from agent.mqtt.topics import DeviceTopics, Topic
-from tests.support.broker import BrokerTLS, MosquittoBroker, Received, Subscriber
+from tests.support.broker import BrokerTLS, MosquittoBroker, Received, Subscriber, free_port
 
 pytestmark = pytest.mark.broker
 
@@ -274,3 +274,13 @@ def test_tls_rejects_a_broker_signed_by_another_ca(
     client = _start(started, _client(secure.url, tls=TLSFiles(ca_file=other_ca)))
     with pytest.raises(TransportError, match="CERTIFICATE_VERIFY_FAILED"):
         client.wait_connected(2)
+
+
+def test_stop_returns_promptly_while_the_broker_is_unreachable() -> None:
+    client = _client(f"mqtt://127.0.0.1:{free_port()}")
+    client.start()
+    time.sleep(0.3)
+    started_at = time.monotonic()
+    client.stop(timeout=3)
+    assert time.monotonic() - started_at < 1.0
+    assert "Connection refused" in client.last_error

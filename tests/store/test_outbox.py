@@ -164,3 +164,15 @@ def test_database_runs_in_wal_mode(tmp_path: Path) -> None:
     outbox = Outbox(tmp_path / "outbox.db")
     assert outbox._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     outbox.close()
+
+
+def test_ack_many_deletes_every_known_token_in_one_transaction(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox.db")
+    for _ in range(4):
+        outbox.enqueue(TOPIC, _payload)
+    for item in outbox.next_batch(4):
+        outbox.mark_sent(item.seq, item.seq + 50)
+    assert outbox.ack_many([51, 53, 77]) == 2
+    assert outbox.in_flight == 2
+    assert outbox.stats().depth == 2
+    outbox.close()
