@@ -34,7 +34,7 @@ from agent.errors import BundleRejected, ConfigError
 from agent.fsutil import atomic_write
 from agent.modelmeta import MetadataError, ModelMetadata
 from agent.runtime import LoadedModel, open_model
-from agent.secrets import FileResolver, read_secret
+from agent.secrets import FileResolver, read_public, read_secret
 
 log = logging.getLogger(__name__)
 
@@ -65,14 +65,14 @@ def load_credentials(config: AgentConfig, resolver: FileResolver) -> Credentials
     """The trusted release keys and this device's identity, from the files the config names."""
     keys = config.keys
     if keys.trust_file:
-        data = read_secret(resolver, "keys.trust_file", keys.trust_file)
+        data = read_public(resolver, "keys.trust_file", keys.trust_file)
         try:
             trust = load_trust(data)
         except BundleRejected as exc:
             raise ConfigError("keys.trust_file", str(exc)) from None
     elif keys.trusted_keys:
         publics = [
-            decode_release_public(read_secret(resolver, f"keys.trusted_keys[{i}]", name), name)
+            decode_release_public(read_public(resolver, f"keys.trusted_keys[{i}]", name), name)
             for i, name in enumerate(keys.trusted_keys)
         ]
         trust = TrustRoot.from_keys(publics, keys.threshold)

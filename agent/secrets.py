@@ -49,17 +49,27 @@ class FileResolver:
 
 def read_secret(resolver: FileResolver, key: str, name: str) -> bytes:
     """Read a secret file named at config key ``key``; warn when others may read it."""
+    path, info, data = _read(resolver, key, name)
+    if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        log.warning("%s (%s) is readable by group or others; chmod 600 it", path, key)
+    return data
+
+
+def read_public(resolver: FileResolver, key: str, name: str) -> bytes:
+    """Read a non-secret file the config names (a public key, the trust file)."""
+    return _read(resolver, key, name)[2]
+
+
+def _read(resolver: FileResolver, key: str, name: str) -> tuple[Path, os.stat_result, bytes]:
     path = resolver.path(name)
     try:
         info = path.stat()
         if info.st_size > MAX_SECRET_BYTES:
-            raise ConfigError(key, f"{path} is {info.st_size} bytes; a secret is at most 64 KiB")
+            raise ConfigError(key, f"{path} is {info.st_size} bytes; such a file is at most 64 KiB")
         data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(key, f"cannot read {path}: {exc.strerror}") from None
-    if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        log.warning("%s (%s) is readable by group or others; chmod 600 it", path, key)
-    return data
+    return path, info, data
 
 
 def referenced_files(config: AgentConfig) -> list[tuple[str, str]]:

@@ -2,29 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import cv2
 import numpy as np
-from sklearn.datasets import load_digits
+
+from convert.samples import digit_frames as _digit_frames
+from convert.samples import write_video
+
+__all__ = ["digit_frames", "write_video"]
 
 
 def digit_frames(count: int, side: int = 64) -> list[np.ndarray]:
     """``count`` BGR uint8 frames of real handwritten digits, ``side`` x ``side``."""
-    images = load_digits().images[:count]
-    frames = []
-    for image in images:
-        gray = np.rint(image * (255.0 / 16.0)).astype(np.uint8)
-        big = cv2.resize(gray, (side, side), interpolation=cv2.INTER_NEAREST)
-        frames.append(cv2.cvtColor(big, cv2.COLOR_GRAY2BGR))
-    return frames
-
-
-def write_video(path: Path, frames: list[np.ndarray], fps: float) -> Path:
-    h, w = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
-    assert writer.isOpened()
-    for frame in frames:
-        writer.write(frame)
-    writer.release()
-    return path
+    return _digit_frames(count, side)[0]

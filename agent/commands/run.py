@@ -1,0 +1,26 @@
+"""``edge-agent run --config PATH``: the long-running service (systemd's ExecStart)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from agent.config import load_config
+from agent.lifecycle import Flags
+from agent.service import Service
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        type=Path,
+        required=True,
+        help="the agent's TOML config (see docs/configuration.md)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    flags = Flags()
+    flags.install()
+    return Service(config, args.config, flags).run()
