@@ -1,0 +1,313 @@
+"""The agent against the physical limit: the bare ``Interpreter.invoke`` loop on the same model.
+
+For the sample digits model and a MobileNetV2-shaped model (int8, converted by our converter,
+bundled, signed and encrypted), the real agent runs as its own process on a video file with a
+private mosquitto, and an independent paho subscriber measures:
+
+* results/s (video read unthrottled) ÷ bare invoke loop/s, same model, same threads;
+* p99 frame→publish latency (subscriber receipt − capture time, video paced at its fps)
+  minus the bare invoke p50;
+* agent RSS − bare-interpreter-process RSS;
+* cold start: process spawn → first result at the subscriber.
+
+Medians of ``--runs`` runs. ``python -m bench.bench_agent [--runs 3] [--models digits,mobilenet]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import paho.mqtt.client as paho
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from paho.mqtt.enums import CallbackAPIVersion
+
+from agent.bundle import RecipientKey, Release, build_bundle
+from agent.bundle.keys import encode_private, encode_release_public
+from agent.modelmeta import ModelMetadata
+from convert.api import ConvertOptions, convert_keras
+from convert.samples import digit_frames, write_video
+from tests.support.broker import MosquittoBroker
+
+ROOT = Path(__file__).resolve().parents[1]
+THREADS = 2
+DEVICE = "bench-1"
+
+_BARE = r"""
+import json, sys, time, numpy as np
+from ai_edge_litert.interpreter import Interpreter
+model = open(sys.argv[1], "rb").read()
+n, threads = int(sys.argv[2]), int(sys.argv[3])
+it = Interpreter(model_content=model, num_threads=threads)
+it.allocate_tensors()
+d = it.get_input_details()[0]
+it.set_tensor(d["index"], np.zeros(d["shape"], d["dtype"]))
+for _ in range(10):
+    it.invoke()
+times = []
+start = time.perf_counter()
+for _ in range(n):
+    t = time.perf_counter(); it.invoke(); times.append(time.perf_counter() - t)
+total = time.perf_counter() - start
+rss = [int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmRSS")][0]
+print(json.dumps({"per_s": n / total, "p50_ms": float(np.median(times)) * 1000, "rss": rss}))
+"""
+
+
+@dataclass
+class Case:
+    name: str
+    tflite: bytes
+    metadata: ModelMetadata
+    video: Path
+    frames: int
+    fps: float
+
+
+def _convert_digits(work: Path) -> tuple[bytes, ModelMetadata]:
+    models = ROOT / "models" / "digits"
+    result = convert_keras(
+        models / "digits.keras",
+        work / "digits.tflite",
+        ConvertOptions(
+            quantize="int8",
+            representative=models / "calibration.npz",
+            color="gray",
+            mean=(0.0,),
+            std=(255.0,),
+            labels=tuple((models / "labels.txt").read_text().split()),
+        ),
+    )
+    return result.tflite_path.read_bytes(), result.metadata
+
+
+def _convert_mobilenet(work: Path) -> tuple[bytes, ModelMetadata]:
+    from bench.bench_convert import _calibration_images, _mobilenet
+
+    source = _mobilenet(work)
+    images = _calibration_images(work)
+    result = convert_keras(
+        source,
+        work / "mobilenet.tflite",
+        ConvertOptions(
+            quantize="int8",
+            representative=images,
+            color="rgb",
+            mean=(127.5,),
+            std=(127.5,),
+        ),
+    )
+    return result.tflite_path.read_bytes(), result.metadata
+
+
+def _photo_frames(count: int) -> list[np.ndarray]:
+    from skimage import data
+
+    photos = [data.astronaut(), data.coffee(), data.chelsea(), data.rocket()]
+    frames = []
+    for i in range(count):
+        rgb = photos[i % len(photos)]
+        frame = cv2.resize(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), (640, 480))
+        frames.append(np.roll(frame, i * 3, axis=1))
+    return frames
+
+
+def _case(name: str, work: Path) -> Case:
+    work.mkdir(parents=True, exist_ok=True)
+    if name == "digits":
+        tflite, meta = _convert_digits(work)
+        images, _ = digit_frames(600, side=64)
+        return Case(name, tflite, meta, write_video(work / "digits.avi", images, 30.0), 600, 30.0)
+    tflite, meta = _convert_mobilenet(work)
+    images = _photo_frames(300)
+    return Case(name, tflite, meta, write_video(work / "photos.avi", images, 15.0), 300, 15.0)
+
+
+def _bare(case: Case, work: Path) -> dict[str, float]:
+    path = work / f"{case.name}.bare.tflite"
+    path.write_bytes(case.tflite)
+    count = 20000 if case.name == "digits" else 400
+    out = subprocess.run(
+        [sys.executable, "-c", _BARE, str(path), str(count), str(THREADS)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+class _Watcher:
+    def __init__(self, broker: MosquittoBroker) -> None:
+        self.received: list[tuple[float, bytes]] = []
+        self._lock = threading.Lock()
+        self._client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv311)
+        self._client.on_connect = lambda c, *_: c.subscribe(f"edge/{DEVICE}/results", qos=1)
+        self._client.on_message = self._on_message
+        self._client.connect(broker.host, broker.port)
+        self._client.loop_start()
+        time.sleep(0.3)
+
+    def _on_message(self, _c: object, _u: object, msg: paho.MQTTMessage) -> None:
+        with self._lock:
+            self.received.append((time.time(), bytes(msg.payload)))
+
+    def wait(self, count: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if len(self.received) >= count:
+                    return
+            time.sleep(0.01)
+        raise RuntimeError(f"only {len(self.received)} of {count} results arrived")
+
+    def close(self) -> None:
+        self._client.loop_stop()
+        self._client.disconnect()
+
+
+def _device_files(case: Case, work: Path, broker: MosquittoBroker, realtime: bool) -> Path:
+    release, device = Ed25519PrivateKey.generate(), X25519PrivateKey.generate()
+    (work / "release.pub").write_bytes(encode_release_public(release.public_key()))
+    (work / "device.key").write_bytes(encode_private(device))
+    (work / "device.key").chmod(0o600)
+    files = {"model.tflite": case.tflite, "metadata.json": case.metadata.to_json()}
+    bundle = build_bundle(
+        Release(case.name, 1, int(time.time()) - 60, metadata=case.metadata),
+        files,
+        [release],
+        [RecipientKey(DEVICE, device.public_key())],
+    )
+    (work / "model.edgepkg").write_bytes(bundle)
+    config = work / "agent.toml"
+    config.write_text(
+        f'device_id = "{DEVICE}"\nstate_dir = "{work / "state"}"\n'
+        f'[mqtt]\nurl = "{broker.url}"\n'
+        '[keys]\ntrusted_keys = ["release.pub"]\ndevice_key = "device.key"\n'
+        f'[model]\nbundle = "model.edgepkg"\nthreads = {THREADS}\n'
+        f'[source]\ntype = "video"\npath = "{case.video}"\n'
+        f"realtime = {'true' if realtime else 'false'}\n"
+        "[output]\ntop_k = 1\n[status]\ninterval_s = 1.0\n"
+    )
+    return config
+
+
+def _peak_rss(pid: int, stop: threading.Event, out: list[int]) -> None:
+    while not stop.is_set():
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    out.append(int(line.split()[1]) * 1024)
+        except OSError:
+            return
+        stop.wait(0.05)
+
+
+def _agent_run(case: Case, work: Path, *, realtime: bool) -> dict[str, float]:
+    work.mkdir(parents=True)
+    broker = MosquittoBroker(work / "broker").start()
+    watcher = _Watcher(broker)
+    config = _device_files(case, work, broker, realtime)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    spawned = time.time()
+    with open(work / "agent.log", "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "agent.cli", "run", "--config", str(config)],
+            stdout=log,
+            stderr=log,
+            env=env,
+        )
+    stop, rss = threading.Event(), []
+    sampler = threading.Thread(target=_peak_rss, args=(process.pid, stop, rss))
+    sampler.start()
+    try:
+        watcher.wait(case.frames, timeout=300)
+    finally:
+        stop.set()
+        sampler.join()
+        process.terminate()
+        process.wait(30)
+        watcher.close()
+        broker.close()
+    arrivals = [t for t, _ in watcher.received]
+    results = [json.loads(p) for _, p in watcher.received]
+    latencies = [(t - r["ts"]) * 1000 for t, r in zip(arrivals, results, strict=True)]
+    span = arrivals[-1] - arrivals[0]
+    return {
+        "per_s": (len(arrivals) - 1) / span,
+        "p99_ms": float(np.percentile(latencies, 99)),
+        "rss": float(max(rss)),
+        "cold_start_s": arrivals[0] - spawned,
+    }
+
+
+def _median(runs: Sequence[dict[str, float]], key: str) -> float:
+    return statistics.median(r[key] for r in runs)
+
+
+def _report(
+    case: Case,
+    bare: list[dict[str, float]],
+    fast: list[dict[str, float]],
+    paced: list[dict[str, float]],
+) -> list[str]:
+    bare_rate, bare_p50 = _median(bare, "per_s"), _median(bare, "p50_ms")
+    rate = _median(fast, "per_s")
+    p99 = _median(paced, "p99_ms")
+    rss = _median(paced + fast, "rss") - _median(bare, "rss")
+    cold = _median(paced + fast, "cold_start_s")
+    return [
+        f"| {case.name} | bare invoke loop | {bare_rate:,.0f}/s (p50 {bare_p50:.3f} ms) |",
+        f"| {case.name} | agent results/s (unthrottled video) | {rate:,.0f}/s |",
+        f"| {case.name} | **ratio agent ÷ bare** (target ≥ 0.95) | **{rate / bare_rate:.2f}** |",
+        f"| {case.name} | p99 frame→publish − invoke p50 (target ≤ 3 ms) "
+        f"| **{p99 - bare_p50:.2f} ms** (p99 {p99:.2f} ms at {case.fps:g} fps) |",
+        f"| {case.name} | agent RSS − bare RSS (target ≤ 40 MB) | **{rss / 1e6:.1f} MB** |",
+        f"| {case.name} | cold start → first result (target ≤ 2 s) | **{cold:.2f} s** |",
+    ]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--models", default="digits,mobilenet")
+    args = parser.parse_args(argv)
+    lines = [
+        f"machine: {platform.machine()} {platform.processor() or ''} {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}, threads={THREADS}, medians of {args.runs} runs",
+        "",
+        "| model | measure | result |",
+        "| --- | --- | --- |",
+    ]
+    with tempfile.TemporaryDirectory(prefix="bench-agent-") as tmp:
+        root = Path(tmp)
+        for name in args.models.split(","):
+            print(f"preparing {name} ...", file=sys.stderr, flush=True)
+            case = _case(name, root / name)
+            bare = [_bare(case, root / name) for _ in range(args.runs)]
+            fast = [
+                _agent_run(case, root / name / f"fast{i}", realtime=False) for i in range(args.runs)
+            ]
+            paced = [
+                _agent_run(case, root / name / f"paced{i}", realtime=True) for i in range(args.runs)
+            ]
+            lines += _report(case, bare, fast, paced)
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
