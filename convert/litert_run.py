@@ -14,26 +14,10 @@ import numpy as np
 import numpy.typing as npt
 
 from agent.errors import BackendError
-from agent.modelmeta import TensorSpec
+from agent.pipeline.tensors import dequantize, quantize
+from agent.runtime.model import tensor_spec as _spec
 
 Float32Array = npt.NDArray[np.float32]
-
-
-def quantize(x: npt.NDArray[np.floating[Any]], spec: TensorSpec) -> npt.NDArray[Any]:
-    """Float input to the tensor's dtype: ``round(x / scale) + zero_point``, clipped."""
-    if not spec.quantized:
-        return np.asarray(x, dtype=spec.dtype)
-    info = np.iinfo(np.dtype(spec.dtype))
-    q = np.round(np.asarray(x, np.float64) / spec.scale) + spec.zero_point
-    return np.clip(q, info.min, info.max).astype(spec.dtype)
-
-
-def dequantize(q: npt.NDArray[Any], spec: TensorSpec) -> Float32Array:
-    """Tensor values to float32 (wide integer cast first, so no int8 overflow)."""
-    if not spec.quantized:
-        return np.asarray(q, dtype=np.float32)
-    wide = q.astype(np.int64) - spec.zero_point
-    return (wide * spec.scale).astype(np.float32)
 
 
 class LiteRTModel:
@@ -81,14 +65,3 @@ class LiteRTModel:
             self._interpreter.invoke()
             times.append((time.perf_counter() - start) * 1000.0)
         return statistics.median(times)
-
-
-def _spec(detail: dict[str, Any]) -> TensorSpec:
-    scale, zero_point = detail.get("quantization", (0.0, 0))
-    return TensorSpec(
-        name=str(detail["name"]),
-        shape=tuple(int(d) for d in detail["shape"]),
-        dtype=np.dtype(detail["dtype"]).name,
-        scale=float(scale),
-        zero_point=int(zero_point),
-    )

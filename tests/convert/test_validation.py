@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from agent.modelmeta import TensorSpec
-from convert.litert_run import dequantize, quantize
+from agent.pipeline.tensors import dequantize, quantize
 from convert.validation import compare
 
 
