@@ -9,6 +9,8 @@ import enum
 import random
 from dataclasses import dataclass
 
+from agent.backoff import Backoff as SharedBackoff
+
 # CONNACK codes meaning "I do not speak this protocol version": 0x01 is the MQTT 3.1.1 code a
 # 3.1.1-only broker answers an MQTT 5 CONNECT with; 0x84 is the MQTT 5 "Unsupported Protocol
 # Version" reason code.
@@ -73,29 +75,11 @@ def after_connack(protocol: Protocol, code: int) -> ConnackDecision:
     return ConnackDecision(Next.RETRY_LATER, refusal_message(code))
 
 
-class Backoff:
-    """Exponential backoff with "equal jitter": delay n is uniform in [d/2, d], d = min·2ⁿ ≤ max.
-
-    Never zero, so a client refused again and again does not spin; jitter spreads a fleet's
-    reconnects after a broker restart. ``reset()`` after a successful connection.
-    """
+class Backoff(SharedBackoff):
+    """:class:`~agent.backoff.Backoff` between ``min_s`` and ``max_s`` (reconnect delays)."""
 
     def __init__(self, min_s: float, max_s: float, rng: random.Random | None = None) -> None:
-        if not 0 < min_s <= max_s:
-            raise ValueError("backoff needs 0 < min_s <= max_s")
-        self.min_s = min_s
-        self.max_s = max_s
-        self._rng = rng or random.Random()  # noqa: S311 -- jitter, not cryptography
-        self._attempt = 0
+        super().__init__(base=min_s, max_delay=max_s, rng=rng or random.Random())  # noqa: S311
 
     def next(self) -> float:
-        ceiling = min(self.max_s, self.min_s * 2.0 ** min(self._attempt, 62))
-        self._attempt += 1
-        return self._rng.uniform(ceiling / 2.0, ceiling)
-
-    def reset(self) -> None:
-        self._attempt = 0
-
-    @property
-    def attempts(self) -> int:
-        return self._attempt
+        return self.next_delay()

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import ctypes
 import platform
-import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
+
+from agent.backoff import Backoff
 
 _LIBRARIES = {"Linux": "libedgetpu.so.1", "Darwin": "libedgetpu.1.dylib", "Windows": "edgetpu.dll"}
 
@@ -38,24 +39,8 @@ def load_edgetpu_delegate(
 
 
 @dataclass
-class ReprobeSchedule:
-    """Exponential backoff with full jitter for re-probing a missing accelerator.
-
-    Pure: it only computes delays; the caller sleeps or schedules. ``next_delay()`` returns the
-    next wait in seconds (uniform in ``[base*factor**n / 2, base*factor**n]``, capped at
-    ``max_delay``); ``reset()`` after a successful probe starts over.
-    """
+class ReprobeSchedule(Backoff):
+    """:class:`~agent.backoff.Backoff` with defaults for re-probing a missing accelerator."""
 
     base: float = 5.0
-    factor: float = 2.0
     max_delay: float = 600.0
-    rng: random.Random = field(default_factory=random.Random)
-    attempts: int = 0
-
-    def next_delay(self) -> float:
-        ceiling = min(self.max_delay, self.base * self.factor ** min(self.attempts, 64))
-        self.attempts += 1
-        return self.rng.uniform(ceiling / 2.0, ceiling)
-
-    def reset(self) -> None:
-        self.attempts = 0

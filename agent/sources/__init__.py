@@ -5,7 +5,8 @@ are :class:`Frame` (images) or :class:`Reading` (sensor samples) with a monotoni
 a per-source sequence number. Bad input is counted per kind and never stops a source.
 """
 
-from agent.sources.base import Backoff, ErrorCounter, Frame, LatestSlot, Reading, Source
+from agent.backoff import Backoff
+from agent.sources.base import ErrorCounter, Frame, LatestSlot, Reading, Source
 from agent.sources.lines import LineError, LineFormat, LineSplitter, Windower, parse_line
 
 __all__ = [

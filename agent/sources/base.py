@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from dataclasses import dataclass, field
@@ -134,25 +133,6 @@ class LatestSlot(Generic[T]):
     @property
     def closed(self) -> bool:
         return self._closed
-
-
-@dataclass
-class Backoff:
-    """Exponential reconnect delays with jitter (pure; the caller waits)."""
-
-    base: float = 0.5
-    factor: float = 2.0
-    max_delay: float = 30.0
-    attempts: int = 0
-    rng: random.Random = field(default_factory=random.Random)
-
-    def next_delay(self) -> float:
-        ceiling = min(self.max_delay, self.base * self.factor ** min(self.attempts, 64))
-        self.attempts += 1
-        return self.rng.uniform(ceiling / 2.0, ceiling)
-
-    def reset(self) -> None:
-        self.attempts = 0
 
 
 class SourceHealth:

@@ -18,7 +18,8 @@ from typing import Any, Literal
 
 import cv2
 
-from agent.sources.base import Backoff, Frame, LatestSlot, SourceHealth
+from agent.backoff import Backoff
+from agent.sources.base import Frame, LatestSlot, SourceHealth
 
 logger = logging.getLogger(__name__)
 

@@ -21,8 +21,9 @@ import tty
 from collections import deque
 from typing import Literal
 
+from agent.backoff import Backoff
 from agent.errors import ConfigError
-from agent.sources.base import Backoff, Reading, SourceHealth
+from agent.sources.base import Reading, SourceHealth
 from agent.sources.lines import LineError, LineFormat, LineSplitter, parse_line
 
 logger = logging.getLogger(__name__)

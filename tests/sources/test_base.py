@@ -4,7 +4,8 @@ import random
 import threading
 import time
 
-from agent.sources.base import Backoff, ErrorCounter, LatestSlot
+from agent.backoff import Backoff
+from agent.sources.base import ErrorCounter, LatestSlot
 
 
 def test_error_counter_counts_every_error_but_logs_a_kind_once_per_interval() -> None:

@@ -11,7 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
-from agent.sources.base import Backoff, Frame
+from agent.backoff import Backoff
+from agent.sources.base import Frame
 from agent.sources.camera import CameraSource, parse_camera_target
 from tests.sources.media import digit_frames, write_video
 
