@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-_ROOT = Path(__file__).resolve().parents[2]
-if str(_ROOT) not in sys.path:
-    sys.path.insert(0, str(_ROOT))
-
-from tests.bundle.world import Calls, World  # noqa: E402
-from tests.support.models import converted_model, sample_models  # noqa: E402,F401
+from tests.bundle.world import Calls, World
 
 
 @pytest.fixture(scope="module")

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-_ROOT = Path(__file__).resolve().parents[2]
-if str(_ROOT) not in sys.path:  # until pyproject sets pytest `pythonpath = ["."]`
-    sys.path.insert(0, str(_ROOT))
-
-from tests.sources.media import digit_frames, write_video  # noqa: E402
+from tests.sources.media import digit_frames, write_video
 
 
 @pytest.fixture
