@@ -10,16 +10,15 @@ skipped. Signatures are checked over the exact payload bytes before the payload 
 
 from __future__ import annotations
 
-import base64
 import binascii
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from agent.bundle.container import Signature
-from agent.bundle.crypto import TRUST_PAYLOAD_TYPE, keyid, raw_public, sign, signature_valid
+from agent.bundle.crypto import TRUST_PAYLOAD_TYPE, keyid, raw_public, signature_valid
+from agent.bundle.envelope import b64, make_envelope, open_envelope, unb64
 from agent.errors import BundleRejected
 from agent.jsonutil import StrictJSONError, dumps_canonical, loads_strict
 
@@ -34,6 +33,7 @@ class TrustRoot:
     version: int
     threshold: int
     keys: Mapping[bytes, Ed25519PublicKey]
+    role: str = ""  # named in messages: "" for release keys, "fleet" for command keys
 
     def __post_init__(self) -> None:
         if not 1 <= self.threshold <= len(self.keys):
@@ -43,9 +43,14 @@ class TrustRoot:
 
     @classmethod
     def from_keys(
-        cls, keys: Iterable[Ed25519PublicKey], threshold: int = 1, version: int = 0
+        cls,
+        keys: Iterable[Ed25519PublicKey],
+        threshold: int = 1,
+        version: int = 0,
+        *,
+        role: str = "",
     ) -> TrustRoot:
-        return cls(version, threshold, {keyid(k): k for k in keys})
+        return cls(version, threshold, {keyid(k): k for k in keys}, role)
 
     def verify(
         self, payload_type: str, body: bytes, signatures: Sequence[Signature]
@@ -56,6 +61,7 @@ class TrustRoot:
         rejects the whole thing even if others verify. Signatures by unknown keys are ignored;
         several signatures by one key count once.
         """
+        trusted = f"trusted {self.role} key" if self.role else "trusted key"
         valid: set[bytes] = set()
         for entry in signatures:
             public = self.keys.get(entry.keyid)
@@ -64,18 +70,18 @@ class TrustRoot:
             if not signature_valid(public, entry.signature, payload_type, body):
                 raise BundleRejected(
                     "signature_invalid",
-                    f"signature by trusted key {entry.keyid.hex()[:16]} does not verify",
+                    f"signature by {trusted} {entry.keyid.hex()[:16]} does not verify",
                 )
             valid.add(entry.keyid)
         if not valid:
-            what = "carries no signature" if not signatures else "has no signature by a trusted key"
+            what = "carries no signature" if not signatures else f"has no signature by a {trusted}"
             raise BundleRejected(
-                "signature_invalid", f"signature does not verify with any trusted key ({what})"
+                "signature_invalid", f"signature does not verify with any {trusted} ({what})"
             )
         if len(valid) < self.threshold:
             raise BundleRejected(
                 "threshold_not_met",
-                f"{len(valid)} distinct trusted key(s) signed, threshold is {self.threshold}",
+                f"{len(valid)} distinct {trusted}(s) signed, threshold is {self.threshold}",
             )
         return frozenset(valid)
 
@@ -119,42 +125,14 @@ def make_trust_file(
             "type": TRUST_TYPE,
             "version": version,
             "threshold": threshold,
-            "keys": [_b64(raw_public(k)) for k in keys],
+            "keys": [b64(raw_public(k)) for k in keys],
         }
     )
-    signatures = [
-        {"keyid": keyid(s.public_key()).hex(), "sig": _b64(sign(s, TRUST_PAYLOAD_TYPE, payload))}
-        for s in signers
-    ]
-    envelope = {
-        "payloadType": TRUST_PAYLOAD_TYPE,
-        "payload": _b64(payload),
-        "signatures": signatures,
-    }
-    return dumps_canonical(envelope) + b"\n"
+    return make_envelope(TRUST_PAYLOAD_TYPE, payload, signers)
 
 
 def _open_envelope(data: bytes) -> tuple[bytes, list[Signature]]:
-    try:
-        obj = loads_strict(data, MAX_TRUST_BYTES)
-        if not isinstance(obj, dict) or set(obj) != {"payloadType", "payload", "signatures"}:
-            raise ValueError("trust file must be a DSSE envelope")
-        if obj["payloadType"] != TRUST_PAYLOAD_TYPE:
-            raise ValueError(f"payloadType must be {TRUST_PAYLOAD_TYPE}")
-        payload = _unb64(obj["payload"])
-        entries = obj["signatures"]
-        if not isinstance(entries, list) or len(entries) > 32:
-            raise ValueError("signatures must be a list of at most 32 entries")
-        return payload, [_signature(e) for e in entries]
-    except (StrictJSONError, ValueError, binascii.Error, TypeError, KeyError) as exc:
-        raise BundleRejected("malformed", f"trust file: {exc}") from None
-
-
-def _signature(entry: object) -> Signature:
-    if not isinstance(entry, dict) or set(entry) != {"keyid", "sig"}:
-        raise ValueError("each signature needs exactly keyid and sig")
-    fields = cast(dict[str, Any], entry)
-    return Signature(bytes.fromhex(fields["keyid"]), _unb64(fields["sig"]))
+    return open_envelope(data, TRUST_PAYLOAD_TYPE, MAX_TRUST_BYTES, "trust file")
 
 
 def _parse_root(payload: bytes) -> TrustRoot:
@@ -167,19 +145,9 @@ def _parse_root(payload: bytes) -> TrustRoot:
         version, threshold = obj["version"], obj["threshold"]
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in (version, threshold)):
             raise ValueError("version and threshold must be integers")
-        keys = [Ed25519PublicKey.from_public_bytes(_unb64(k)) for k in obj["keys"]]
+        keys = [Ed25519PublicKey.from_public_bytes(unb64(k)) for k in obj["keys"]]
         if len({raw_public(k) for k in keys}) != len(keys):
             raise ValueError("keys must be distinct")
         return TrustRoot.from_keys(keys, threshold, version)
     except (StrictJSONError, ValueError, binascii.Error, TypeError) as exc:
         raise BundleRejected("malformed", f"trust file payload: {exc}") from None
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
-def _unb64(value: object) -> bytes:
-    if not isinstance(value, str):
-        raise TypeError("expected a base64 string")
-    return base64.b64decode(value, validate=True)

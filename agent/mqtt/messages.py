@@ -25,6 +25,10 @@ AVAILABILITY_ONLINE = b"online"
 AVAILABILITY_OFFLINE = b"offline"
 
 STATES = ("starting", "running", "degraded", "stopping", "error")
+UPDATE_STATES = (
+    "idle", "downloading", "verifying", "canary", "installed", "rejected", "rolled_back",
+)  # fmt: skip
+MAX_GROUPS = 32
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -220,6 +224,79 @@ class OutboxStats:
 
 
 @dataclass(frozen=True, slots=True)
+class UpdateStatus:
+    """Progress and outcome of the latest model update (the ``update`` object of the status).
+
+    ``reason`` is a stable code for ``rejected`` and ``rolled_back`` (``canary_mismatch``,
+    ``too_slow``, ``replayed``...), ``detail`` says it in words. ``requested`` counts the block
+    subscriptions this agent process made for the transfer, ``bad_blocks`` the blocks that failed
+    their signed SHA-256 and were fetched again.
+    """
+
+    state: str = "idle"
+    reason: str | None = None
+    detail: str | None = None
+    bundle: str | None = None
+    name: str | None = None
+    counter: int | None = None
+    blocks_held: int = 0
+    blocks: int = 0
+    bytes_per_s: float = 0.0
+    requested: int = 0
+    bad_blocks: int = 0
+
+    def __post_init__(self) -> None:
+        if self.state not in UPDATE_STATES:
+            raise MessageError(f"status.update.state must be one of {', '.join(UPDATE_STATES)}")
+
+    @property
+    def label(self) -> str:
+        """The state as the issue names it: ``downloading (k of n)``, ``rejected:<reason>``."""
+        if self.state == "downloading":
+            return f"downloading ({self.blocks_held} of {self.blocks})"
+        if self.state in ("rejected", "rolled_back"):
+            return f"{self.state}:{self.reason}"
+        return self.state
+
+    def to_obj(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "reason": self.reason,
+            "detail": self.detail,
+            "bundle": self.bundle,
+            "name": self.name,
+            "counter": self.counter,
+            "blocks_held": self.blocks_held,
+            "blocks": self.blocks,
+            "bytes_per_s": self.bytes_per_s,
+            "requested": self.requested,
+            "bad_blocks": self.bad_blocks,
+        }
+
+    @classmethod
+    def from_obj(cls, value: Any, where: str = "update") -> UpdateStatus:
+        obj = _obj(value, where)
+        _only(obj, set(cls().to_obj()), where)
+
+        def text(key: str, limit: int) -> str | None:
+            return None if obj[key] is None else _str(obj[key], f"{where}.{key}", limit)
+
+        return cls(
+            state=_str(obj["state"], f"{where}.state", 16),
+            reason=text("reason", 64),
+            detail=text("detail", MAX_TEXT_CHARS),
+            bundle=text("bundle", 64),
+            name=text("name", 64),
+            counter=None if obj["counter"] is None else _int(obj["counter"], f"{where}.counter"),
+            blocks_held=_int(obj["blocks_held"], f"{where}.blocks_held"),
+            blocks=_int(obj["blocks"], f"{where}.blocks"),
+            bytes_per_s=_num(obj["bytes_per_s"], f"{where}.bytes_per_s"),
+            requested=_int(obj["requested"], f"{where}.requested"),
+            bad_blocks=_int(obj["bad_blocks"], f"{where}.bad_blocks"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class StatusMessage:
     """Health and metrics of the device, published periodically and on change (retained)."""
 
@@ -239,6 +316,8 @@ class StatusMessage:
     errors: dict[str, int] = field(default_factory=dict)
     outbox: OutboxStats = field(default_factory=OutboxStats)
     last_error: LastError | None = None
+    groups: tuple[str, ...] = ()
+    update: UpdateStatus | None = None
 
     def __post_init__(self) -> None:
         if self.state not in STATES:
@@ -262,6 +341,8 @@ class StatusMessage:
             "errors": dict(self.errors),
             "outbox": self.outbox.to_obj(),
             "last_error": self.last_error.to_obj() if self.last_error else None,
+            "groups": list(self.groups),
+            "update": self.update.to_obj() if self.update else None,
         }
 
     def to_json(self) -> bytes:
@@ -269,8 +350,12 @@ class StatusMessage:
 
     @classmethod
     def from_json(cls, data: bytes) -> StatusMessage:
-        obj = _load(data, MAX_STATUS_BYTES, "status")
+        loaded = _load(data, MAX_STATUS_BYTES, "status")
+        obj = {"groups": [], "update": None, **loaded}  # absent from agents before updates
         _only(obj, set(cls(ts=0.0, state="running").to_obj()), "status")
+        groups = obj["groups"]
+        if not isinstance(groups, list) or len(groups) > MAX_GROUPS:
+            raise MessageError(f"status.groups must be a list of at most {MAX_GROUPS} names")
         latency = _obj(obj["latency_ms"], "status.latency_ms")
         _only(latency, {"p50", "p95"}, "status.latency_ms")
         errors = _obj(obj["errors"], "status.errors")
@@ -296,6 +381,10 @@ class StatusMessage:
             last_error=None
             if obj["last_error"] is None
             else LastError.from_obj(obj["last_error"], "status.last_error"),
+            groups=tuple(_str(g, "status.groups[]", 64) for g in groups),
+            update=None
+            if obj["update"] is None
+            else UpdateStatus.from_obj(obj["update"], "status.update"),
         )
 
 

@@ -117,7 +117,7 @@ def validate_device_id(device_id: str) -> str:
     return device_id
 
 
-def _validate_prefix(prefix: str) -> Topic:
+def validate_prefix(prefix: str) -> Topic:
     topic = Topic(prefix)
     if prefix.startswith("$"):
         raise TopicError(f"topic prefix {prefix!r} must not start with '$' (broker topics)")
@@ -134,7 +134,7 @@ class DeviceTopics:
     device_id: str
 
     def __post_init__(self) -> None:
-        _validate_prefix(self.prefix)
+        validate_prefix(self.prefix)
         validate_device_id(self.device_id)
 
     @property

@@ -17,6 +17,7 @@ from agent.mqtt.messages import (
     OutboxStats,
     ResultMessage,
     StatusMessage,
+    UpdateStatus,
     mark_historical,
     parse_availability,
 )
@@ -119,8 +120,42 @@ def test_status_round_trips_with_every_field() -> None:
         errors={"bad_frame": 3},
         outbox=OutboxStats(depth=5, bytes=900, dropped=2, write_errors=0),
         last_error=LastError("edgetpu_missing", "libedgetpu.so.1 not found"),
+        groups=("lab", "north"),
+        update=UpdateStatus(
+            state="downloading",
+            bundle="0123456789abcdef0123456789abcdef",
+            name="digits",
+            counter=7,
+            blocks_held=3,
+            blocks=10,
+            bytes_per_s=1.5e6,
+            requested=10,
+            bad_blocks=1,
+        ),
     )
     assert StatusMessage.from_json(status.to_json()) == status
+
+
+def test_status_from_an_agent_without_updates_parses_with_no_groups_and_no_update() -> None:
+    old = json.loads(StatusMessage(ts=1.0, state="running").to_json())
+    del old["groups"], old["update"]
+    parsed = StatusMessage.from_json(json.dumps(old).encode())
+    assert (parsed.groups, parsed.update) == ((), None)
+
+
+def test_update_status_labels_are_the_states_the_issue_names() -> None:
+    assert UpdateStatus("downloading", blocks_held=3, blocks=10).label == "downloading (3 of 10)"
+    assert UpdateStatus("rejected", reason="canary_mismatch").label == "rejected:canary_mismatch"
+    assert UpdateStatus("rolled_back", reason="nan_output").label == "rolled_back:nan_output"
+    assert UpdateStatus("installed").label == "installed"
+
+
+def test_update_status_rejects_an_unknown_state_and_unknown_keys() -> None:
+    with pytest.raises(MessageError, match=r"status\.update\.state must be one of"):
+        UpdateStatus("sleeping")
+    obj = {**UpdateStatus().to_obj(), "extra": 1}
+    with pytest.raises(MessageError, match="unknown key"):
+        UpdateStatus.from_obj(obj)
 
 
 def test_minimal_status_round_trips_with_nulls() -> None:
