@@ -1,21 +1,23 @@
-"""``edge-fleet``: push model bundles to devices over MQTT (the update issue implements it)."""
+"""``edge-fleet``: push model bundles to devices over MQTT, watch them, roll out, roll back."""
 
 from __future__ import annotations
 
-import argparse
-import sys
 from collections.abc import Sequence
+
+from agent.clikit import Command, run_cli
+
+COMMANDS = (
+    Command("status", "agent.fleet.commands.status", "table of devices from retained status"),
+    Command("keygen", "agent.fleet.commands.keygen", "create the Ed25519 fleet signing key"),
+    Command("push", "agent.fleet.commands.push", "publish a bundle and tell devices to install it"),
+    Command("rollback", "agent.fleet.commands.rollback", "tell a device to go back one model"),
+    Command("rollout", "agent.fleet.commands.rollout", "staged rollout: canaries, then batches"),
+    Command("gc", "agent.fleet.commands.gc", "delete retained bundles no device wants any more"),
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="edge-fleet",
-        description="Push signed model bundles to devices over MQTT, watch status, roll out in "
-        "stages and roll back. Not implemented yet: only this help is available.",
-    )
-    parser.parse_args(list(sys.argv[1:] if argv is None else argv))
-    parser.print_help()
-    return 0
+    return run_cli("edge-fleet", __doc__ or "", COMMANDS, argv)
 
 
 if __name__ == "__main__":

@@ -61,7 +61,11 @@ class _Session:
 
 
 class MqttClient:
-    """A device's connection: will + retained availability, resubscribe, reconnect, hand-off."""
+    """A device's connection: will + retained availability, resubscribe, reconnect, hand-off.
+
+    ``announce=False`` is for clients that are not devices (``edge-fleet``): no will, no
+    ``online``/``offline`` on ``topics.availability``.
+    """
 
     def __init__(
         self,
@@ -71,9 +75,11 @@ class MqttClient:
         events_maxsize: int = 10_000,
         max_queued: int = 1000,
         backoff: Backoff | None = None,
+        announce: bool = True,
     ) -> None:
         self.settings = settings
         self.topics = topics
+        self._announce = announce
         self.events: BoundedQueue[Event] = BoundedQueue(events_maxsize)
         self._max_queued = max_queued
         self._backoff = backoff or Backoff(settings.backoff_min_s, settings.backoff_max_s)
@@ -146,7 +152,7 @@ class MqttClient:
             client, session = self._paho, self._session
             live = self._connected.is_set()
         self._stopping.set()
-        if client is not None and live:
+        if client is not None and live and self._announce:
             info = client.publish(
                 str(self.topics.availability), AVAILABILITY_OFFLINE, qos=1, retain=True
             )
@@ -220,7 +226,8 @@ class MqttClient:
             client.username_pw_set(settings.username, settings.password)
         if self._ssl_context is not None:
             client.tls_set_context(self._ssl_context)
-        client.will_set(str(self.topics.availability), AVAILABILITY_OFFLINE, qos=1, retain=True)
+        if self._announce:
+            client.will_set(str(self.topics.availability), AVAILABILITY_OFFLINE, qos=1, retain=True)
         client.on_connect = lambda c, _u, _f, rc, _p: self._on_connect(session, c, rc)
         client.on_disconnect = lambda _c, _u, _f, rc, _p: self._on_disconnect(session, rc)
         client.on_publish = lambda _c, _u, mid, rc, _p: self._on_publish(session, mid, rc)
@@ -251,7 +258,8 @@ class MqttClient:
             subscriptions = list(self._subscriptions)
         for subscription in subscriptions:
             client.subscribe(str(subscription.topic_filter), subscription.qos)
-        client.publish(str(self.topics.availability), AVAILABILITY_ONLINE, qos=1, retain=True)
+        if self._announce:
+            client.publish(str(self.topics.availability), AVAILABILITY_ONLINE, qos=1, retain=True)
         self.last_error = ""
         _log.info(
             "connected to %s:%s with MQTT %s",

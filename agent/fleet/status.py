@@ -1,0 +1,152 @@
+"""The fleet as seen from retained availability and status topics. Pure.
+
+:class:`FleetView` takes ``(topic, payload, received_at)`` messages in any order and keeps the
+latest availability and status per device; a payload that is not a valid status is kept as the
+device's ``problem`` instead of crashing the view (outside bytes can be hostile). Rows are
+rendered as an aligned text table or as JSON.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from agent.mqtt.messages import MessageError, StatusMessage, parse_availability
+from agent.mqtt.topics import TopicError, validate_device_id
+
+
+@dataclass(frozen=True)
+class DeviceRow:
+    device_id: str
+    online: bool | None = None
+    status: StatusMessage | None = None
+    problem: str | None = None
+
+    @property
+    def state(self) -> str:
+        return self.status.state if self.status is not None else "-"
+
+    @property
+    def model(self) -> str:
+        model = self.status.model if self.status is not None else None
+        return model.name if model is not None else "-"
+
+    @property
+    def version(self) -> str:
+        model = self.status.model if self.status is not None else None
+        return model.version if model is not None else "-"
+
+    @property
+    def last_seen(self) -> float | None:
+        return self.status.ts if self.status is not None else None
+
+    def to_obj(self) -> dict[str, Any]:
+        return {
+            "device": self.device_id,
+            "online": self.online,
+            "state": self.status.state if self.status else None,
+            "model": self.status.model.to_obj() if self.status and self.status.model else None,
+            "last_seen": self.last_seen,
+            "problem": self.problem,
+            "status": self.status.to_obj() if self.status else None,
+        }
+
+
+class FleetView:
+    """Latest availability and status of every device under ``prefix``."""
+
+    def __init__(self, prefix: str) -> None:
+        self._prefix = prefix.rstrip("/") + "/"
+        self._rows: dict[str, DeviceRow] = {}
+
+    def apply(self, topic: str, payload: bytes) -> str | None:
+        """Take one message; return the device id it concerned, or ``None`` if not ours."""
+        place = device_topic(self._prefix, topic)
+        if place is None:
+            return None
+        device_id, kind = place
+        row = self._rows.get(device_id, DeviceRow(device_id))
+        if kind == "availability":
+            row = _with_availability(row, payload)
+        else:
+            row = _with_status(row, payload)
+        if row.online is None and row.status is None and row.problem is None:
+            self._rows.pop(device_id, None)
+        else:
+            self._rows[device_id] = row
+        return device_id
+
+    def row(self, device_id: str) -> DeviceRow | None:
+        return self._rows.get(device_id)
+
+    def rows(self) -> list[DeviceRow]:
+        return [self._rows[d] for d in sorted(self._rows)]
+
+
+def device_topic(prefix: str, topic: str) -> tuple[str, str] | None:
+    """``(device_id, "availability"|"status")`` for ``<prefix>/<id>/<kind>``, else ``None``."""
+    if not topic.startswith(prefix):
+        return None
+    levels = topic[len(prefix) :].split("/")
+    if len(levels) != 2 or levels[1] not in ("availability", "status"):
+        return None
+    try:
+        return validate_device_id(levels[0]), levels[1]
+    except TopicError:
+        return None
+
+
+def _with_availability(row: DeviceRow, payload: bytes) -> DeviceRow:
+    if not payload:  # retained message cleared
+        return DeviceRow(row.device_id, None, row.status, row.problem)
+    try:
+        return DeviceRow(row.device_id, parse_availability(payload), row.status, row.problem)
+    except MessageError as exc:
+        return DeviceRow(row.device_id, None, row.status, str(exc))
+
+
+def _with_status(row: DeviceRow, payload: bytes) -> DeviceRow:
+    if not payload:
+        return DeviceRow(row.device_id, row.online, None, None)
+    try:
+        return DeviceRow(row.device_id, row.online, StatusMessage.from_json(payload), None)
+    except MessageError as exc:
+        return DeviceRow(row.device_id, row.online, row.status, f"bad status: {exc}")
+
+
+# -- rendering ------------------------------------------------------------------------------
+
+COLUMNS = ("DEVICE", "ONLINE", "STATE", "MODEL", "VERSION", "LAST SEEN")
+
+
+def age_text(seconds: float) -> str:
+    """``12s``, ``4m``, ``3h``, ``2d`` ago; a clock ahead of ours reads ``now``."""
+    if seconds < 1:
+        return "now"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit} ago"
+    return f"{int(seconds)}s ago"
+
+
+def table_cells(row: DeviceRow, now: float) -> tuple[str, ...]:
+    online = {True: "yes", False: "no", None: "?"}[row.online]
+    seen = "-" if row.last_seen is None else age_text(now - row.last_seen)
+    state = row.state if row.problem is None else f"{row.state} ({row.problem})"
+    return (row.device_id, online, state, row.model, row.version, seen)
+
+
+def render_table(
+    rows: Iterable[DeviceRow],
+    now: float,
+    columns: tuple[str, ...] = COLUMNS,
+    cells: Any = table_cells,
+) -> str:
+    """An aligned text table: a header line, then one line per row."""
+    lines = [columns, *(cells(row, now) for row in rows)]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(columns))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        for line in lines
+    )

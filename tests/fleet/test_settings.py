@@ -1,0 +1,65 @@
+"""edge-fleet settings: flags over environment over fleet.toml, closed to typos."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent.errors import ConfigError
+from agent.fleet.settings import default_config_path, parse_toml, resolve
+
+HOME = Path("/home/op")
+BASE = Path("/home/op/.config/edge-fleet")
+
+
+def test_flags_win_over_environment_which_wins_over_the_file() -> None:
+    settings = resolve(
+        {"url": "mqtt://flag:1883", "topic_prefix": None},
+        {"EDGE_FLEET_URL": "mqtt://env:1883", "EDGE_FLEET_TOPIC_PREFIX": "site/env"},
+        {"url": "mqtt://file:1883", "topic_prefix": "file", "username": "fleet"},
+        home=HOME,
+        base=BASE,
+    )
+    assert (settings.url, settings.topic_prefix, settings.username) == (
+        "mqtt://flag:1883",
+        "site/env",
+        "fleet",
+    )
+
+
+def test_paths_in_the_file_are_relative_to_the_file_and_expand_home() -> None:
+    settings = resolve(
+        {}, {}, {"fleet_key": "fleet.key", "ca_file": "~/ca.pem"}, home=HOME, base=BASE
+    )
+    assert settings.fleet_key == BASE / "fleet.key"
+    assert settings.ca_file == HOME / "ca.pem"
+
+
+def test_a_client_id_is_generated_when_none_is_set() -> None:
+    first = resolve({}, {}, {}, home=HOME, base=BASE)
+    second = resolve({}, {}, {}, home=HOME, base=BASE)
+    assert first.client_id.startswith("edge-fleet-")
+    assert first.client_id != second.client_id
+
+
+def test_the_fleet_key_is_required_only_when_asked_for_with_a_hint() -> None:
+    settings = resolve({}, {}, {}, home=HOME, base=BASE)
+    with pytest.raises(ConfigError, match="edge-fleet keygen"):
+        settings.require_fleet_key()
+
+
+def test_unknown_keys_in_the_file_are_rejected_by_name() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_toml(b'url = "mqtt://x"\nprefix = "edge"\n', "fleet.toml")
+    assert info.value.key == "prefix"
+
+
+def test_a_bad_prefix_is_a_config_error() -> None:
+    with pytest.raises(ConfigError) as info:
+        resolve({"topic_prefix": "edge/#"}, {}, {}, home=HOME, base=BASE)
+    assert info.value.key == "topic_prefix"
+
+
+def test_the_default_file_lives_under_dot_config() -> None:
+    assert default_config_path(HOME) == HOME / ".config/edge-fleet/fleet.toml"

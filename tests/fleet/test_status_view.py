@@ -1,0 +1,91 @@
+"""The fleet view built from retained availability and status messages (pure)."""
+
+from __future__ import annotations
+
+import json
+
+from agent.fleet.status import FleetView, age_text, device_topic, render_table
+from agent.mqtt.messages import ModelRef, StatusMessage
+
+MODEL = ModelRef("digits", "3", "ab" * 32)
+
+
+def status(ts: float = 1000.0, state: str = "running") -> bytes:
+    return StatusMessage(ts=ts, state=state, model=MODEL).to_json()
+
+
+def test_device_topic_accepts_only_availability_and_status_under_the_prefix() -> None:
+    assert device_topic("site/edge/", "site/edge/pi-1/status") == ("pi-1", "status")
+    assert device_topic("site/edge/", "site/edge/pi-1/availability") == ("pi-1", "availability")
+    assert device_topic("site/edge/", "site/edge/pi-1/results") is None
+    assert device_topic("site/edge/", "site/edge/bundles/abc/header") is None
+    assert device_topic("site/edge/", "other/pi-1/status") is None
+    assert device_topic("site/edge/", "site/edge/$bad/status") is None
+
+
+def test_view_merges_availability_and_status_per_device_sorted() -> None:
+    view = FleetView("edge")
+    view.apply("edge/pi-2/status", status(990.0))
+    view.apply("edge/pi-1/availability", b"online")
+    view.apply("edge/pi-1/status", status(995.0, "degraded"))
+    view.apply("edge/pi-2/availability", b"offline")
+    rows = view.rows()
+    assert [(r.device_id, r.online, r.state, r.model, r.version) for r in rows] == [
+        ("pi-1", True, "degraded", "digits", "3"),
+        ("pi-2", False, "running", "digits", "3"),
+    ]
+
+
+def test_a_hostile_status_payload_is_reported_not_raised_and_keeps_the_last_good_one() -> None:
+    view = FleetView("edge")
+    view.apply("edge/pi-1/status", status())
+    view.apply("edge/pi-1/status", b'{"v":1,"ts":1,"ts":2}')
+    row = view.row("pi-1")
+    assert row is not None
+    assert row.state == "running"
+    assert row.problem == "bad status: status: duplicate JSON key 'ts'"
+
+
+def test_cleared_retained_topics_remove_the_device() -> None:
+    view = FleetView("edge")
+    view.apply("edge/pi-1/status", status())
+    view.apply("edge/pi-1/availability", b"online")
+    view.apply("edge/pi-1/status", b"")
+    view.apply("edge/pi-1/availability", b"")
+    assert view.rows() == []
+
+
+def test_table_is_aligned_with_online_state_model_and_age() -> None:
+    view = FleetView("edge")
+    view.apply("edge/pi-1/availability", b"online")
+    view.apply("edge/pi-1/status", status(1000.0))
+    view.apply("edge/camera-long-name/availability", b"offline")
+    table = render_table(view.rows(), now=1125.0)
+    assert table.splitlines() == [
+        "DEVICE            ONLINE  STATE    MODEL   VERSION  LAST SEEN",
+        "camera-long-name  no      -        -       -        -",
+        "pi-1              yes     running  digits  3        2m ago",
+    ]
+
+
+def test_rows_serialise_to_json_with_the_full_status() -> None:
+    view = FleetView("edge")
+    view.apply("edge/pi-1/status", status())
+    (row,) = view.rows()
+    obj = json.loads(json.dumps(row.to_obj()))
+    assert obj["device"] == "pi-1"
+    assert obj["online"] is None
+    assert obj["model"] == {"name": "digits", "version": "3", "sha256": "ab" * 32}
+    assert obj["status"]["state"] == "running"
+
+
+def test_age_text_uses_the_largest_unit() -> None:
+    assert [age_text(s) for s in (-5, 0.5, 59, 60, 3599, 3600, 86400 * 3)] == [
+        "now",
+        "now",
+        "59s ago",
+        "1m ago",
+        "59m ago",
+        "1h ago",
+        "3d ago",
+    ]
