@@ -7,10 +7,9 @@ import json
 import time
 
 from agent.fleet.commands.common import add_connection_arguments, settings_from
-from agent.fleet.connection import collect, connect
+from agent.fleet.connection import connect
+from agent.fleet.session import FleetSession
 from agent.fleet.status import FleetView, render_table
-from agent.mqtt.messages import MAX_STATUS_BYTES
-from agent.mqtt.topics import TopicFilter
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,14 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def snapshot(args: argparse.Namespace) -> FleetView:
     settings = settings_from(args)
-    view = FleetView(settings.topic_prefix)
     with connect(settings) as client:
-        subscription = client.subscribe(
-            TopicFilter(f"{settings.topic_prefix}/+/+"), max_payload=MAX_STATUS_BYTES
-        )
-        for message in collect(subscription):
-            view.apply(message.topic, message.payload)
-    return view
+        return FleetSession(client, settings.topic_prefix).known
 
 
 def run(args: argparse.Namespace) -> int:
