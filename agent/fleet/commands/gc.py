@@ -74,9 +74,9 @@ def run(args: argparse.Namespace) -> int:
             except (BundleRejected, ValueError) as exc:
                 _log.warning("retained header %s is unreadable (%s); left alone", bid, exc)
         desired = {
-            message.topic.split("/")[-3]: bid
+            message.topic.split("/")[-3]: wanted
             for message in collect(commands)
-            if (bid := desired_bundle(message.payload)) is not None
+            if (wanted := desired_bundle(message.payload)) is not None
         }
         installed = {
             device: bid
@@ -85,8 +85,10 @@ def run(args: argparse.Namespace) -> int:
         }
         doomed = unwanted_bundles(published, desired, installed)
         for bid in doomed:
-            print(f"{'would delete' if args.dry_run else 'deleting'} bundle {bid} "
-                  f"({published[bid]} blocks)")
+            print(
+                f"{'would delete' if args.dry_run else 'deleting'} bundle {bid} "
+                f"({published[bid]} blocks)"
+            )
             if not args.dry_run:
                 clear_retained(
                     client,

@@ -55,6 +55,6 @@ def run(args: argparse.Namespace) -> int:
                 if device in devices and answer is not None:
                     answers[device] = answer
         for device in devices:
-            ok, text = answers.get(device, (False, "no answer before the timeout"))
+            text = answers.get(device, (False, "no answer before the timeout"))[1]
             print(f"{device}: {text}")
         return 0 if len(answers) == len(devices) and all(ok for ok, _ in answers.values()) else 1

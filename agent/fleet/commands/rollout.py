@@ -27,7 +27,6 @@ from agent.fleet.rollout import (
     decide,
     plan_rollout,
 )
-
 from agent.fleet.session import FleetSession
 
 
