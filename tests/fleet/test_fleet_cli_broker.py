@@ -1,0 +1,136 @@
+"""edge-fleet commands against a real mosquitto: status, push (what lands on the broker), gc.
+
+Device answers here are retained statuses published by a plain paho client; the commands are
+checked with the device's own verifier (``open_command``). End-to-end runs with real agents are
+in ``tests/fleet/test_fleet_e2e.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import paho.mqtt.publish as paho_publish
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from agent.bundle import RecipientKey, Release, TrustRoot, build_bundle
+from agent.bundle.files import read_release_public
+from agent.fleet.bundles import prepare_bundle
+from agent.fleet.cli import main
+from agent.mqtt.messages import ModelRef, StatusMessage, UpdateStatus
+from agent.update.commands import open_command
+from tests.support.broker import MosquittoBroker, Subscriber
+
+pytestmark = pytest.mark.broker
+
+MODEL = ModelRef("digits", "1", "ab" * 32)
+
+
+def _status(broker: MosquittoBroker, device: str, **fields: object) -> None:
+    status = StatusMessage(ts=1_800_000_000.0, state="running", model=MODEL, **fields)  # type: ignore[arg-type]
+    for topic, payload in (
+        (f"edge/{device}/status", status.to_json()),
+        (f"edge/{device}/availability", b"online"),
+    ):
+        paho_publish.single(
+            topic, payload, qos=1, retain=True, hostname=broker.host, port=broker.port
+        )
+
+
+def _bundle(path: Path) -> Path:
+    data = build_bundle(
+        Release("digits", 2, 1_800_000_000),
+        {"model.tflite": bytes(range(256)) * 600},
+        [Ed25519PrivateKey.generate()],
+        [RecipientKey("group:lab", X25519PrivateKey.generate().public_key())],
+    )
+    path.write_bytes(data)
+    return path
+
+
+@pytest.fixture
+def fleet_key(tmp_path: Path) -> Path:
+    assert main(["keygen", "--out", str(tmp_path / "keys")]) == 0
+    return tmp_path / "keys" / "fleet.key"
+
+
+def test_status_prints_a_table_and_json_from_retained_topics(
+    broker: MosquittoBroker, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _status(broker, "pi-1")
+    _status(broker, "pi-2", groups=("lab",))
+    assert main(["status", "--url", broker.url]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["DEVICE", "ONLINE", "STATE", "MODEL", "VERSION", "LAST", "SEEN"]
+    assert [line.split()[:5] for line in lines[1:]] == [
+        ["pi-1", "yes", "running", "digits", "1"],
+        ["pi-2", "yes", "running", "digits", "1"],
+    ]
+    assert main(["status", "--url", broker.url, "--device", "pi-2", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert (row["device"], row["online"], row["status"]["groups"]) == ("pi-2", True, ["lab"])
+
+
+def test_status_of_an_unknown_device_exits_1(broker: MosquittoBroker) -> None:
+    assert main(["status", "--url", broker.url, "--device", "nope"]) == 1
+
+
+def test_push_to_a_group_publishes_the_bundle_and_one_signed_desired_command_per_member(
+    broker: MosquittoBroker, tmp_path: Path, fleet_key: Path
+) -> None:
+    _status(broker, "pi-1", groups=("lab",))
+    _status(broker, "pi-2", groups=("lab", "north"))
+    _status(broker, "pi-3", groups=("north",))
+    path = _bundle(tmp_path / "digits-2.edgepkg")
+    bundle = prepare_bundle(path.read_bytes())
+    args = ["--url", broker.url, "--fleet-key", str(fleet_key)]
+    assert main(["push", str(path), "--group", "lab", *args]) == 0
+
+    retained = Subscriber(broker, "edge/#")
+    expected = 1 + bundle.offer.blocks + 2 + 3 * 2  # header, blocks, 2 commands, 3 statuses+avail
+    retained.wait_for(lambda got: len(got) >= expected)
+    got = {m.topic: m.payload for m in retained.messages}
+    retained.close()
+    assert got[f"edge/bundles/{bundle.bid}/header"] == bundle.header
+    assert got[f"edge/bundles/{bundle.bid}/blocks/0"] == bytes(bundle.block(0))
+    assert "edge/pi-3/commands/desired" not in got
+    trust = TrustRoot.from_keys([read_release_public(fleet_key.with_suffix(".pub"))])
+    for device in ("pi-1", "pi-2"):
+        signed = open_command(got[f"edge/{device}/commands/desired"], trust, device)
+        assert signed.command.bundle == bundle.offer
+
+
+def test_push_to_an_empty_group_names_it(
+    broker: MosquittoBroker, tmp_path: Path, fleet_key: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _bundle(tmp_path / "b.edgepkg")
+    code = main(
+        ["push", str(path), "--group", "ghost", "--url", broker.url, "--fleet-key", str(fleet_key)]
+    )
+    assert code == 2
+    assert "no device's status lists group 'ghost'" in capsys.readouterr().err
+
+
+def test_gc_deletes_a_bundle_whose_devices_all_installed_it(
+    broker: MosquittoBroker, tmp_path: Path, fleet_key: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _bundle(tmp_path / "b.edgepkg")
+    bundle = prepare_bundle(path.read_bytes())
+    _status(broker, "pi-1")
+    args = ["--url", broker.url, "--fleet-key", str(fleet_key)]
+    assert main(["push", str(path), "--device", "pi-1", *args]) == 0
+    assert main(["gc", *args]) == 0
+    assert "1 bundle(s) kept, 0 deleted" in capsys.readouterr().out
+
+    _status(broker, "pi-1", update=UpdateStatus(state="installed", bundle=bundle.bid))
+    assert main(["gc", *args]) == 0
+    assert f"deleting bundle {bundle.bid}" in capsys.readouterr().out
+    leftovers = Subscriber(broker, "edge/bundles/#")
+    try:
+        time.sleep(1.0)  # retained messages arrive right after the SUBACK; none may come
+        assert leftovers.messages == []
+    finally:
+        leftovers.close()
