@@ -94,6 +94,7 @@ class SourceConfig:
     hop: int = 1
     max_line_bytes: int = 4096
     max_image_bytes: int = 32 * 1024 * 1024
+    stall_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -338,7 +339,7 @@ def _model(t: _Table) -> ModelConfig:
 
 def _source(t: _Table) -> SourceConfig:
     kind = t.choice("type", "", tuple(_SOURCE_KEYS))
-    t.reject_unknown(_SOURCE_KEYS[kind] | {"type"})
+    t.reject_unknown(_SOURCE_KEYS[kind] | {"type", "stall_s"})
     if kind != "camera":
         t.string(_SOURCE_REQUIRED[kind], required=True)
     device = t.raw.get("device")
@@ -348,6 +349,7 @@ def _source(t: _Table) -> SourceConfig:
     ):
         raise ConfigError(t.key("device"), "must be a V4L2 index (0, 1, ...) or a /dev/video* path")
     fps = t.raw.get("fps")
+    stall = t.raw.get("stall_s")
     fmt = t.choice("format", "json", ("json", "csv"))
     fields = t.strings("fields")
     if fmt == "csv" and kind in ("sensor", "mqtt_sensor") and not fields:
@@ -369,6 +371,7 @@ def _source(t: _Table) -> SourceConfig:
         hop=t.integer("hop", 1, 1, 1_000_000),
         max_line_bytes=t.integer("max_line_bytes", 4096, 16, 1024 * 1024),
         max_image_bytes=t.integer("max_image_bytes", 32 * 1024 * 1024, 1024, 1 << 30),
+        stall_s=None if stall is None else t.number("stall_s", 0.0, 0.0, 86400.0),
     )
 
 

@@ -37,11 +37,13 @@ from agent.mqtt.messages import LastError, ModelRef, ResultMessage, StatusMessag
 from agent.mqtt.settings import MqttSettings, TLSFiles
 from agent.mqtt.topics import DeviceTopics, TopicFilter
 from agent.policy import PublishPolicy
+from agent.sdnotify import Notifier
 from agent.secrets import FileResolver, read_secret
 from agent.sourcefactory import InputSource, build_source
 from agent.sources.base import Frame, Reading
 from agent.store.forwarder import Forwarder
 from agent.store.outbox import Outbox, OutboxError
+from agent.watchdog import Progress, stall_limit_s
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +100,7 @@ class Service:
         env: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        notifier: Notifier | None = None,
     ) -> None:
         self.config = config
         self.config_path = config_path
@@ -118,6 +121,12 @@ class Service:
         self._next_status = 0.0
         self._min_period = 1.0 / config.source.fps if config.source.fps else 0.0
         self._last_inference = -1e9
+        self.notifier = notifier or Notifier(None)
+        self._ready_sent = False
+        self.progress: Progress | None = None
+        interval = self.notifier.watchdog_interval_s
+        if interval is not None:
+            self.progress = Progress(interval, stall_limit_s(config.source))
         state_dir = Path(config.state_dir)
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.store = ModelStore(state_dir)
@@ -137,6 +146,10 @@ class Service:
         self._subscribe()
         self._load_model()
         self._open_source()
+        if self.progress is not None:
+            self.progress.start(self.clock())
+        if self.health.state == "error":
+            self._notify_ready()  # safe mode: up, publishing why, waiting for a fix
         log.info("agent %s running (source %s)", self.config.device_id, self.config.source.type)
         try:
             while not self.flags.stop.is_set():
@@ -161,9 +174,11 @@ class Service:
             self._infer(item)
         self.forwarder.step(self.client.events, 0.0)
         self._maybe_status()
+        self._feed_watchdog()
 
     def shutdown(self) -> None:
         """Stop the source, flush the outbox (bounded), publish offline, close everything."""
+        self.notifier.stopping("stopping: flushing results")
         self._set_state("stopping")
         if self.source is not None:
             self.source.close()
@@ -176,15 +191,18 @@ class Service:
         if self.active is not None:
             self.active.model.close()
         log.info("agent stopped; %s results published", self.results_published)
+        self.notifier.close()
 
     def reload(self) -> None:
         """SIGHUP: re-read the config; apply output, status, source and model settings."""
+        self.notifier.reloading()
         try:
             new = load_config(self.config_path)
         except ConfigError as exc:
             log.error("config reload rejected, keeping the running config: %s", exc)
             self.health.fail(exc.code, f"config reload rejected: {exc}")
             self._publish_status()
+            self.notifier.ready(f"config reload rejected: {exc}")
             return
         for key in ("device_id", "state_dir", "mqtt", "keys", "store"):
             if getattr(new, key) != getattr(self.config, key):
@@ -202,7 +220,11 @@ class Service:
                 self.source.close()
             self._open_source()
         log.info("config reloaded")
+        if self.progress is not None:
+            self.progress.stall_s = stall_limit_s(new.source)
+            self.progress.start(self.clock())
         self._publish_status()
+        self.notifier.ready(self._status_text())
 
     # -- model and source -----------------------------------------------------------------------
 
@@ -282,6 +304,10 @@ class Service:
         if result is None:
             return
         now = self.clock()
+        if self.progress is not None:
+            self.progress.inferred(now)
+        if not self._ready_sent and result.finite:
+            self._notify_ready()
         self.stats.add(result.total_s, now)
         if not result.finite:
             self._bad("non_finite_output", InputError("model produced NaN or Inf"))
@@ -355,8 +381,36 @@ class Service:
             last_error=self.health.last_error,
         )
 
+    # -- systemd --------------------------------------------------------------------------------
+
+    def _notify_ready(self) -> None:
+        self._ready_sent = True
+        self.notifier.ready(self._status_text())
+
+    def _feed_watchdog(self) -> None:
+        """``WATCHDOG=1`` while inference makes progress (see :mod:`agent.watchdog`)."""
+        if self.progress is None or not self._ready_sent:
+            return
+        expecting = (
+            self.health.state != "error"
+            and self.source is not None
+            and self.pipeline is not None
+            and not self.source.finished
+        )
+        if self.progress.due(self.clock(), expecting_input=expecting):
+            self.notifier.watchdog()
+
+    def _status_text(self) -> str:
+        """The one line ``systemctl status`` shows."""
+        if self.health.state == "error" and self.health.last_error is not None:
+            return f"error ({self.health.last_error.code}): {self.health.last_error.message}"
+        model = f"{self.active.name} v{self.active.version}" if self.active else "no model"
+        return f"{self.health.state}: {model}, {self.stats.fps():.1f} fps"
+
     def _publish_status(self) -> None:
         self._next_status = self.clock() + self.config.status.interval_s
+        if self._ready_sent:
+            self.notifier.status(self._status_text())
         if not self.client.connected:
             return
         try:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from agent.config import load_config
 from agent.lifecycle import Flags
+from agent.sdnotify import Notifier
 from agent.service import Service
 
 
@@ -23,4 +24,4 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     flags = Flags()
     flags.install()
-    return Service(config, args.config, flags).run()
+    return Service(config, args.config, flags, notifier=Notifier.from_env()).run()

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -128,10 +129,15 @@ def poison_tensorflow(directory: Path) -> Path:
 class AgentProcess:
     """``edge-agent run`` as a child process with its log in a file; TensorFlow is poisoned."""
 
-    def __init__(self, config: Path, log: Path) -> None:
+    def __init__(self, config: Path, log: Path, env: Mapping[str, str] | None = None) -> None:
         self.log_path = log
         poison = poison_tensorflow(log.parent / "no-tensorflow")
-        env = dict(os.environ, PYTHONPATH=f"{poison}{os.pathsep}{ROOT}", PYTHONUNBUFFERED="1")
+        env = dict(
+            os.environ,
+            **(env or {}),
+            PYTHONPATH=f"{poison}{os.pathsep}{ROOT}",
+            PYTHONUNBUFFERED="1",
+        )
         with open(log, "ab") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "agent.cli", "run", "--config", str(config)],
