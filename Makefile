@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test test-fast check lint typecheck install bench venv mosquitto clean
+.PHONY: demo test test-fast check lint typecheck install install-service uninstall-service bench venv mosquitto clean
 
 demo: $(STAMP)
 	$(BIN)/python -m agent.demo
@@ -32,6 +32,15 @@ bench: $(STAMP) mosquitto
 install:
 	@scripts/bootstrap.sh $(PYTHON) $(VENV)
 	$(BIN)/pip install -q '.[device]'
+
+# The systemd service (run as root): config skeleton, device key, credentials, unit.
+# DESTDIR installs under another root; AGENT_BIN is the edge-agent executable to run.
+AGENT_BIN ?= /opt/edge-agent/bin/edge-agent
+install-service:
+	DESTDIR="$(DESTDIR)" AGENT_BIN="$(AGENT_BIN)" systemd/install.sh install
+
+uninstall-service:
+	DESTDIR="$(DESTDIR)" systemd/install.sh uninstall $(if $(PURGE),--purge)
 
 venv: $(STAMP)
 
