@@ -1,4 +1,4 @@
-"""``MemoryDenyWriteExecute=yes`` in the unit is safe for LiteRT: the real interpreter runs under it.
+"""``MemoryDenyWriteExecute=yes`` is safe for LiteRT: the real interpreter runs under it.
 
 systemd enforces the setting with a seccomp filter (or, on newer versions, the kernel's
 ``PR_SET_MDWE``). The kernel's own switch is what a test can set without systemd as PID 1: the
