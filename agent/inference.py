@@ -3,6 +3,9 @@
 :class:`Pipeline` binds a loaded model to its metadata once (pre-processing tables, label list,
 task) so the per-frame path is: pre-process, invoke, post-process, summarise for the publish
 policy. Sensor readings go through a :class:`~agent.sources.lines.Windower` first.
+
+OpenCV is imported only for image models (it costs ~35-55 MB of RSS), so a sensor-only agent
+never loads it.
 """
 
 from __future__ import annotations
@@ -10,18 +13,23 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from agent.activemodel import ActiveModel
 from agent.config import OutputConfig
 from agent.errors import InputError
+from agent.modelmeta import ModelMetadata
+from agent.pipeline.geometry import Letterbox
 from agent.pipeline.postprocess import classify, detect_postprocessed, raw_outputs
-from agent.pipeline.preprocess import Letterbox, Preprocessor, window_to_input
+from agent.pipeline.tensors import window_to_input
 from agent.policy import Summary
 from agent.sources.base import Frame, Reading
 from agent.sources.lines import Windower
+
+if TYPE_CHECKING:
+    from agent.pipeline.preprocess import Preprocessor
 
 
 @dataclass(frozen=True)
@@ -36,6 +44,12 @@ class InferenceResult:
     finite: bool
 
 
+def _image_preprocessor(meta: ModelMetadata) -> Preprocessor:
+    from agent.pipeline.preprocess import Preprocessor  # OpenCV only for image models
+
+    return Preprocessor(meta)
+
+
 class Pipeline:
     """Pre-process, invoke and post-process for one model. Not thread-safe; one per loop."""
 
@@ -48,7 +62,7 @@ class Pipeline:
         meta = active.metadata
         self._input_spec = active.model.inputs[0]
         self._image_input = len(self._input_spec.shape) == 4
-        self._preprocess = Preprocessor(meta) if self._image_input else None
+        self._preprocess = _image_preprocessor(meta) if self._image_input else None
         self._windower: Windower | None = None
         if not self._image_input:
             shape = self._input_spec.shape

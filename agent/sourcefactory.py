@@ -1,4 +1,8 @@
-"""Build the configured input source (an adapter over :mod:`agent.sources`)."""
+"""Build the configured input source (an adapter over :mod:`agent.sources`).
+
+The camera and image-directory sources need OpenCV; they are imported only when configured, so
+a sensor-only agent never pays OpenCV's resident memory.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,6 @@ from typing import Protocol
 from agent.config import SourceConfig
 from agent.secrets import FileResolver
 from agent.sources.base import Frame, Reading
-from agent.sources.camera import CameraSource, Pace
-from agent.sources.imagedir import ImageDirSource
 from agent.sources.lines import LineFormat
 from agent.sources.sensor import QueueReadingSource, StreamSensorSource
 
@@ -34,6 +36,23 @@ def build_source(
 ) -> InputSource:
     """The source named by ``config.type``. ``sensor_queue`` feeds ``mqtt_sensor``."""
     kind = config.type
+    if kind in ("camera", "stream", "video", "images"):
+        return _image_source(config, resolver)
+    path = str(resolver.path(config.path or ""))
+    if kind == "sensor":
+        return StreamSensorSource(path, baud=config.baud, fmt=line_format(config))
+    if sensor_queue is None:
+        raise RuntimeError("mqtt_sensor needs the queue the MQTT subscription feeds")
+    return QueueReadingSource(
+        sensor_queue, fmt=line_format(config), max_payload=config.max_line_bytes
+    )
+
+
+def _image_source(config: SourceConfig, resolver: FileResolver) -> InputSource:
+    from agent.sources.camera import CameraSource, Pace
+    from agent.sources.imagedir import ImageDirSource
+
+    kind = config.type
     if kind == "camera":
         return CameraSource(config.device or "0", name="camera")
     if kind == "stream":
@@ -42,12 +61,4 @@ def build_source(
     if kind == "video":
         pace: Pace = "realtime" if config.realtime else "unthrottled"
         return CameraSource(path, loop=config.loop, pace=pace, name="video")
-    if kind == "images":
-        return ImageDirSource(path, poll_interval=config.poll_s, max_bytes=config.max_image_bytes)
-    if kind == "sensor":
-        return StreamSensorSource(path, baud=config.baud, fmt=line_format(config))
-    if sensor_queue is None:
-        raise RuntimeError("mqtt_sensor needs the queue the MQTT subscription feeds")
-    return QueueReadingSource(
-        sensor_queue, fmt=line_format(config), max_payload=config.max_line_bytes
-    )
+    return ImageDirSource(path, poll_interval=config.poll_s, max_bytes=config.max_image_bytes)

@@ -15,7 +15,7 @@ import numpy as np
 
 from agent.errors import InputError
 from agent.modelmeta import TensorSpec
-from agent.pipeline.preprocess import Letterbox
+from agent.pipeline.geometry import Letterbox
 from agent.pipeline.tensors import dequantize
 
 DEFAULT_MAX_RAW_VALUES = 4096

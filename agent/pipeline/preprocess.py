@@ -10,91 +10,20 @@ intermediate image (and no pass at all when the table is the identity on ``uint8
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import cv2
 import numpy as np
 
 from agent.errors import InputError
 from agent.modelmeta import ModelMetadata, TensorSpec
+from agent.pipeline.geometry import (
+    MAX_FRAME_PIXELS,
+    MAX_FRAME_SIDE,
+    Letterbox,
+    letterbox_geometry,
+    stretch_geometry,
+    validate_frame,
+)
 from agent.pipeline.tensors import quantize
-
-MAX_FRAME_SIDE = 8192
-MAX_FRAME_PIXELS = 40_000_000
-
-
-@dataclass(frozen=True)
-class Letterbox:
-    """How a frame was placed in the model input: ``model_px = src_px * scale + pad``.
-
-    For a stretch resize ``scale_x != scale_y`` and the pads are zero. :meth:`to_frame` maps a
-    box normalised to the model input back to coordinates normalised to the original frame.
-    """
-
-    src_w: int
-    src_h: int
-    dst_w: int
-    dst_h: int
-    scale_x: float
-    scale_y: float
-    pad_x: int = 0
-    pad_y: int = 0
-
-    def to_frame(
-        self, xmin: float, ymin: float, xmax: float, ymax: float
-    ) -> tuple[float, float, float, float]:
-        """Map a model-normalised box to a frame-normalised box, clipped to ``[0, 1]``."""
-        fx = self.dst_w / (self.scale_x * self.src_w)
-        fy = self.dst_h / (self.scale_y * self.src_h)
-        ox = self.pad_x / (self.scale_x * self.src_w)
-        oy = self.pad_y / (self.scale_y * self.src_h)
-        return (
-            _clip01(xmin * fx - ox),
-            _clip01(ymin * fy - oy),
-            _clip01(xmax * fx - ox),
-            _clip01(ymax * fy - oy),
-        )
-
-
-def _clip01(v: float) -> float:
-    return min(1.0, max(0.0, v))
-
-
-def letterbox_geometry(src_w: int, src_h: int, dst_w: int, dst_h: int) -> Letterbox:
-    """Keep-aspect placement of a ``src`` frame centred in a ``dst`` input."""
-    scale = min(dst_w / src_w, dst_h / src_h)
-    new_w = max(1, min(dst_w, round(src_w * scale)))
-    new_h = max(1, min(dst_h, round(src_h * scale)))
-    return Letterbox(
-        src_w,
-        src_h,
-        dst_w,
-        dst_h,
-        scale_x=new_w / src_w,
-        scale_y=new_h / src_h,
-        pad_x=(dst_w - new_w) // 2,
-        pad_y=(dst_h - new_h) // 2,
-    )
-
-
-def stretch_geometry(src_w: int, src_h: int, dst_w: int, dst_h: int) -> Letterbox:
-    return Letterbox(src_w, src_h, dst_w, dst_h, dst_w / src_w, dst_h / src_h)
-
-
-def validate_frame(
-    frame: object, max_side: int = MAX_FRAME_SIDE, max_pixels: int = MAX_FRAME_PIXELS
-) -> np.ndarray:
-    """Check a frame is ``uint8`` ``HxW`` or ``HxWx{1,3}`` within the size caps; return it."""
-    if not isinstance(frame, np.ndarray):
-        raise InputError(f"frame must be a numpy array, got {type(frame).__name__}")
-    if frame.dtype != np.uint8:
-        raise InputError(f"frame must be uint8, got {frame.dtype}")
-    if frame.ndim not in (2, 3) or (frame.ndim == 3 and frame.shape[2] not in (1, 3)):
-        raise InputError(f"frame must be HxW gray or HxWx3 BGR, got shape {list(frame.shape)}")
-    h, w = frame.shape[:2]
-    if h == 0 or w == 0 or h > max_side or w > max_side or h * w > max_pixels:
-        raise InputError(f"frame size {w}x{h} outside 1..{max_side} per side / {max_pixels} pixels")
-    return frame
 
 
 class Preprocessor:
@@ -228,14 +157,3 @@ def _build_lut(
         s = std[c] if len(std) > 1 else std[0]
         rows.append(quantize(((pixels - m) / s).astype(np.float32), spec))
     return np.stack(rows)
-
-
-def window_to_input(window: np.ndarray, spec: TensorSpec) -> np.ndarray:
-    """Reshape a sensor window (``T x F`` floats) into ``spec`` and quantize it if needed."""
-    size = int(np.prod(spec.shape))
-    if window.size != size:
-        raise InputError(
-            f"sensor window has {window.size} values ({list(window.shape)}); "
-            f"the model input {list(spec.shape)} needs {size}"
-        )
-    return quantize(np.asarray(window, dtype=np.float32).reshape(spec.shape), spec)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from agent.errors import InputError
 from agent.modelmeta import TensorSpec
 
 _FLOAT_DTYPES = ("float32", "float16")
@@ -35,3 +36,14 @@ def dequantize(array: np.ndarray, spec: TensorSpec) -> np.ndarray:
         wide = array.astype(np.int32) - np.int32(spec.zero_point)
         return wide.astype(np.float32) * np.float32(spec.scale)
     return np.asarray(array).astype(np.float32, copy=False)
+
+
+def window_to_input(window: np.ndarray, spec: TensorSpec) -> np.ndarray:
+    """Reshape a sensor window (``T x F`` floats) into ``spec`` and quantize it if needed."""
+    size = int(np.prod(spec.shape))
+    if window.size != size:
+        raise InputError(
+            f"sensor window has {window.size} values ({list(window.shape)}); "
+            f"the model input {list(spec.shape)} needs {size}"
+        )
+    return quantize(np.asarray(window, dtype=np.float32).reshape(spec.shape), spec)

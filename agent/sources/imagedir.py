@@ -21,7 +21,7 @@ import numpy as np
 
 from agent.errors import InputError
 from agent.fsutil import read_capped
-from agent.pipeline.preprocess import MAX_FRAME_PIXELS, validate_frame
+from agent.pipeline.geometry import MAX_FRAME_PIXELS, validate_frame
 from agent.sources.base import Frame, SourceHealth
 
 logger = logging.getLogger(__name__)

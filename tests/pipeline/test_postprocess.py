@@ -8,6 +8,7 @@ import pytest
 
 from agent.errors import InputError
 from agent.modelmeta import TensorSpec
+from agent.pipeline.geometry import letterbox_geometry
 from agent.pipeline.postprocess import (
     BBox,
     Classification,
@@ -18,7 +19,6 @@ from agent.pipeline.postprocess import (
     nms,
     raw_outputs,
 )
-from agent.pipeline.preprocess import letterbox_geometry
 
 LABELS = ("zero", "one", "two", "three")
 PROBS = TensorSpec("probs", (1, 4), "float32")

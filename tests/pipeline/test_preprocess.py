@@ -6,12 +6,9 @@ import pytest
 
 from agent.errors import InputError
 from agent.modelmeta import ModelMetadata, Preprocess, TensorSpec
-from agent.pipeline.preprocess import (
-    Preprocessor,
-    letterbox_geometry,
-    validate_frame,
-    window_to_input,
-)
+from agent.pipeline.geometry import letterbox_geometry, validate_frame
+from agent.pipeline.preprocess import Preprocessor
+from agent.pipeline.tensors import window_to_input
 
 
 def _meta(
