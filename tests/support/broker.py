@@ -24,6 +24,7 @@ from pathlib import Path
 import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.reasoncodes import ReasonCode
 
 _START_TIMEOUT_S = 10.0
 _STOP_TIMEOUT_S = 10.0
@@ -71,7 +72,10 @@ class MosquittoBroker:
         extra_config: Sequence[str] = (),
         host: str = "127.0.0.1",
         port: int | None = None,
+        recipe: str | None = None,
     ) -> None:
+        """``recipe``: a complete mosquitto config (its own listener, TLS and ACL lines) used
+        instead of the generated one; only the user and logging lines are added."""
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.host = host
@@ -82,6 +86,9 @@ class MosquittoBroker:
         self.config_path = self.workdir / "mosquitto.conf"
         self.log_path = self.workdir / "mosquitto.log"
         self._process: subprocess.Popen[bytes] | None = None
+        if recipe is not None:
+            self.config_path.write_text("\n".join([*self._base_lines(), recipe]), encoding="utf-8")
+            return
         self._write_config(persistence, message_size_limit, max_packet_size, extra_config)
 
     # -- configuration ----------------------------------------------------------------------
@@ -93,13 +100,7 @@ class MosquittoBroker:
         max_packet_size: int | None,
         extra_config: Sequence[str],
     ) -> None:
-        lines = [
-            f"user {pwd.getpwuid(os.getuid()).pw_name}",
-            f"listener {self.port} {self.host}",
-            "log_dest stderr",
-            "log_type all",
-            "log_timestamp true",
-        ]
+        lines = [*self._base_lines(), f"listener {self.port} {self.host}"]
         lines += self._auth_lines()
         if self.tls is not None:
             lines += [
@@ -118,6 +119,15 @@ class MosquittoBroker:
             lines.append(f"max_packet_size {max_packet_size}")
         lines += list(extra_config)
         self.config_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    @staticmethod
+    def _base_lines() -> list[str]:
+        return [
+            f"user {pwd.getpwuid(os.getuid()).pw_name}",
+            "log_dest stderr",
+            "log_type all",
+            "log_timestamp true",
+        ]
 
     def _auth_lines(self) -> list[str]:
         if self.username is None:
@@ -216,6 +226,15 @@ class MosquittoBroker:
 
 
 @dataclass(frozen=True)
+class ClientTLS:
+    """A test client's TLS files: the CA it trusts and its own certificate and key."""
+
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+
+
+@dataclass(frozen=True)
 class Received:
     topic: str
     payload: bytes
@@ -232,6 +251,7 @@ class Subscriber:
         client_id: str = "",
         *,
         persistent: bool = False,
+        tls: ClientTLS | None = None,
     ) -> None:
         """``persistent``: a broker-side session (clean_session false, needs a ``client_id``). It
         survives a graceful ``restart()`` of a broker made with ``persistence=True`` (mosquitto
@@ -240,6 +260,7 @@ class Subscriber:
         self._lock = threading.Lock()
         self._messages: list[Received] = []
         self._subacks = 0
+        self._suback_codes: list[int] = []
         self._client = paho.Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
@@ -249,6 +270,8 @@ class Subscriber:
         self._client.reconnect_delay_set(min_delay=0.05, max_delay=0.5)
         if broker.username is not None:
             self._client.username_pw_set(broker.username, broker.password)
+        if tls is not None:
+            self._client.tls_set(str(tls.ca_file), str(tls.cert_file), str(tls.key_file))
         self._client.on_connect = lambda c, _u, _f, _rc, _p: c.subscribe(topic_filter, qos=1)
         self._client.on_subscribe = self._on_subscribe
         self._client.on_message = self._on_message
@@ -256,9 +279,18 @@ class Subscriber:
         self._client.loop_start()
         self.wait_subscribed(1)
 
-    def _on_subscribe(self, *_args: object) -> None:
+    def _on_subscribe(
+        self, _c: paho.Client, _u: object, _mid: int, codes: list[ReasonCode], _p: object
+    ) -> None:
         with self._lock:
             self._subacks += 1
+            self._suback_codes.extend(int(code.value) for code in codes)
+
+    @property
+    def suback_codes(self) -> list[int]:
+        """Granted QoS (0-2) or failure (128 and up) per SUBACK, in arrival order."""
+        with self._lock:
+            return list(self._suback_codes)
 
     def wait_subscribed(self, times: int, timeout: float = 10.0) -> None:
         """Wait for the ``times``-th SUBACK (it resubscribes on every reconnect)."""
@@ -294,6 +326,17 @@ class Subscriber:
         got = self.messages
         detail = describe(got) if describe else f"last received {got[-5:]}"
         pytest.fail(f"condition not met within {timeout} s; {len(got)} received; {detail}")
+
+    def subscribe(self, topic_filter: str) -> None:
+        """Add a filter on this connection (not renewed on reconnect); wait for its SUBACK."""
+        with self._lock:
+            acked = self._subacks
+        self._client.subscribe(topic_filter, qos=1)
+        self.wait_subscribed(acked + 1)
+
+    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
+        """Publish at QoS 1 and wait for the broker's PUBACK (also sent for a denied topic)."""
+        self._client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(10)
 
     def close(self) -> None:
         self._client.disconnect()
