@@ -119,6 +119,12 @@ class StoreConfig:
 
 
 @dataclass(frozen=True)
+class HomeAssistantConfig:
+    enabled: bool = False
+    discovery_prefix: str = "homeassistant"
+
+
+@dataclass(frozen=True)
 class AgentConfig:
     device_id: str
     state_dir: str
@@ -129,6 +135,7 @@ class AgentConfig:
     output: OutputConfig = field(default_factory=OutputConfig)
     status: StatusConfig = field(default_factory=StatusConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
+    homeassistant: HomeAssistantConfig = field(default_factory=HomeAssistantConfig)
 
 
 # Every key the schema accepts, by table; docs/configuration.md documents each of them.
@@ -141,6 +148,7 @@ SCHEMA_KEYS: dict[str, tuple[str, ...]] = {
     "output": tuple(OutputConfig.__dataclass_fields__),
     "status": tuple(StatusConfig.__dataclass_fields__),
     "store": tuple(StoreConfig.__dataclass_fields__),
+    "homeassistant": tuple(HomeAssistantConfig.__dataclass_fields__),
 }
 
 # Which source keys each source type takes (besides ``type``); anything else is a typo.
@@ -257,6 +265,7 @@ def parse_config(raw: dict[str, Any]) -> AgentConfig:
         output=_output(top.table("output")),
         status=_status(top.table("status")),
         store=_store(top.table("store")),
+        homeassistant=_homeassistant(top.table("homeassistant")),
     )
 
 
@@ -398,6 +407,17 @@ def _store(t: _Table) -> StoreConfig:
         max_bytes=t.integer("max_bytes", StoreConfig.max_bytes, 64 * 1024, 1 << 40),
         max_age_s=t.number("max_age_s", StoreConfig.max_age_s, 1.0, 365 * 86400.0),
     )
+
+
+def _homeassistant(t: _Table) -> HomeAssistantConfig:
+    t.reject_unknown(SCHEMA_KEYS["homeassistant"])
+    prefix = t.string("discovery_prefix", HomeAssistantConfig.discovery_prefix)
+    if not PREFIX_RE.match(prefix):
+        raise ConfigError(
+            t.key("discovery_prefix"),
+            "must be topic levels without wildcards, e.g. 'homeassistant'",
+        )
+    return HomeAssistantConfig(enabled=t.boolean("enabled", False), discovery_prefix=prefix)
 
 
 def parse_toml(text: bytes) -> AgentConfig:

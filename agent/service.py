@@ -28,6 +28,7 @@ from agent.activemodel import (
 )
 from agent.config import AgentConfig, load_config
 from agent.errors import BackendError, BundleRejected, ConfigError, EdgeError, InputError
+from agent.hass_mqtt import HassAnnouncer
 from agent.inference import InferenceResult, Pipeline
 from agent.lifecycle import Flags
 from agent.metrics import ErrorLog, RollingStats, cpu_temperature_c, rss_bytes
@@ -137,6 +138,7 @@ class Service:
         )
         self.client = MqttClient(mqtt_settings(config, self.resolver), self.topics)
         self.forwarder = Forwarder(self.outbox, self.client, qos=config.mqtt.qos)
+        self.hass: HassAnnouncer | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -173,6 +175,8 @@ class Service:
             self._last_inference = self.clock()
             self._infer(item)
         self.forwarder.step(self.client.events, 0.0)
+        if self.hass is not None:
+            self.hass.step()
         self._maybe_status()
         self._feed_watchdog()
 
@@ -269,6 +273,13 @@ class Service:
             self._set_state("error")
 
     def _subscribe(self) -> None:
+        if self.config.homeassistant.enabled:
+            self.hass = HassAnnouncer(
+                self.client,
+                self.topics,
+                self.config.homeassistant.discovery_prefix,
+                after_announce=self._publish_status,
+            )
         if self.config.source.type == "mqtt_sensor" and self.config.source.topic:
             self._sensor_sub = self.client.subscribe(
                 TopicFilter(self.config.source.topic),

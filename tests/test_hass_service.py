@@ -1,0 +1,69 @@
+"""Home Assistant discovery from the running agent, seen by a real MQTT client on mosquitto."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.agent_env import DEVICE_ID, AgentProcess, AgentWorld
+from tests.support.broker import MosquittoBroker, Received, Subscriber
+from tests.support.models import ModelFactory
+
+pytestmark = [pytest.mark.broker, pytest.mark.tensorflow, pytest.mark.slow]
+
+CONFIGS = f"homeassistant/+/{DEVICE_ID}/+/config"
+ENTITIES = 5
+
+
+@pytest.fixture
+def agent(
+    tmp_path: Path, sample_models: ModelFactory, broker: MosquittoBroker
+) -> Iterator[AgentProcess]:
+    world = AgentWorld(tmp_path / "device", sample_models("int8"), broker.url)
+    config = world.write_config(
+        source={"type": "video", "path": str(world.video), "loop": True},
+        tables={"homeassistant": {"enabled": True}},
+    )
+    process = AgentProcess(config, tmp_path / "agent.log")
+    yield process
+    process.close()
+
+
+def _configs(got: list[Received]) -> list[Received]:
+    return [m for m in got if m.topic.endswith("/config")]
+
+
+def test_discovery_is_retained_and_re_announced_when_home_assistant_comes_online(
+    agent: AgentProcess, broker: MosquittoBroker
+) -> None:
+    live = Subscriber(broker, CONFIGS)
+    live.wait_for(
+        lambda got: len(_configs(got)) >= ENTITIES, timeout=60, describe=lambda _: agent.log()
+    )
+    retained = Subscriber(broker, CONFIGS)
+    retained.wait_for(lambda got: len(got) >= ENTITIES, timeout=10)
+    assert all(m.retain for m in retained.messages)
+    by_topic = {m.topic: json.loads(m.payload) for m in retained.messages}
+    assert set(by_topic) == {
+        f"homeassistant/sensor/{DEVICE_ID}/result/config",
+        f"homeassistant/sensor/{DEVICE_ID}/fps/config",
+        f"homeassistant/sensor/{DEVICE_ID}/latency/config",
+        f"homeassistant/binary_sensor/{DEVICE_ID}/accelerator/config",
+        f"homeassistant/update/{DEVICE_ID}/model/config",
+    }
+    assert {c["state_topic"] for c in by_topic.values()} == {
+        f"edge/{DEVICE_ID}/results",
+        f"edge/{DEVICE_ID}/status",
+    }
+
+    before = len(_configs(live.messages))
+    home_assistant = Subscriber(broker, f"edge/{DEVICE_ID}/status")
+    home_assistant.publish("homeassistant/status", b"online")
+    live.wait_for(lambda got: len(_configs(got)) >= before + ENTITIES, timeout=20)
+    assert agent.log().count(f"announced {ENTITIES} entities to Home Assistant") >= 2
+    assert agent.terminate() == 0
+    for sub in (live, retained, home_assistant):
+        sub.close()
