@@ -25,7 +25,7 @@ from agent.pipeline.geometry import Letterbox
 from agent.pipeline.postprocess import classify, detect_postprocessed, raw_outputs
 from agent.pipeline.tensors import window_to_input
 from agent.policy import Summary
-from agent.sources.base import Frame, Reading
+from agent.sources.base import Frame, FrameNeed, Reading
 from agent.sources.lines import Windower
 
 if TYPE_CHECKING:
@@ -69,6 +69,13 @@ class Pipeline:
             features = shape[-1]
             length = int(np.prod(shape[1:-1])) if len(shape) > 2 else 1
             self._windower = Windower(length, features)
+        pre = self._preprocess
+        #: The smallest camera frame this model can use (None for sensor models).
+        self.frame_need = (
+            None
+            if pre is None
+            else FrameNeed(pre.width, pre.height, gray=pre.color == "gray", letterbox=pre.letterbox)
+        )
 
     def configure_window(self, hop: int) -> None:
         """Set the hop between sensor windows (the window length comes from the model)."""

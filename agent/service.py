@@ -41,7 +41,7 @@ from agent.policy import PublishPolicy
 from agent.sdnotify import Notifier
 from agent.secrets import FileResolver, read_secret
 from agent.sourcefactory import InputSource, build_source
-from agent.sources.base import Frame, Reading
+from agent.sources.base import Frame, FrameNeed, Reading
 from agent.store.forwarder import Forwarder
 from agent.store.outbox import Outbox, OutboxError
 from agent.watchdog import Progress, stall_limit_s
@@ -266,11 +266,18 @@ class Service:
 
     def _open_source(self) -> None:
         try:
-            self.source = build_source(self.config.source, self.resolver, self._sensor_queue)
+            self.source = build_source(
+                self.config.source, self.resolver, self._sensor_queue, self._frame_need
+            )
         except EdgeError as exc:
             log.error("source cannot be opened: %s", exc)
             self.health.fail(exc.code, str(exc))
             self._set_state("error")
+
+    def _frame_need(self) -> FrameNeed | None:
+        """Asked by the capture thread per frame, so a new model's input size applies at once."""
+        pipeline = self.pipeline
+        return pipeline.frame_need if pipeline is not None else None
 
     def _subscribe(self) -> None:
         if self.config.homeassistant.enabled:

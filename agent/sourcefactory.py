@@ -7,11 +7,12 @@ a sensor-only agent never pays OpenCV's resident memory.
 from __future__ import annotations
 
 import queue
+from collections.abc import Callable
 from typing import Protocol
 
 from agent.config import SourceConfig
 from agent.secrets import FileResolver
-from agent.sources.base import Frame, Reading
+from agent.sources.base import Frame, FrameNeed, Reading
 from agent.sources.lines import LineFormat
 from agent.sources.sensor import QueueReadingSource, StreamSensorSource
 
@@ -32,12 +33,16 @@ def line_format(config: SourceConfig) -> LineFormat:
 
 
 def build_source(
-    config: SourceConfig, resolver: FileResolver, sensor_queue: queue.Queue[bytes] | None = None
+    config: SourceConfig,
+    resolver: FileResolver,
+    sensor_queue: queue.Queue[bytes] | None = None,
+    need: Callable[[], FrameNeed | None] | None = None,
 ) -> InputSource:
-    """The source named by ``config.type``. ``sensor_queue`` feeds ``mqtt_sensor``."""
+    """The source named by ``config.type``. ``sensor_queue`` feeds ``mqtt_sensor``; ``need``
+    tells a camera source the smallest frame the current model can use."""
     kind = config.type
     if kind in ("camera", "stream", "video", "images"):
-        return _image_source(config, resolver)
+        return _image_source(config, resolver, need)
     path = str(resolver.path(config.path or ""))
     if kind == "sensor":
         return StreamSensorSource(path, baud=config.baud, fmt=line_format(config))
@@ -48,17 +53,22 @@ def build_source(
     )
 
 
-def _image_source(config: SourceConfig, resolver: FileResolver) -> InputSource:
+def _image_source(
+    config: SourceConfig, resolver: FileResolver, need: Callable[[], FrameNeed | None] | None
+) -> InputSource:
     from agent.sources.camera import CameraSource, Pace
     from agent.sources.imagedir import ImageDirSource
 
     kind = config.type
+    cap = 1.0 / config.fps if config.fps else 0.0
     if kind == "camera":
-        return CameraSource(config.device or "0", name="camera")
+        return CameraSource(config.device or "0", name="camera", need=need, min_period_s=cap)
     if kind == "stream":
-        return CameraSource(config.url or "", name="stream")
+        return CameraSource(config.url or "", name="stream", need=need, min_period_s=cap)
     path = str(resolver.path(config.path or ""))
     if kind == "video":
         pace: Pace = "realtime" if config.realtime else "unthrottled"
-        return CameraSource(path, loop=config.loop, pace=pace, name="video")
+        return CameraSource(
+            path, loop=config.loop, pace=pace, name="video", need=need, min_period_s=cap
+        )
     return ImageDirSource(path, poll_interval=config.poll_s, max_bytes=config.max_image_bytes)

@@ -170,3 +170,30 @@ class SourceHealth:
             }
             result.update({f"error.{k}": v for k, v in self.errors.counts.items()})
         return result
+
+
+@dataclass(frozen=True)
+class FrameNeed:
+    """The smallest frame the consumer can use: the model input size and colour.
+
+    A decoder that can produce a smaller image cheaply (JPEG's scaled IDCT decodes at 1/2, 1/4
+    or 1/8 size for a fraction of the work) may deliver any frame at least this large along the
+    axes the resize keeps: both axes for a stretch resize, the fitted axis for a letterbox.
+    """
+
+    width: int
+    height: int
+    gray: bool = False
+    letterbox: bool = False
+
+
+JPEG_SCALES = (8, 4, 2)
+
+
+def jpeg_reduction(src_w: int, src_h: int, need: FrameNeed | None) -> int:
+    """The largest JPEG scale-down factor (1, 2, 4 or 8) that still satisfies ``need``."""
+    if need is None or src_w <= 0 or src_h <= 0:
+        return 1
+    fx, fy = src_w / need.width, src_h / need.height
+    room = max(fx, fy) if need.letterbox else min(fx, fy)
+    return next((k for k in JPEG_SCALES if k <= room), 1)

@@ -5,6 +5,16 @@ consumer always gets the newest frame and stale ones are dropped (and counted). 
 device or stream fails it is released and reopened with jittered backoff. A video file can loop,
 and can be paced at its own fps (``pace="realtime"``) or read as fast as possible
 (``pace="unthrottled"``, for benchmarks; frames are then not dropped but wait for the consumer).
+
+Decode work is spent only on frames the consumer can use:
+
+* Motion-JPEG from a file or stream is read undecoded (FFmpeg's raw mode) and decoded by
+  libjpeg-turbo at the smallest 1/2, 1/4 or 1/8 scale that still covers the model input
+  (:class:`~agent.sources.base.FrameNeed`, asked of the consumer for every frame so a model swap
+  takes effect at once), straight to gray for a gray model. A stream whose packets do not decode
+  this way is reopened in ordinary mode.
+* With an fps cap (``min_period_s``) a live source grabs frames that are not due without
+  decoding them; they count as dropped, as a replaced frame does.
 """
 
 from __future__ import annotations
@@ -13,18 +23,30 @@ import logging
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import cv2
 
 from agent.backoff import Backoff
-from agent.sources.base import Frame, LatestSlot, SourceHealth
+from agent.sources.base import Frame, FrameNeed, LatestSlot, SourceHealth, jpeg_reduction
 
 logger = logging.getLogger(__name__)
 
 CameraKind = Literal["device", "stream", "file"]
 Pace = Literal["realtime", "unthrottled"]
+_RAW_FOURCCS = (b"MJPG",)
+_REDUCED = {
+    (1, False): cv2.IMREAD_COLOR,
+    (2, False): cv2.IMREAD_REDUCED_COLOR_2,
+    (4, False): cv2.IMREAD_REDUCED_COLOR_4,
+    (8, False): cv2.IMREAD_REDUCED_COLOR_8,
+    (1, True): cv2.IMREAD_GRAYSCALE,
+    (2, True): cv2.IMREAD_REDUCED_GRAYSCALE_2,
+    (4, True): cv2.IMREAD_REDUCED_GRAYSCALE_4,
+    (8, True): cv2.IMREAD_REDUCED_GRAYSCALE_8,
+}
 _STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 
 
@@ -61,6 +83,8 @@ class CameraSource:
         keep_all: bool | None = None,
         backoff: Backoff | None = None,
         name: str = "",
+        need: Callable[[], FrameNeed | None] | None = None,
+        min_period_s: float = 0.0,
     ) -> None:
         self.target = parse_camera_target(target)
         self.loop = loop
@@ -69,6 +93,12 @@ class CameraSource:
             keep_all = self.target.kind == "file" and pace == "unthrottled"
         self.health = SourceHealth(name or f"camera:{target}", logger)
         self._slot: LatestSlot[Frame] = LatestSlot(block=keep_all)
+        self._need = need
+        self._min_period = 0.0 if keep_all else min_period_s
+        self._last_delivered = -1e9
+        self._skipped = 0
+        self._raw_allowed = need is not None and self.target.kind != "device"
+        self.raw_mode = False
         self._backoff = backoff or Backoff()
         self._stop = threading.Event()
         self._finished = threading.Event()
@@ -84,7 +114,7 @@ class CameraSource:
         return self._slot.take(timeout)
 
     def stats(self) -> dict[str, int]:
-        return self.health.stats(self._slot.dropped)
+        return self.health.stats(self._slot.dropped + self._skipped)
 
     def close(self, timeout: float = 2.0) -> None:
         self._stop.set()
@@ -112,29 +142,65 @@ class CameraSource:
                 return "failed"
             if self.target.kind != "file":
                 cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
+            self.raw_mode = self._raw_mjpeg(cap)
             return self._read_frames(cap)
         finally:
             cap.release()
+
+    def _raw_mjpeg(self, cap: Any) -> bool:
+        """Switch ``cap`` to undecoded packets when they are JPEGs we can decode at size."""
+        if not self._raw_allowed or cap.getBackendName() != "FFMPEG":
+            return False
+        fourcc = int(cap.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little").upper()
+        return fourcc in _RAW_FOURCCS and bool(cap.set(cv2.CAP_PROP_FORMAT, -1))
 
     def _read_frames(self, cap: Any) -> str:
         fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
         paced = self.target.kind == "file" and self.pace == "realtime" and fps > 0
         period = 1.0 / fps if paced else 0.0
+        # Deliver a frame half a frame early rather than one frame late.
+        early = 0.5 / fps if fps > 0 else 0.0
+        size = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
         due = time.monotonic()
-        frames = 0
+        frames = decoded = 0
         while not self._stop.is_set():
-            ok, image = cap.read()
-            if not ok or image is None:
+            if not cap.grab():
                 return self._end_of_frames(frames)
             frames += 1
             self._backoff.reset()
-            frame = Frame(image, time.monotonic(), self.health.next_seq(), self.health.name)
-            if not self._slot.put(frame):
-                return "closed"
+            if time.monotonic() - self._last_delivered < self._min_period - early:
+                self._skipped += 1  # not due under the fps cap: never decoded
+                self.health.next_seq()
+            else:
+                image = self._retrieve(cap, size)
+                if image is None:
+                    if self.raw_mode and decoded == 0:
+                        self._raw_allowed = False
+                        return "reopen"
+                    self.health.bad("undecodable", f"{self.target.value!r}: a frame did not decode")
+                else:
+                    decoded += 1
+                    if not self._deliver(image):
+                        return "closed"
             if period:
                 due += period
                 self._stop.wait(max(0.0, due - time.monotonic()))
         return "closed"
+
+    def _retrieve(self, cap: Any, size: tuple[int, int]) -> Any:
+        ok, image = cap.retrieve()
+        if not ok or image is None:
+            return None
+        if not self.raw_mode:
+            return image
+        need = self._need() if self._need is not None else None
+        scale = jpeg_reduction(size[0], size[1], need)
+        return cv2.imdecode(image, _REDUCED[scale, bool(need and need.gray)])
+
+    def _deliver(self, image: Any) -> bool:
+        now = time.monotonic()
+        self._last_delivered = now
+        return self._slot.put(Frame(image, now, self.health.next_seq(), self.health.name))
 
     def _end_of_frames(self, frames: int) -> str:
         if self.target.kind != "file":

@@ -4,8 +4,10 @@ import random
 import threading
 import time
 
+import pytest
+
 from agent.backoff import Backoff
-from agent.sources.base import ErrorCounter, LatestSlot
+from agent.sources.base import ErrorCounter, FrameNeed, LatestSlot, jpeg_reduction
 
 
 def test_error_counter_counts_every_error_but_logs_a_kind_once_per_interval() -> None:
@@ -66,3 +68,22 @@ def test_backoff_grows_to_the_cap_with_jitter_and_resets() -> None:
         assert ceiling / 2 <= delay <= ceiling
     backoff.reset()
     assert backoff.next_delay() <= 0.5
+
+
+@pytest.mark.parametrize(
+    ("src", "need", "factor"),
+    [
+        ((640, 480), FrameNeed(224, 224), 2),
+        ((640, 480), FrameNeed(160, 120), 4),
+        ((64, 64), FrameNeed(8, 8, gray=True), 8),
+        ((1920, 1080), FrameNeed(300, 300), 2),  # stretch: the short side decides
+        ((1920, 1080), FrameNeed(300, 300, letterbox=True), 4),  # letterbox: the fitted side
+        ((224, 224), FrameNeed(224, 224), 1),
+        ((200, 200), FrameNeed(224, 224), 1),  # upscaling: decode at full size
+        ((640, 480), None, 1),  # no model yet: full size
+    ],
+)
+def test_jpeg_reduction_is_the_largest_scale_that_still_covers_the_model_input(
+    src: tuple[int, int], need: FrameNeed | None, factor: int
+) -> None:
+    assert jpeg_reduction(*src, need) == factor

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from agent.backoff import Backoff
-from agent.sources.base import Frame
+from agent.sources.base import Frame, FrameNeed
 from agent.sources.camera import CameraSource, parse_camera_target
 from tests.sources.media import digit_frames, write_video
 
@@ -143,3 +143,78 @@ def test_video_writer_produced_a_readable_file(make_video: Callable[..., Path]) 
     cap = cv2.VideoCapture(str(make_video(count=4)))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 4
     cap.release()
+
+
+def test_mjpeg_is_decoded_at_the_smallest_jpeg_scale_that_covers_the_model_input(
+    make_video: Callable[..., Path],
+) -> None:
+    need = FrameNeed(32, 32)
+    source = CameraSource(str(make_video(count=6)), pace="unthrottled", need=lambda: need)
+    try:
+        frames = _drain(source)
+    finally:
+        source.close()
+    assert source.raw_mode
+    assert [f.seq for f in frames] == list(range(1, 7))
+    assert all(f.image.shape == (32, 32, 3) for f in frames)  # 64x64 decoded at 1/2
+
+
+def test_a_gray_model_gets_gray_frames_and_a_model_swap_applies_to_the_next_frame(
+    make_video: Callable[..., Path],
+) -> None:
+    needs = [FrameNeed(8, 8, gray=True)]
+    source = CameraSource(str(make_video(count=8)), pace="unthrottled", need=lambda: needs[-1])
+    try:
+        first = source.get(10)
+        needs.append(FrameNeed(64, 64))  # e.g. an update installed a larger colour model
+        rest = _drain(source)
+    finally:
+        source.close()
+    assert first is not None
+    assert first.image.shape == (8, 8)  # 1/8 scale, straight to gray
+    assert rest[-1].image.shape == (64, 64, 3)
+    reference = cv2.VideoCapture(str(make_video(count=8, name="ref.avi")))
+    ok, full = reference.read()
+    reference.release()
+    assert ok
+    assert (
+        np.abs(
+            cv2.resize(
+                cv2.cvtColor(full, cv2.COLOR_BGR2GRAY), (8, 8), interpolation=cv2.INTER_AREA
+            ).astype(int)
+            - first.image.astype(int)
+        ).mean()
+        < 8
+    )  # same picture, not noise
+
+
+def test_non_mjpeg_video_is_decoded_normally(tmp_path: Path) -> None:
+    path = tmp_path / "digits.mp4"
+    images = digit_frames(5)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), 10.0, (64, 64))
+    for image in images:
+        writer.write(image)
+    writer.release()
+    source = CameraSource(str(path), pace="unthrottled", need=lambda: FrameNeed(8, 8))
+    try:
+        frames = _drain(source)
+    finally:
+        source.close()
+    assert not source.raw_mode
+    assert len(frames) == 5
+    assert all(f.image.shape == (64, 64, 3) for f in frames)
+
+
+def test_fps_cap_skips_decoding_frames_that_are_not_due_and_counts_them_dropped(
+    make_video: Callable[..., Path],
+) -> None:
+    video = make_video(count=40, fps=40.0)
+    source = CameraSource(str(video), pace="realtime", min_period_s=0.2, need=lambda: None)
+    try:
+        frames = _drain(source, limit=20)
+    finally:
+        source.close()
+    stats = source.stats()
+    assert stats["produced"] == 40
+    assert len(frames) + stats["dropped"] == 40
+    assert 2 <= len(frames) <= 20  # 1 s of video at a 5 fps cap: about 5 frames
