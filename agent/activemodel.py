@@ -1,12 +1,13 @@
 """The model the agent serves: from an encrypted bundle on disk to a loaded interpreter.
 
-The installed bundle stays encrypted at rest in ``state_dir/models/current.edgepkg``; each start
-verifies it again (signatures, recipient, hardware, counter, expiry), decrypts it in memory and
-hands the model bytes to the runtime. Plaintext never touches the disk.
+The installed bundle stays encrypted at rest in the active A/B slot
+(``state_dir/models/slot-<a|b>.edgepkg``, see :mod:`agent.update.slots`); each start verifies it
+again (signatures, recipient, hardware, counter, expiry), decrypts it in memory and hands the
+model bytes to the runtime. Plaintext never touches the disk. A bundle in one of our own slots may
+have a counter below the highest recorded one: that is what a rollback left active.
 
 On the first start, when nothing is installed yet, the bundle named by ``model.bundle`` is
-verified as a new release, copied into the state directory atomically, and its release counter
-is committed.
+verified as a new release, copied into slot a atomically, and its release counter is committed.
 """
 
 from __future__ import annotations
@@ -31,14 +32,12 @@ from agent.bundle.files import read_bundle
 from agent.bundle.keys import decode_device_private, decode_release_public
 from agent.config import AgentConfig
 from agent.errors import BundleRejected, ConfigError
-from agent.fsutil import atomic_write
 from agent.modelmeta import MetadataError, ModelMetadata
 from agent.runtime import LoadedModel, open_model
 from agent.secrets import FileResolver, read_public, read_secret
+from agent.update.slots import SlotStore
 
 log = logging.getLogger(__name__)
-
-CURRENT = "current.edgepkg"
 
 
 @dataclass(frozen=True)
@@ -59,6 +58,7 @@ class ActiveModel:
 class Credentials:
     trust: TrustRoot
     device: DeviceIdentity
+    fleet: TrustRoot | None = None  # keys whose signed commands the device obeys
 
 
 def load_credentials(config: AgentConfig, resolver: FileResolver) -> Credentials:
@@ -82,30 +82,32 @@ def load_credentials(config: AgentConfig, resolver: FileResolver) -> Credentials
         read_secret(resolver, "keys.device_key", keys.device_key), "keys.device_key"
     )
     device = DeviceIdentity(config.device_id, private, config.model.hardware_id)
-    return Credentials(trust, device)
+    fleet = [
+        decode_release_public(read_public(resolver, f"keys.fleet_keys[{i}]", name), name)
+        for i, name in enumerate(keys.fleet_keys)
+    ]
+    return Credentials(trust, device, TrustRoot.from_keys(fleet, role="fleet") if fleet else None)
 
 
 class ModelStore:
-    """The installed bundle (encrypted) in ``state_dir/models``."""
+    """The installed bundles (encrypted) in the A/B slots of ``state_dir/models``."""
 
     def __init__(self, state_dir: Path, limits: Limits | None = None) -> None:
-        self.directory = Path(state_dir) / "models"
-        self.limits = limits or Limits()
+        self.slots = SlotStore(Path(state_dir), limits)
+        self.directory = self.slots.directory
+        self.limits = self.slots.limits
         self.state = StateStore(Path(state_dir))
 
-    @property
-    def current(self) -> Path:
-        return self.directory / CURRENT
-
     def installed(self) -> bytes | None:
-        if not self.current.exists():
-            return None
-        return read_bundle(self.current, self.limits)
+        """The active slot's bundle, or ``None`` when nothing is installed yet."""
+        active = self.slots.load().active
+        return None if active is None else self.slots.read(active)
 
     def install(self, data: bytes, bundle: DecryptedBundle) -> None:
-        """Make ``data`` the installed bundle (atomic, fsync'd), then commit its counter."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        atomic_write(self.current, data, 0o600)
+        """Make ``data`` the active bundle: inactive slot (atomic), switch, commit its counter."""
+        state = self.slots.load()
+        self.slots.write(state.inactive, data)
+        self.slots.commit(state.activated(state.inactive))
         self.state.record_installed(bundle)
 
 
@@ -142,7 +144,7 @@ def _open(
         store.state.load(),
         now=now,
         limits=store.limits,
-        reopen_installed=reopen,
+        own_slot=reopen,
     )
     return open_bundle(data, verifier)
 

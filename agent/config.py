@@ -23,6 +23,8 @@ from agent.errors import ConfigError
 
 MAX_CONFIG_BYTES = 256 * 1024
 DEVICE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+GROUP_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+MAX_GROUPS = 32
 PREFIX_RE = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
 
 SourceType = Literal["camera", "stream", "video", "images", "sensor", "mqtt_sensor"]
@@ -65,6 +67,7 @@ class KeysConfig:
     trusted_keys: tuple[str, ...] = ()
     threshold: int = 1
     device_key: str = "device.key"
+    fleet_keys: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,24 @@ class HomeAssistantConfig:
 
 
 @dataclass(frozen=True)
+class UpdateConfig:
+    """Model updates over MQTT (``docs/mqtt-protocol.md``); off without ``keys.fleet_keys``."""
+
+    window: int = 8
+    deadline_s: float = 3600.0
+    min_bytes_per_s: float = 1024.0
+    throughput_window_s: float = 30.0
+    retry_min_s: float = 5.0
+    retry_max_s: float = 600.0
+    disk_margin_bytes: int = 16 * 1024 * 1024
+    canary_timeout_s: float = 60.0
+    canary_memory_bytes: int = 2 * 1024 * 1024 * 1024
+    latency_budget_factor: float = 3.0
+    watch_results: int = 20
+    watch_s: float = 10.0
+
+
+@dataclass(frozen=True)
 class AgentConfig:
     device_id: str
     state_dir: str
@@ -136,11 +157,13 @@ class AgentConfig:
     status: StatusConfig = field(default_factory=StatusConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     homeassistant: HomeAssistantConfig = field(default_factory=HomeAssistantConfig)
+    update: UpdateConfig = field(default_factory=UpdateConfig)
+    groups: tuple[str, ...] = ()
 
 
 # Every key the schema accepts, by table; docs/configuration.md documents each of them.
 SCHEMA_KEYS: dict[str, tuple[str, ...]] = {
-    "": ("device_id", "state_dir"),
+    "": ("device_id", "state_dir", "groups"),
     "mqtt": tuple(MqttConfig.__dataclass_fields__),
     "keys": tuple(KeysConfig.__dataclass_fields__),
     "model": tuple(ModelConfig.__dataclass_fields__),
@@ -149,6 +172,7 @@ SCHEMA_KEYS: dict[str, tuple[str, ...]] = {
     "status": tuple(StatusConfig.__dataclass_fields__),
     "store": tuple(StoreConfig.__dataclass_fields__),
     "homeassistant": tuple(HomeAssistantConfig.__dataclass_fields__),
+    "update": tuple(UpdateConfig.__dataclass_fields__),
 }
 
 # Which source keys each source type takes (besides ``type``); anything else is a typo.
@@ -266,7 +290,44 @@ def parse_config(raw: dict[str, Any]) -> AgentConfig:
         status=_status(top.table("status")),
         store=_store(top.table("store")),
         homeassistant=_homeassistant(top.table("homeassistant")),
+        update=_update(top.table("update")),
+        groups=_groups(top),
     )
+
+
+def _groups(top: _Table) -> tuple[str, ...]:
+    groups = top.strings("groups")
+    for group in groups:
+        if not GROUP_RE.match(group):
+            raise ConfigError("groups", f"{group!r} must be 1-64 of letters, digits, '_', '.', '-'")
+    if len(groups) > MAX_GROUPS or len(set(groups)) != len(groups):
+        raise ConfigError("groups", f"must be at most {MAX_GROUPS} distinct names")
+    return groups
+
+
+def _update(t: _Table) -> UpdateConfig:
+    t.reject_unknown(SCHEMA_KEYS["update"])
+    d = UpdateConfig()
+    retry_min = t.number("retry_min_s", d.retry_min_s, 0.1, 86400.0)
+    config = UpdateConfig(
+        window=t.integer("window", d.window, 1, 64),
+        deadline_s=t.number("deadline_s", d.deadline_s, 1.0, 7 * 86400.0),
+        min_bytes_per_s=t.number("min_bytes_per_s", d.min_bytes_per_s, 0.0, 1e10),
+        throughput_window_s=t.number("throughput_window_s", d.throughput_window_s, 1.0, 3600.0),
+        retry_min_s=retry_min,
+        retry_max_s=t.number("retry_max_s", d.retry_max_s, 0.1, 7 * 86400.0),
+        disk_margin_bytes=t.integer("disk_margin_bytes", d.disk_margin_bytes, 0, 1 << 40),
+        canary_timeout_s=t.number("canary_timeout_s", d.canary_timeout_s, 1.0, 3600.0),
+        canary_memory_bytes=t.integer(
+            "canary_memory_bytes", d.canary_memory_bytes, 64 * 1024 * 1024, 1 << 40
+        ),
+        latency_budget_factor=t.number("latency_budget_factor", d.latency_budget_factor, 1.0, 1e3),
+        watch_results=t.integer("watch_results", d.watch_results, 0, 1_000_000),
+        watch_s=t.number("watch_s", d.watch_s, 0.0, 86400.0),
+    )
+    if config.retry_max_s < retry_min:
+        raise ConfigError(t.key("retry_max_s"), "must not be smaller than retry_min_s")
+    return config
 
 
 def _mqtt(t: _Table) -> MqttConfig:
@@ -326,6 +387,7 @@ def _keys(t: _Table) -> KeysConfig:
         trusted_keys=t.strings("trusted_keys"),
         threshold=t.integer("threshold", 1, 1, 16),
         device_key=t.string("device_key", KeysConfig.device_key),
+        fleet_keys=t.strings("fleet_keys"),
     )
     if config.trust_file and config.trusted_keys:
         raise ConfigError(t.key("trusted_keys"), "give either keys.trust_file or keys.trusted_keys")

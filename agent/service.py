@@ -23,9 +23,11 @@ from agent.activemodel import (
     ActiveModel,
     Credentials,
     ModelStore,
+    load_bundle,
     load_credentials,
     open_active_model,
 )
+from agent.bundle import DecryptedBundle
 from agent.config import AgentConfig, load_config
 from agent.errors import BackendError, BundleRejected, ConfigError, EdgeError, InputError
 from agent.hass_mqtt import HassAnnouncer
@@ -44,6 +46,9 @@ from agent.sourcefactory import InputSource, build_source
 from agent.sources.base import Frame, FrameNeed, Reading
 from agent.store.forwarder import Forwarder
 from agent.store.outbox import Outbox, OutboxError
+from agent.update.install import Installer, Swap
+from agent.update.updater import Updater
+from agent.update.watch import Watch
 from agent.watchdog import Progress, stall_limit_s
 
 log = logging.getLogger(__name__)
@@ -117,6 +122,9 @@ class Service:
         self.pipeline: Pipeline | None = None
         self.source: InputSource | None = None
         self.results_published = 0
+        self.updater: Updater | None = None
+        self._watch: Watch | None = None
+        self._held: tuple[ActiveModel, Pipeline, str | None] | None = None
         self._sensor_queue: queue.Queue[bytes] = queue.Queue(maxsize=1024)
         self._sensor_sub: Subscription | None = None
         self._next_status = 0.0
@@ -147,6 +155,7 @@ class Service:
         self.client.start()
         self._subscribe()
         self._load_model()
+        self._start_updater()
         self._open_source()
         if self.progress is not None:
             self.progress.start(self.clock())
@@ -174,6 +183,7 @@ class Service:
         if item is not None:
             self._last_inference = self.clock()
             self._infer(item)
+        self._pump_updates()
         self.forwarder.step(self.client.events, 0.0)
         if self.hass is not None:
             self.hass.step()
@@ -190,10 +200,14 @@ class Service:
         while self.outbox.stats().depth and self.forwarder.connected and self.clock() < deadline:
             self.forwarder.step(self.client.events, POLL_S)
         self._publish_status()
+        if self.updater is not None:
+            self.updater.stop()
         self.client.stop(MQTT_STOP_S)
         self.outbox.close()
         if self.active is not None:
             self.active.model.close()
+        if self._held is not None:
+            self._held[0].model.close()
         log.info("agent stopped; %s results published", self.results_published)
         self.notifier.close()
 
@@ -318,6 +332,8 @@ class Service:
             return
         except BackendError as exc:
             self._bad("backend", exc)
+            if self._watch is not None:
+                self._judge(self._watch.observe_error())
             return
         if result is None:
             return
@@ -329,6 +345,10 @@ class Service:
         self.stats.add(result.total_s, now)
         if not result.finite:
             self._bad("non_finite_output", InputError("model produced NaN or Inf"))
+        if self._watch is not None and self._judge(
+            self._watch.observe_result(result.total_s, result.finite)
+        ):
+            return  # the result came from the model just rolled back; it is not published
         if self.policy.admit(result.summary, now):
             self._enqueue(result, now)
 
@@ -357,6 +377,92 @@ class Service:
         if self.health.errors.record(kind, self.clock()):
             log.warning("%s: %s (logged once per minute per kind)", kind, exc)
         self.health.fail(kind, str(exc))
+
+    # -- model updates (the updater thread does the work; the loop only swaps) -----------------
+
+    def _start_updater(self) -> None:
+        try:
+            credentials = load_credentials(self.config, self.resolver)
+        except (ConfigError, InputError) as exc:
+            log.error("updates over MQTT are off: %s", exc)
+            return
+        if credentials.fleet is None:
+            log.info("updates over MQTT are off: keys.fleet_keys is not set")
+            return
+        installer = Installer(
+            self.config,
+            credentials,
+            self.store.slots,
+            self.store.state,
+            self._load_for_swap,
+            wall=self.wall,
+        )
+        self.updater = Updater(
+            self.config, self.client, self.topics, credentials.fleet, installer, clock=self.clock
+        )
+        self.updater.start()
+
+    def _load_for_swap(self, bundle: DecryptedBundle) -> tuple[ActiveModel, Pipeline]:
+        """Runs on the updater thread: the interpreter and its tables are built off the loop."""
+        active = load_bundle(bundle, self.config)
+        return active, self._make_pipeline(active)
+
+    def _pump_updates(self) -> None:
+        """Once per loop turn: put a ready model live, end a watch window, publish progress."""
+        updater = self.updater
+        if updater is None:
+            return
+        swap = updater.take_swap()
+        if swap is not None:
+            self._swap_in(swap, updater)
+        if self._watch is not None and self._watch.done(self.clock()):
+            self._release_held(updater)
+            self._watch = None
+            log.info("watch window passed; the previous model is released")
+        if updater.status_changed.is_set():
+            updater.status_changed.clear()
+            self._publish_status()
+
+    def _swap_in(self, swap: Swap, updater: Updater) -> None:
+        """Between two inferences: the next frame goes to the new model (pointers only)."""
+        old_active, old_pipeline = self.active, self.pipeline
+        self.active, self.pipeline = swap.active, swap.pipeline
+        self._release_held(updater)
+        self._watch = None
+        if swap.watch and old_active is not None and old_pipeline is not None:
+            p50_ms = self.stats.percentile_ms(50)
+            update = self.config.update
+            self._watch = Watch(
+                self.clock(),
+                update.watch_results,
+                update.watch_s,
+                None if p50_ms is None else p50_ms / 1000.0,
+                update.latency_budget_factor,
+            )
+            self._held = (old_active, old_pipeline, swap.bundle)
+        elif old_active is not None:
+            updater.retire(old_active)
+        log.info("now serving %s version %s (%s)", swap.active.name, swap.active.version, swap.kind)
+        self._set_state("degraded" if swap.active.model.degraded else "running")
+        self._publish_status()
+
+    def _judge(self, verdict: str | None) -> bool:
+        """Roll back at once when the watch window saw a failure; whether it did."""
+        if verdict is None or self._held is None or self.updater is None:
+            return False
+        failed = self.active
+        self.active, self.pipeline, bundle = self._held
+        self._held = None
+        self._watch = None
+        assert failed is not None
+        log.warning("new model failed its watch window (%s); rolled back", verdict)
+        self.updater.watch_failed(bundle, verdict, failed)
+        return True
+
+    def _release_held(self, updater: Updater) -> None:
+        if self._held is not None:
+            updater.retire(self._held[0])
+            self._held = None
 
     # -- status ---------------------------------------------------------------------------------
 
@@ -397,6 +503,8 @@ class Service:
             errors=errors,
             outbox=self.outbox.stats(),
             last_error=self.health.last_error,
+            groups=self.config.groups,
+            update=self.updater.status() if self.updater is not None else None,
         )
 
     # -- systemd --------------------------------------------------------------------------------
@@ -429,6 +537,8 @@ class Service:
         self._next_status = self.clock() + self.config.status.interval_s
         if self._ready_sent:
             self.notifier.status(self._status_text())
+        if self.updater is not None:
+            self.updater.note_latency(self.stats.percentile_ms(50))
         if not self.client.connected:
             return
         try:

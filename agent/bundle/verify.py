@@ -94,6 +94,9 @@ class BundleVerifier:
 
     ``reopen_installed`` is for re-opening the bundle this device already installed (at start-up):
     a counter equal to the installed one is then accepted; a lower one is still a rollback.
+    ``own_slot`` is for a bundle read back from this device's own A/B slots (the active one at
+    start-up, or the previous one on a rollback): a lower counter is then accepted too, because
+    going back to the previous slot is exactly what a rollback means.
     """
 
     def __init__(
@@ -107,9 +110,11 @@ class BundleVerifier:
         aead_factory: AEADFactory = make_aead,
         manifest_parser: ManifestParser = parse_manifest,
         reopen_installed: bool = False,
+        own_slot: bool = False,
     ) -> None:
         self._trust = trust
-        self._reopen_installed = reopen_installed
+        self._reopen_installed = reopen_installed or own_slot
+        self._own_slot = own_slot
         self._device = device
         self._state = state
         self._now = int(now)
@@ -214,7 +219,7 @@ class BundleVerifier:
         highest = self._state.highest(manifest.name)
         if highest is None:
             return
-        if manifest.counter < highest:
+        if manifest.counter < highest and not self._own_slot:
             raise BundleRejected(
                 "rollback",
                 f"{manifest.name} release {manifest.counter} is older than installed {highest}",

@@ -104,15 +104,29 @@ class MqttClient:
         qos: int = 1,
         maxsize: int = 1000,
         max_payload: int = 64 * 1024,
+        messages: BoundedQueue[IncomingMessage] | None = None,
     ) -> Subscription:
-        """Subscribe now (if connected) and again on every connect; messages go to the result."""
-        subscription = Subscription(topic_filter, qos, maxsize, max_payload)
+        """Subscribe now (if connected) and again on every connect; messages go to the result
+        (or to ``messages``, a queue several subscriptions share)."""
+        subscription = Subscription(topic_filter, qos, maxsize, max_payload, messages)
         with self._lock:
             self._subscriptions.append(subscription)
             client = self._paho if self._connected.is_set() else None
         if client is not None:
             client.subscribe(str(topic_filter), qos)
         return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        """Stop delivering to ``subscription``; UNSUBSCRIBE its filter unless another
+        subscription still uses it. Unknown subscriptions are ignored."""
+        with self._lock:
+            if subscription not in self._subscriptions:
+                return
+            self._subscriptions.remove(subscription)
+            shared = any(s.topic_filter == subscription.topic_filter for s in self._subscriptions)
+            client = self._paho if self._connected.is_set() else None
+        if client is not None and not shared:
+            client.unsubscribe(str(subscription.topic_filter))
 
     def start(self) -> None:
         if self._thread is not None:

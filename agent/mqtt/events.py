@@ -104,11 +104,19 @@ class BoundedQueue(Generic[T]):
 class Subscription:
     """Messages for one topic filter, with an oversize cap and drop counters."""
 
-    def __init__(self, topic_filter: TopicFilter, qos: int, maxsize: int, max_payload: int) -> None:
+    def __init__(
+        self,
+        topic_filter: TopicFilter,
+        qos: int,
+        maxsize: int,
+        max_payload: int,
+        messages: BoundedQueue[IncomingMessage] | None = None,
+    ) -> None:
+        """``messages``: a queue shared with other subscriptions (one consumer, many filters)."""
         self.topic_filter = topic_filter
         self.qos = qos
         self.max_payload = max_payload
-        self.messages: BoundedQueue[IncomingMessage] = BoundedQueue(maxsize)
+        self.messages = messages if messages is not None else BoundedQueue(maxsize)
         self._lock = threading.Lock()
         self._oversize = 0
 
