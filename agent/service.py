@@ -444,7 +444,7 @@ class Service:
             updater.retire(old_active)
         log.info("now serving %s version %s (%s)", swap.active.name, swap.active.version, swap.kind)
         self._set_state("degraded" if swap.active.model.degraded else "running")
-        self._publish_status()
+        updater.status_changed.set()  # published on the next turn, not between two frames
 
     def _judge(self, verdict: str | None) -> bool:
         """Roll back at once when the watch window saw a failure; whether it did."""

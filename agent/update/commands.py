@@ -13,9 +13,9 @@ The device verifies the signatures over the exact payload bytes before parsing i
 (:func:`open_command`), then asks a :class:`CommandLedger` -- a pure value the caller persists --
 whether the sequence number is new. ``seq`` is monotonic per device and per command kind; the
 fleet uses UNIX time in milliseconds (:func:`fleet_seq`) so several managers need no shared
-counter. A command equal to the last accepted one of its kind (same seq, same bytes) is a
-harmless repeat -- the retained ``desired`` command is delivered again on every connect -- while a
-lower seq, or the same seq with other bytes, is ``replayed``.
+counter. A ``desired`` command equal to the last accepted one (same seq, same bytes) is a harmless
+repeat -- it is retained and delivered again on every connect -- while a lower seq, the same seq
+with other bytes, or any ``rollback`` (never retained) not newer than the last is ``replayed``.
 """
 
 from __future__ import annotations
@@ -203,13 +203,15 @@ class CommandLedger:
     last: Mapping[str, LastCommand] = field(default_factory=lambda: MappingProxyType({}))
 
     def is_new(self, signed: SignedCommand) -> bool:
-        """``True`` for a command newer than the last of its kind, ``False`` for that same command
-        delivered again; raises :class:`BundleRejected` ``replayed`` for anything older."""
+        """``True`` for a command newer than the last of its kind, ``False`` for the same retained
+        ``desired`` command delivered again; raises :class:`BundleRejected` ``replayed`` for
+        anything older, and for a ``rollback`` sent again (it is never retained)."""
         command = signed.command
         previous = self.last.get(command.command)
         if previous is None or command.seq > previous.seq:
             return True
-        if command.seq == previous.seq and signed.digest == previous.digest:
+        retained = command.command == COMMAND_DESIRED
+        if retained and command.seq == previous.seq and signed.digest == previous.digest:
             return False
         raise BundleRejected(
             "replayed",

@@ -399,12 +399,13 @@ class Updater:
             log.warning("bundle %s rejected: %s", job.offer.id, exc)
             self._reject_job(exc.code, exc.reason, keep_partial=False)
             return
+        installed = self._offer_status(job.offer, "installed")
         self._job = None
         self._retry_backoff.reset()
         self._swaps.put(swap)
         offer = job.offer
         log.info("bundle %s (%s release %s) installed", offer.id, offer.name, offer.counter)
-        self._record(self._offer_status(job.offer, "installed"))
+        self._record(installed)
 
     # -- cleanup and status ---------------------------------------------------------------------
 

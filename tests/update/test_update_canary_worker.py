@@ -4,22 +4,13 @@ from __future__ import annotations
 
 import io
 
-import numpy as np
 import pytest
 
 from agent.update.canary_worker import CanarySettings, encode_request, read_request, run_canary
 from tests.support.models import ModelFactory
+from tests.update.harness import wrong_canary
 
 MEMORY = 2 << 30
-
-
-def _wrong(canary: bytes) -> bytes:
-    with np.load(io.BytesIO(canary)) as npz:
-        arrays = {k: npz[k] for k in npz.files}
-    arrays["expected"] = arrays["expected"] + np.float32(1.0)
-    out = io.BytesIO()
-    np.savez(out, **arrays)
-    return out.getvalue()
 
 
 def test_a_request_round_trips_through_the_framing() -> None:
@@ -55,7 +46,7 @@ def test_a_wrong_expected_output_is_a_canary_mismatch(sample_models: ModelFactor
     report = run_canary(
         CanarySettings(threads=1),
         model.model_bytes(),
-        _wrong(model.canary.read_bytes()),
+        wrong_canary(model.canary.read_bytes()),
         timeout_s=120,
         memory_bytes=MEMORY,
     )

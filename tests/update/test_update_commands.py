@@ -180,6 +180,12 @@ def test_the_same_retained_desired_command_delivered_again_is_a_repeat_not_a_rep
     assert ledger.is_new(signed) is False
 
 
+def test_the_same_rollback_delivered_again_is_a_replay() -> None:
+    signed = _signed(rollback_command("cam-1", NOW))
+    with pytest.raises(BundleRejected, match="replayed"):
+        CommandLedger().accept(signed).is_new(signed)
+
+
 def test_the_same_seq_with_other_bytes_is_a_replay() -> None:
     first = _signed(desired_command("cam-1", OFFER, NOW))
     other_offer = BundleOffer.for_header(HEADER + b"2", "digits", 8, 1, 1)

@@ -1,0 +1,147 @@
+"""Transfer over a real mosquitto to a real agent process: resume after a kill, survive a broker
+restart, reject a corrupt block and fetch it again. The test decides which blocks exist on the
+broker when, so "mid-transfer" is a fact, not a race."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from agent.fleet.bundles import PreparedBundle
+from tests.support.agent_env import AgentProcess, AgentWorld
+from tests.support.broker import MosquittoBroker, Subscriber
+from tests.support.models import ModelFactory
+from tests.update.harness import (
+    BASE,
+    Publisher,
+    UpdateWorld,
+    subscribed_blocks,
+    wait_results,
+    wait_update,
+)
+
+pytestmark = [pytest.mark.broker, pytest.mark.tensorflow, pytest.mark.slow]
+
+
+@pytest.fixture
+def agents(tmp_path: Path) -> Iterator[Callable[[Path], AgentProcess]]:
+    started: list[AgentProcess] = []
+
+    def start(config: Path) -> AgentProcess:
+        process = AgentProcess(config, tmp_path / f"agent-{len(started)}.log")
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.close()
+
+
+def _world(tmp_path: Path, sample_models: ModelFactory, broker: MosquittoBroker) -> UpdateWorld:
+    device = AgentWorld(tmp_path / "device", sample_models("int8"), broker.url, frames=20)
+    return UpdateWorld(device, broker)
+
+
+def test_an_agent_killed_mid_transfer_resumes_without_requesting_blocks_it_holds(
+    tmp_path: Path,
+    sample_models: ModelFactory,
+    broker: MosquittoBroker,
+    agents: Callable[[Path], AgentProcess],
+) -> None:
+    world = _world(tmp_path, sample_models, broker)
+    bundle = world.bundle(counter=2)
+    blocks = bundle.offer.blocks
+    half = blocks // 2
+    assert half >= 4
+    status = Subscriber(broker, f"{BASE}/status")
+    publisher = Publisher(broker)
+    config = world.config()
+    agent = agents(config)
+    publisher.parts(bundle, range(half))
+    publisher.desired(world, bundle)
+    wait_update(status, lambda u: u.blocks_held == half, agent)
+    status.wait_for(lambda _: _persisted(world, bundle) == half, timeout=30)  # the bitmap flush
+    agent.kill()
+    held = world.bitmap(bundle)
+    assert held is not None
+    assert held.held() == list(range(half))
+    log_mark = len(broker.log())
+
+    publisher.parts(bundle, range(half, blocks))
+    restarted = agents(config)
+    done = wait_update(status, lambda u: u.state == "installed", restarted)
+
+    asked_again = subscribed_blocks(broker.log()[log_mark:], bundle.bid)
+    assert sorted(asked_again) == list(range(half, blocks))
+    assert not set(asked_again) & set(held.held())
+    assert (done.blocks_held, done.requested, done.bad_blocks) == (blocks, blocks - half, 0)
+    assert restarted.terminate() == 0
+    publisher.close()
+    status.close()
+
+
+def _persisted(world: UpdateWorld, bundle: PreparedBundle) -> int:
+    bitmap = world.bitmap(bundle)
+    return -1 if bitmap is None else bitmap.count
+
+
+def test_a_broker_restarted_mid_transfer_is_survived_and_the_transfer_resumes(
+    tmp_path: Path,
+    sample_models: ModelFactory,
+    make_broker: Callable[..., MosquittoBroker],
+    agents: Callable[[Path], AgentProcess],
+) -> None:
+    broker = make_broker(persistence=True)
+    world = _world(tmp_path, sample_models, broker)
+    bundle = world.bundle(counter=2)
+    half = bundle.offer.blocks // 2
+    publisher = Publisher(broker)
+    status = Subscriber(broker, f"{BASE}/status")
+    agent = agents(world.config())
+    publisher.parts(bundle, range(half))
+    publisher.desired(world, bundle)
+    wait_update(status, lambda u: u.blocks_held == half, agent)
+
+    broker.restart()  # graceful: mosquitto saves the retained bundle and command
+    status.wait_subscribed(2, timeout=30)
+    publisher.parts(bundle, range(half, bundle.offer.blocks))
+    done = wait_update(status, lambda u: u.state == "installed", agent)
+    assert done.blocks_held == bundle.offer.blocks
+    watcher = Subscriber(broker, f"{BASE}/results")
+    wait_results(watcher, lambda got: any(r.model.version == "2" for r in got), agent)
+    assert agent.terminate() == 0
+    for client in (publisher, status, watcher):
+        client.close()
+
+
+def test_a_corrupt_block_is_rejected_and_fetched_again(
+    tmp_path: Path,
+    sample_models: ModelFactory,
+    broker: MosquittoBroker,
+    agents: Callable[[Path], AgentProcess],
+) -> None:
+    world = _world(tmp_path, sample_models, broker)
+    bundle = world.bundle(counter=2)
+    blocks = bundle.offer.blocks
+    publisher = Publisher(broker)
+    status = Subscriber(broker, f"{BASE}/status")
+    agent = agents(world.config())
+    publisher.parts(bundle, range(blocks), corrupt=[2])
+    publisher.desired(world, bundle)
+    seen = wait_update(status, lambda u: u.bad_blocks >= 1 and u.blocks_held == blocks - 1, agent)
+    assert seen.state == "downloading"
+
+    publisher.parts(bundle, [2])  # the fleet republishes the good block
+    done = wait_update(status, lambda u: u.state == "installed", agent)
+    assert done.bad_blocks >= 1
+    assert done.blocks_held == blocks
+    assert subscribed_blocks(broker.log(), bundle.bid).count(2) >= 2
+    assert "block 2 rejected (digest_mismatch" in agent.log()
+    watcher = Subscriber(broker, f"{BASE}/results")
+    got = wait_results(watcher, lambda got: any(r.model.version == "2" for r in got), agent)
+    assert got[-1].model.version == "2"
+    assert agent.terminate() == 0
+    for client in (publisher, status, watcher):
+        client.close()
