@@ -59,9 +59,7 @@ def _results(subscriber: Subscriber) -> list[ResultMessage]:
 
 
 @pytest.fixture
-def scene(
-    tmp_path: Path, sample_models: ModelFactory, broker: MosquittoBroker
-) -> Iterator[Scene]:
+def scene(tmp_path: Path, sample_models: ModelFactory, broker: MosquittoBroker) -> Iterator[Scene]:
     device = AgentWorld(tmp_path / "device", sample_models("int8"), broker.url, frames=20)
     world = UpdateWorld(device, broker)
     results = Subscriber(broker, f"{BASE}/results")
@@ -151,9 +149,7 @@ def test_unsigned_and_replayed_rollback_commands_are_rejected(scene: Scene) -> N
     wait_update(scene.status, lambda u: u.state == "installed", scene.agent)
     wait_results(scene.results, lambda got: got[-1].model.version == "2", scene.agent)
 
-    unsigned = make_envelope(
-        COMMAND_PAYLOAD_TYPE, rollback_command(DEVICE_ID, 1.8e9).to_json(), []
-    )
+    unsigned = make_envelope(COMMAND_PAYLOAD_TYPE, rollback_command(DEVICE_ID, 1.8e9).to_json(), [])
     scene.publisher.rollback(unsigned)
     refused = wait_update(scene.status, lambda u: u.state == "rejected", scene.agent)
     assert refused.reason == "signature_invalid"
