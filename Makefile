@@ -25,8 +25,9 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# make bench [BENCH="agent bundle"]: run benchmarks, rewrite their sections of docs/benchmarks.md
 bench: $(STAMP) mosquitto
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH)
 
 # Device install: runtime only, no TensorFlow.
 install:

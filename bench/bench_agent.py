@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -28,6 +27,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -39,6 +39,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from agent.bundle import RecipientKey, Release, build_bundle
 from agent.bundle.keys import encode_private, encode_release_public
 from agent.modelmeta import ModelMetadata
+from bench.report import BenchResult, Measure, Plot, Target, plot_path, report
 from convert.api import ConvertOptions, convert_keras
 from convert.samples import digit_frames, write_video
 from tests.support.broker import MosquittoBroker
@@ -64,7 +65,8 @@ for _ in range(n):
     t = time.perf_counter(); it.invoke(); times.append(time.perf_counter() - t)
 total = time.perf_counter() - start
 rss = [int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmRSS")][0]
-print(json.dumps({"per_s": n / total, "p50_ms": float(np.median(times)) * 1000, "rss": rss}))
+ms = [round(t * 1000, 4) for t in times]
+print(json.dumps({"per_s": n / total, "p50_ms": float(np.median(ms)), "rss": rss, "times_ms": ms}))
 """
 
 
@@ -137,7 +139,7 @@ def _case(name: str, work: Path) -> Case:
     return Case(name, tflite, meta, write_video(work / "photos.avi", images, 15.0), 300, 15.0)
 
 
-def _bare(case: Case, work: Path) -> dict[str, float]:
+def _bare(case: Case, work: Path) -> dict[str, Any]:
     path = work / f"{case.name}.bare.tflite"
     path.write_bytes(case.tflite)
     count = 20000 if case.name == "digits" else 400
@@ -228,7 +230,7 @@ def _peak_rss(pid: int, stop: threading.Event, out: list[int]) -> None:
         stop.wait(0.05)
 
 
-def _agent_run(case: Case, work: Path, *, realtime: bool) -> dict[str, float]:
+def _agent_run(case: Case, work: Path, *, realtime: bool) -> dict[str, Any]:
     work.mkdir(parents=True)
     broker = MosquittoBroker(work / "broker").start()
     watcher = _Watcher(broker)
@@ -263,33 +265,88 @@ def _agent_run(case: Case, work: Path, *, realtime: bool) -> dict[str, float]:
         "p99_ms": float(np.percentile(latencies, 99)),
         "rss": float(max(rss)),
         "cold_start_s": arrivals[0] - spawned,
+        "latencies_ms": latencies,
     }
 
 
-def _median(runs: Sequence[dict[str, float]], key: str) -> float:
-    return statistics.median(r[key] for r in runs)
+NOTES = """
+The real `edge-agent run` runs as a process on a video file with a private mosquitto; results
+are measured at an independent paho subscriber. The limit is the bare `Interpreter.invoke` loop
+on the same int8 model with the same threads, in its own process, feeding the same all-zero
+tensor every time.
+
+How to read the misses:
+- **digits ratio.** Each published result costs a fixed amount of time: a video decode, a
+  SQLite insert and delete, and an MQTT publish plus PUBACK, well under a millisecond in all.
+  The digits model invokes in a few µs, so no durable agent can come near 0.95 on it. The ratio
+  only says something for models whose invoke time dominates.
+- **MobileNetV2 ratio and latency.** The agent also decodes a 640×480 MJPG frame on its capture
+  thread, and that thread competes for the same 2 cores as the interpreter's 2 threads. It also
+  resizes and quantizes each frame.
+- **RSS.** The agent also imports OpenCV, paho, cryptography and sqlite3.
+
+These agent targets are open work in issue 4.
+"""
 
 
-def _report(
+def _runs(runs: Sequence[dict[str, Any]], key: str) -> list[float]:
+    return [float(r[key]) for r in runs]
+
+
+def _measures(
     case: Case,
-    bare: list[dict[str, float]],
-    fast: list[dict[str, float]],
-    paced: list[dict[str, float]],
-) -> list[str]:
-    bare_rate, bare_p50 = _median(bare, "per_s"), _median(bare, "p50_ms")
-    rate = _median(fast, "per_s")
-    p99 = _median(paced, "p99_ms")
-    rss = _median(paced + fast, "rss") - _median(bare, "rss")
-    cold = _median(paced + fast, "cold_start_s")
+    bare: list[dict[str, Any]],
+    fast: list[dict[str, Any]],
+    paced: list[dict[str, Any]],
+) -> list[Measure]:
+    bare_p50 = statistics.median(_runs(bare, "p50_ms"))
+    bare_rss = statistics.median(_runs(bare, "rss"))
     return [
-        f"| {case.name} | bare invoke loop | {bare_rate:,.0f}/s (p50 {bare_p50:.3f} ms) |",
-        f"| {case.name} | agent results/s (unthrottled video) | {rate:,.0f}/s |",
-        f"| {case.name} | **ratio agent ÷ bare** (target ≥ 0.95) | **{rate / bare_rate:.2f}** |",
-        f"| {case.name} | p99 frame→publish − invoke p50 (target ≤ 3 ms) "
-        f"| **{p99 - bare_p50:.2f} ms** (p99 {p99:.2f} ms at {case.fps:g} fps) |",
-        f"| {case.name} | agent RSS − bare RSS (target ≤ 40 MB) | **{rss / 1e6:.1f} MB** |",
-        f"| {case.name} | cold start → first result (target ≤ 2 s) | **{cold:.2f} s** |",
+        Measure(
+            f"{case.name}: agent results/s (unthrottled video)",
+            "/s",
+            _runs(fast, "per_s"),
+            _runs(bare, "per_s"),
+            "bare invoke loop",
+            Target(0.95),
+            digits=0,
+        ),
+        Measure(f"{case.name}: bare invoke p50", "ms", _runs(bare, "p50_ms"), digits=3),
+        Measure(
+            f"{case.name}: p99 frame→publish − invoke p50 (at {case.fps:g} fps)",
+            "ms",
+            [p99 - bare_p50 for p99 in _runs(paced, "p99_ms")],
+            target=Target(3.0, at_least=False, on_ratio=False),
+            digits=2,
+        ),
+        Measure(
+            f"{case.name}: agent RSS − bare RSS",
+            "MB",
+            [(rss - bare_rss) / 1e6 for rss in _runs(paced + fast, "rss")],
+            target=Target(40.0, at_least=False, on_ratio=False),
+        ),
+        Measure(
+            f"{case.name}: cold start → first result",
+            "s",
+            _runs(paced + fast, "cold_start_s"),
+            target=Target(2.0, at_least=False, on_ratio=False),
+            digits=2,
+        ),
     ]
+
+
+def _latency_plot(name: str, bare: list[dict[str, Any]], paced: list[dict[str, Any]]) -> Plot:
+    from bench.plots import latency_distribution
+
+    path = latency_distribution(
+        plot_path(f"agent-latency-{name}.png"),
+        {
+            "bare Interpreter.invoke": [t for run in bare for t in run["times_ms"]],
+            "agent frame→publish (paced)": [t for run in paced for t in run["latencies_ms"]],
+        },
+        f"{name}: agent frame→publish latency vs bare invoke",
+    )
+    return Plot(path, f"{name}: latency distribution, agent vs bare interpreter")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -297,13 +354,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--models", default="digits,mobilenet")
     args = parser.parse_args(argv)
-    lines = [
-        f"machine: {platform.machine()} {platform.processor() or ''} {os.cpu_count()} CPUs, "
-        f"Python {platform.python_version()}, threads={THREADS}, medians of {args.runs} runs",
-        "",
-        "| model | measure | result |",
-        "| --- | --- | --- |",
-    ]
+    measures: list[Measure] = []
+    plots: list[Plot] = []
     with tempfile.TemporaryDirectory(prefix="bench-agent-") as tmp:
         root = Path(tmp)
         for name in args.models.split(","):
@@ -316,9 +368,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             paced = [
                 _agent_run(case, root / name / f"paced{i}", realtime=True) for i in range(args.runs)
             ]
-            lines += _report(case, bare, fast, paced)
-    print("\n".join(lines))
-    return 0
+            measures += _measures(case, bare, fast, paced)
+            plots.append(_latency_plot(name, bare, paced))
+    return report(
+        BenchResult(
+            key="agent",
+            title="Agent: the service against the bare interpreter",
+            command=f"python -m bench.bench_agent --runs {args.runs} --models {args.models}",
+            setup=f"threads={THREADS}. digits: 600 frames of 64×64, paced at 30 fps for latency. "
+            "mobilenet: MobileNetV2 with `weights=None`, 300 frames of 640×480 scikit-image "
+            "photos, paced at 15 fps. Results/s uses the same videos read unthrottled.",
+            measures=measures,
+            plots=plots,
+            notes=NOTES,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -34,17 +34,31 @@ from agent.bundle import (
 )
 from agent.bundle.crypto import TAG_SIZE, chunk_count, make_aead, stream_nonce
 from agent.bundle.writer import DEFAULT_CHUNK_SIZE
+from bench.report import BenchResult, Measure, Target, report
 
 MB = 1 << 20
 
 
-def _median_seconds(run: Callable[[], object], repeats: int) -> float:
+NOTES = """
+Why the ratio misses: the format requires checking every ciphertext block's SHA-256 *before*
+decrypting anything and every file's SHA-256 after, i.e. two SHA-256 passes. Where SHA-256 is
+slower than ChaCha20-Poly1305 (it is on x86 without SHA extensions), the ceiling is
+raw ÷ (raw + 2 × SHA-256) — printed above as "bound with two SHA-256 passes", and the
+implementation reaches it. With AES-256-GCM (`--cipher aes-256-gcm`, several GB/s with AES-NI)
+the ratio is lower still. Ways to move it: drop the plaintext re-hash (the AEAD under a key
+bound to a signed ciphertext hash already pins the plaintext), hash blocks on several cores
+(hashlib releases the GIL), or hash blocks as they arrive over MQTT so the install step only
+decrypts.
+"""
+
+
+def _seconds(run: Callable[[], object], repeats: int) -> list[float]:
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
         run()
         times.append(time.perf_counter() - started)
-    return statistics.median(times)
+    return times
 
 
 def _raw_decrypt(cipher: str, key: bytes, ciphertext: bytes, plain_len: int, chunk: int) -> None:
@@ -91,11 +105,11 @@ def main(argv: list[str] | None = None) -> int:
     header_len = verifier().verify_header(data).header_length
     ciphertext = data[header_len:]
     chunk = DEFAULT_CHUNK_SIZE
-    raw = _median_seconds(
-        lambda: _raw_decrypt(args.cipher, payload_key, ciphertext, size, chunk), args.repeats
-    )
-    ours = _median_seconds(lambda: open_bundle(data, verifier()), args.repeats)
-    sha = _median_seconds(lambda: hashlib.sha256(ciphertext).digest(), args.repeats)
+    raw, ours, sha = [], [], []
+    for _ in range(args.repeats):  # interleaved, so load from other jobs hits all three alike
+        raw += _seconds(lambda: _raw_decrypt(args.cipher, payload_key, ciphertext, size, chunk), 1)
+        ours += _seconds(lambda: open_bundle(data, verifier()), 1)
+        sha += _seconds(lambda: hashlib.sha256(ciphertext).digest(), 1)
 
     checker = verifier()
     checker.verify_header(data)
@@ -106,22 +120,42 @@ def main(argv: list[str] | None = None) -> int:
     tracemalloc.stop()
     assert bytes(bundle.files["model.tflite"]) == model
 
-    print(
-        f"bundle benchmark: {args.size_mb} MB random model, {args.cipher}, "
-        f"{chunk // 1024} KiB chunks"
+    def rate(times: list[float]) -> list[float]:
+        return [size / MB / t for t in times]
+
+    bound = statistics.median(raw) / (statistics.median(raw) + 2 * statistics.median(sha))
+    return report(
+        BenchResult(
+            key="bundle",
+            title="Bundles: verify + decrypt against raw AEAD",
+            command=f"python -m bench.bench_bundle --size-mb {args.size_mb} "
+            f"--repeats {args.repeats} --cipher {args.cipher}",
+            setup=f"A {args.size_mb} MB random model, {args.cipher}, "
+            f"{chunk // 1024} KiB chunks and blocks; header {header_len} bytes. The limit is "
+            "the same AEAD over the same chunks into one buffer (`decrypt_into`), nothing else.",
+            measures=[
+                Measure(
+                    "verify + decrypt (`open_bundle`: header, signatures, block and file "
+                    "SHA-256s, unwrap, stream)",
+                    "MB/s",
+                    rate(ours),
+                    rate(raw),
+                    "raw AEAD",
+                    Target(0.8),
+                ),
+                Measure("SHA-256 alone over the same bytes", "MB/s", rate(sha)),
+                Measure(
+                    "peak extra memory while decrypting (tracemalloc)",
+                    "MB",
+                    [peak / MB],
+                    target=Target(size / MB + chunk / MB, at_least=False, on_ratio=False),
+                    digits=2,
+                ),
+            ],
+            extra=f"Bound with two SHA-256 passes (ciphertext, plaintext): **{bound:.2f}**.",
+            notes=NOTES,
+        )
     )
-    print(f"  header {header_len} bytes, payload {len(ciphertext)} bytes, median of {args.repeats}")
-    print(f"  raw AEAD decrypt:       {size / MB / raw:8.1f} MB/s ({raw * 1000:.1f} ms)")
-    print(f"  verify+decrypt:         {size / MB / ours:8.1f} MB/s ({ours * 1000:.1f} ms)")
-    print(f"  SHA-256 alone:          {size / MB / sha:8.1f} MB/s ({sha * 1000:.1f} ms)")
-    print(f"  ratio verify+decrypt / raw AEAD: {raw / ours:.2f} (target >= 0.8)")
-    bound = raw / (raw + 2 * sha)
-    print(f"  bound with two SHA-256 passes (ciphertext, plaintext): {bound:.2f}")
-    print(
-        f"  peak extra memory while decrypting: {peak / MB:.2f} MB "
-        f"(model {size / MB:.2f} MB + {(peak - size) / 1024:.0f} KiB; chunk {chunk // 1024} KiB)"
-    )
-    return 0
 
 
 if __name__ == "__main__":

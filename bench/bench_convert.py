@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import tempfile
 from pathlib import Path
@@ -21,6 +20,7 @@ if __package__ in (None, ""):
 
 import numpy as np
 
+from bench.report import BenchResult, Measure, Target, report
 from convert.api import ConvertOptions, convert_keras
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,10 +61,29 @@ def _calibration_images(directory: Path, count: int = 100) -> Path:
     return out
 
 
+_SIZE_TARGETS = {"int8": 0.3, "float16": 0.6, "dynamic": 0.3}
+
+NOTES = """
+`digits` is `models/digits/digits.keras`, calibrated on `models/digits/calibration.npz` (300
+samples). `mobilenet_v2` is `tf.keras.applications.MobileNetV2(weights=None,
+input_shape=(224, 224, 3), classes=1000)` (random weights, nothing downloaded), int8-calibrated
+from an image directory: 100 flipped/cropped scikit-image sample photos (astronaut, coffee,
+chelsea, rocket, cat, immunohistochemistry) with `mean 127.5, std 127.5`. Each mode is converted
+by `edge-convert`'s own worker; latency is the median of the timed `invoke()` calls after 3
+warm-up calls, LiteRT with the given threads.
+
+On an x86 CPU, float16 weights are expanded to float32 at run time, so float16 saves space but
+not time, and `dynamic` (int8 weights, float activations, hybrid kernels) can be the slowest mode
+for MobileNetV2; full int8 is the mode to use on ARM devices (and the only one the Edge TPU
+accepts). A Raspberry Pi is several times slower in absolute terms; rerun the benchmark there for
+real figures.
+"""
+
+
 def _bench(
     name: str, src: Path, representative: Path, base: ConvertOptions, out: Path
-) -> list[str]:
-    rows = []
+) -> list[Measure]:
+    measures = []
     float32_size: int | None = None
     for mode in MODES:
         options = ConvertOptions(
@@ -79,13 +98,26 @@ def _bench(
             reference_float32=False,
         )
         print(f"bench: {name} {mode}", file=sys.stderr, flush=True)
-        report = convert_keras(src, out / f"{name}_{mode}.tflite", options).report
-        float32_size = float32_size or report["size_bytes"]
-        rows.append(
-            f"| {name} | {mode} | {report['size_bytes'] / 1024:,.1f} KiB | "
-            f"{report['size_bytes'] / float32_size:.3f} | {report['latency']['median_ms']:.3f} ms |"
-        )
-    return rows
+        converted = convert_keras(src, out / f"{name}_{mode}.tflite", options).report
+        float32_size = float32_size or converted["size_bytes"]
+        bound = _SIZE_TARGETS.get(mode)
+        measures += [
+            Measure(
+                f"{name} {mode}: size",
+                "KiB",
+                [converted["size_bytes"] / 1024],
+                [float32_size / 1024],
+                "float32",
+                Target(bound, at_least=False) if bound else None,
+            ),
+            Measure(
+                f"{name} {mode}: median invoke",
+                "ms",
+                [converted["latency"]["median_ms"]],
+                digits=3,
+            ),
+        ]
+    return measures
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,15 +127,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=("digits", "mobilenet_v2"))
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    rows = [
-        "| model | mode | size | ratio to float32 | median invoke |",
-        "| --- | --- | --- | --- | --- |",
-    ]
+    measures: list[Measure] = []
     with tempfile.TemporaryDirectory(prefix="bench-convert-") as tmp:
         work = Path(tmp)
         if args.only in (None, "digits"):
             base = ConvertOptions(threads=args.threads, latency_runs=args.runs)
-            rows += _bench(
+            measures += _bench(
                 "digits", DIGITS / "digits.keras", DIGITS / "calibration.npz", base, work
             )
         if args.only in (None, "mobilenet_v2"):
@@ -115,13 +144,20 @@ def main(argv: list[str] | None = None) -> int:
                 calibration_samples=100,
             )
             src = _mobilenet(work)
-            rows += _bench("mobilenet_v2", src, _calibration_images(work), base, work)
-    print(
-        f"{args.threads} threads, median of {args.runs} invocations; {platform.machine()}, "
-        f"{os.cpu_count()} CPUs"
+            measures += _bench("mobilenet_v2", src, _calibration_images(work), base, work)
+    only = f" --only {args.only}" if args.only else ""
+    return report(
+        BenchResult(
+            key="convert",
+            title="Conversion: size and invoke latency per quantization mode",
+            command=f"python -m bench.bench_convert --runs {args.runs} --threads {args.threads}"
+            + only,
+            setup=f"Sizes are ratios to the float32 conversion of the same model; latency is the "
+            f"median of {args.runs} invocations with {args.threads} threads.",
+            measures=measures,
+            notes=NOTES,
+        )
     )
-    print("\n".join(rows))
-    return 0
 
 
 if __name__ == "__main__":
