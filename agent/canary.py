@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import math
 import zipfile
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,7 +52,15 @@ def load_canary(npz_bytes: bytes | memoryview) -> Canary:
                     f"canary needs exactly the arrays {sorted(_KEYS)}, got {npz.files}"
                 )
             arrays = {key: npz[key] for key in _KEYS}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+    except (
+        OSError,
+        ValueError,
+        EOFError,
+        NotImplementedError,
+        zipfile.BadZipFile,
+        zlib.error,
+    ) as exc:
+        # NotImplementedError: zip features zipfile lacks; zlib.error: a corrupt deflate stream
         if isinstance(exc, CanaryError):
             raise
         raise CanaryError(f"canary is not a valid npz file: {exc}") from None
@@ -62,6 +71,32 @@ def _check_members(archive: zipfile.ZipFile) -> None:
     total = sum(info.file_size for info in archive.infolist())
     if total > MAX_CANARY_BYTES:
         raise CanaryError(f"canary unpacks to {total} bytes, limit is {MAX_CANARY_BYTES}")
+    for info in archive.infolist():
+        _check_array_header(archive, info)
+
+
+def _check_array_header(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> None:
+    """An ``.npy`` member's declared shape must fit in the member's own (capped) size.
+
+    numpy allocates the whole declared array before it reads the data, so a 1 KiB file that
+    declares a 16 GB shape would otherwise cost 16 GB (or a MemoryError).
+    """
+    if not info.filename.endswith(".npy"):
+        return
+    with archive.open(info) as member:
+        version = np.lib.format.read_magic(member)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+        else:
+            raise CanaryError(f"canary {info.filename}: unsupported .npy version {version}")
+    declared = math.prod(shape) * dtype.itemsize
+    if declared > info.file_size:
+        raise CanaryError(
+            f"canary {info.filename} declares shape {shape} ({declared} bytes) "
+            f"but holds {info.file_size} bytes"
+        )
 
 
 def _canary(arrays: dict[str, npt.NDArray[np.generic]]) -> Canary:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import struct
+import tracemalloc
+import zipfile
 from typing import Any
 
 import numpy as np
@@ -94,3 +97,49 @@ def test_unpacked_size_is_capped_before_loading() -> None:
     assert len(huge) < 1 << 20  # compresses well: a zip bomb in miniature
     with pytest.raises(CanaryError, match="unpacks to"):
         load_canary(huge)
+
+
+def _npy_header_only(shape: tuple[int, ...], dtype: str = "<f4") -> bytes:
+    out = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        out, {"descr": dtype, "fortran_order": False, "shape": shape}
+    )
+    return out.getvalue() + bytes(16)
+
+
+def test_a_declared_shape_larger_than_the_data_is_refused_before_allocating() -> None:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        archive.writestr("input.npy", _npy_header_only((4000, 1000, 1000)))
+        archive.writestr("expected.npy", _npy_header_only((1,)))
+        archive.writestr("atol.npy", _npy_header_only(()))
+    tracemalloc.start()
+    with pytest.raises(CanaryError, match=r"input\.npy declares shape \(4000, 1000, 1000\)"):
+        load_canary(out.getvalue())
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 1 << 20  # not the 16 GB the header asks for
+
+
+def test_a_corrupt_deflate_stream_is_a_canary_error() -> None:
+    out = io.BytesIO()
+    np.savez_compressed(
+        out, input=np.zeros(64, np.uint8), expected=np.zeros(1, np.float32), atol=np.float32(0)
+    )
+    data = bytearray(out.getvalue())
+    info = zipfile.ZipFile(out).getinfo("input.npy")
+    name_len, extra_len = struct.unpack_from("<HH", data, info.header_offset + 26)
+    start = info.header_offset + 30 + name_len + extra_len  # the member's deflate stream
+    data[start] = 0xFF  # an invalid block type
+    with pytest.raises(CanaryError, match="not a valid npz"):
+        load_canary(bytes(data))
+
+
+def test_a_zip_needing_an_unsupported_feature_is_a_canary_error() -> None:
+    data = bytearray(
+        _npz(input=np.zeros(4, np.uint8), expected=np.zeros(1, np.float32), atol=np.float32(0))
+    )
+    central = data.index(b"PK\x01\x02")
+    data[central + 6] = 64  # "version needed to extract" 6.4: zipfile refuses it
+    with pytest.raises(CanaryError, match="not a valid npz"):
+        load_canary(bytes(data))
