@@ -29,6 +29,12 @@ typecheck: $(STAMP)
 bench: $(STAMP) mosquitto
 	$(BIN)/python -m bench $(BENCH)
 
+# Property-based fuzzing of every parser of outside bytes, FUZZ_EXAMPLES per parser (make test: 150).
+FUZZ_EXAMPLES ?= 5000
+.PHONY: fuzz
+fuzz: $(STAMP)
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -q tests/fuzz
+
 # Device install: runtime only, no TensorFlow.
 install:
 	@scripts/bootstrap.sh $(PYTHON) $(VENV)
