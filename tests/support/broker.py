@@ -18,7 +18,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import paho.mqtt.client as paho
@@ -239,6 +239,7 @@ class Received:
     topic: str
     payload: bytes
     retain: bool
+    dup: bool = field(default=False, compare=False)  # MQTT DUP: the broker re-sent it
 
 
 class Subscriber:
@@ -304,7 +305,9 @@ class Subscriber:
 
     def _on_message(self, _client: paho.Client, _userdata: object, msg: paho.MQTTMessage) -> None:
         with self._lock:
-            self._messages.append(Received(msg.topic, bytes(msg.payload), bool(msg.retain)))
+            self._messages.append(
+                Received(msg.topic, bytes(msg.payload), bool(msg.retain), bool(msg.dup))
+            )
 
     @property
     def messages(self) -> list[Received]:

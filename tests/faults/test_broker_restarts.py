@@ -1,0 +1,142 @@
+"""Fault injection: mosquitto killed (SIGKILL) and restarted again and again while the agent
+publishes results. None may be lost (the sequence numbers a subscriber sees are contiguous), and
+every duplicate is recognisable: the same result under the same seq, flagged ``historical`` when
+the agent re-sent it from its outbox, or carrying the MQTT DUP flag when the broker re-sent it.
+
+``make test`` runs 3 restarts over 1,000 results; ``make heavy`` (``--heavy``) runs the issue's
+10 restarts over 10,000 results.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from agent.mqtt.messages import ResultMessage
+from tests.support.agent_env import DEVICE_ID, AgentProcess, AgentWorld
+from tests.support.broker import MosquittoBroker, Received, Subscriber
+from tests.support.models import ModelFactory
+
+pytestmark = [pytest.mark.broker, pytest.mark.tensorflow, pytest.mark.slow]
+
+RESULTS = f"edge/{DEVICE_ID}/results"
+
+
+@pytest.fixture
+def agents(tmp_path: Path) -> Iterator[Callable[[Path], AgentProcess]]:
+    started: list[AgentProcess] = []
+
+    def start(config: Path) -> AgentProcess:
+        process = AgentProcess(config, tmp_path / f"agent-{len(started)}.log")
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.close()
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What a subscriber saw: each copy of each result with its flags."""
+
+    copies: list[tuple[ResultMessage, bool]]  # (result, MQTT DUP flag)
+
+    @classmethod
+    def of(cls, messages: list[Received]) -> Delivery:
+        return cls([(ResultMessage.from_json(m.payload), m.dup) for m in messages])
+
+    def contiguous(self) -> int:
+        """The highest n such that seqs 1..n all arrived."""
+        seen = {r.seq for r, _ in self.copies}
+        n = 0
+        while n + 1 in seen:
+            n += 1
+        return n
+
+    def duplicates(self) -> Counter[int]:
+        counts = Counter(r.seq for r, _ in self.copies)
+        return Counter({seq: n - 1 for seq, n in counts.items() if n > 1})
+
+
+def _reaches(n: int) -> Callable[[list[Received]], bool]:
+    return lambda got: Delivery.of(got).contiguous() >= n
+
+
+def run_broker_restarts(
+    tmp_path: Path,
+    sample_models: ModelFactory,
+    make_broker: Callable[..., MosquittoBroker],
+    agents: Callable[[Path], AgentProcess],
+    *,
+    results: int,
+    restarts: int,
+    fps: float,
+) -> Delivery:
+    broker = make_broker(persistence=True)
+    world = AgentWorld(tmp_path / "device", sample_models("int8"), broker.url, frames=50, fps=fps)
+    watcher = Subscriber(broker, RESULTS, "watcher", persistent=True)
+    time.sleep(1.5)  # mosquitto's autosave (1 s) records the watcher's session
+    source = {"type": "video", "path": str(world.video), "loop": True, "realtime": True}
+    agent = agents(world.write_config(source=source))
+    log = lambda got: f"contiguous {Delivery.of(got).contiguous()}\n{agent.log()[-3000:]}"  # noqa: E731
+    for i in range(1, restarts + 1):
+        watcher.wait_for(_reaches(i * results // (restarts + 1)), timeout=120, describe=log)
+        broker.kill()
+        time.sleep(0.5)  # results made now wait in the agent's outbox
+        broker.start()
+    watcher.wait_for(_reaches(results), timeout=results / fps + 120, describe=log)
+    delivery = Delivery.of(watcher.messages)
+    assert agent.terminate() == 0
+    watcher.close()
+    return delivery
+
+
+def check_delivery(delivery: Delivery, results: int) -> None:
+    assert delivery.contiguous() >= results  # none lost
+    by_seq: dict[int, list[tuple[ResultMessage, bool]]] = {}
+    for result, dup in delivery.copies:
+        by_seq.setdefault(result.seq, []).append((result, dup))
+    for seq, copies in by_seq.items():
+        # The same result every time, so a reader can de-duplicate by seq ...
+        assert len({(r.ts, json.dumps(r.outputs, sort_keys=True)) for r, _ in copies}) == 1, seq
+        # ... and every copy after the first says it is a re-send.
+        for result, dup in copies[1:]:
+            assert result.historical or dup, (seq, copies)
+    assert any(result.historical for result, _ in delivery.copies)  # outages were bridged
+    print(
+        f"results {results}: {len(delivery.copies)} copies received, "
+        f"{sum(delivery.duplicates().values())} duplicates, "
+        f"{sum(r.historical for r, _ in delivery.copies)} flagged historical"
+    )
+
+
+def test_three_broker_kills_during_1000_results_lose_none_and_flag_duplicates(
+    tmp_path: Path,
+    sample_models: ModelFactory,
+    make_broker: Callable[..., MosquittoBroker],
+    agents: Callable[[Path], AgentProcess],
+) -> None:
+    delivery = run_broker_restarts(
+        tmp_path, sample_models, make_broker, agents, results=1000, restarts=3, fps=100.0
+    )
+    check_delivery(delivery, 1000)
+
+
+@pytest.mark.heavy
+def test_ten_broker_kills_during_10000_results_lose_none_and_flag_duplicates(
+    tmp_path: Path,
+    sample_models: ModelFactory,
+    make_broker: Callable[..., MosquittoBroker],
+    agents: Callable[[Path], AgentProcess],
+) -> None:
+    delivery = run_broker_restarts(
+        tmp_path, sample_models, make_broker, agents, results=10_000, restarts=10, fps=200.0
+    )
+    check_delivery(delivery, 10_000)
