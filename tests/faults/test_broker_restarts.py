@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,20 +26,6 @@ from tests.support.models import ModelFactory
 pytestmark = [pytest.mark.broker, pytest.mark.tensorflow, pytest.mark.slow]
 
 RESULTS = f"edge/{DEVICE_ID}/results"
-
-
-@pytest.fixture
-def agents(tmp_path: Path) -> Iterator[Callable[[Path], AgentProcess]]:
-    started: list[AgentProcess] = []
-
-    def start(config: Path) -> AgentProcess:
-        process = AgentProcess(config, tmp_path / f"agent-{len(started)}.log")
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        process.close()
 
 
 @dataclass(frozen=True)

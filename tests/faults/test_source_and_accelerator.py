@@ -5,7 +5,7 @@ in its status, reopens the source with backoff, and serves on the CPU in ``degra
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,20 +23,6 @@ BASE = f"edge/{DEVICE_ID}"
 @pytest.fixture
 def world(tmp_path: Path, sample_models: ModelFactory, broker: MosquittoBroker) -> AgentWorld:
     return AgentWorld(tmp_path / "device", sample_models("int8"), broker.url, frames=20, fps=40)
-
-
-@pytest.fixture
-def agents(tmp_path: Path) -> Iterator[Callable[[Path], AgentProcess]]:
-    started: list[AgentProcess] = []
-
-    def start(config: Path) -> AgentProcess:
-        process = AgentProcess(config, tmp_path / f"agent-{len(started)}.log")
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        process.close()
 
 
 def _top_seq(messages: list[Received]) -> int:

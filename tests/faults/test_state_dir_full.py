@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,20 +22,6 @@ from tests.support.smallfs import fill, small_filesystem
 pytestmark = [pytest.mark.broker, pytest.mark.tensorflow, pytest.mark.slow]
 
 BASE = f"edge/{DEVICE_ID}"
-
-
-@pytest.fixture
-def agents(tmp_path: Path) -> Iterator[Callable[[Path], AgentProcess]]:
-    started: list[AgentProcess] = []
-
-    def start(config: Path) -> AgentProcess:
-        process = AgentProcess(config, tmp_path / f"agent-{len(started)}.log")
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        process.close()
 
 
 def _seqs(messages: list[Received]) -> set[int]:
