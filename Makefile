@@ -35,6 +35,16 @@ FUZZ_EXAMPLES ?= 5000
 fuzz: $(STAMP)
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -q tests/fuzz
 
+# Soak: the agent on a looping video with periodic broker kills; RSS growth after warm-up < 5 MB.
+MINUTES ?= 30
+.PHONY: soak heavy
+soak: $(STAMP) mosquitto
+	$(BIN)/python -m bench.soak --minutes $(MINUTES)
+
+# The full-size fault tests (make test runs their reduced forms).
+heavy: $(STAMP) mosquitto
+	$(BIN)/pytest -q --heavy -m heavy -s
+
 # Device install: runtime only, no TensorFlow.
 install:
 	@scripts/bootstrap.sh $(PYTHON) $(VENV)
