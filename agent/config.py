@@ -46,6 +46,7 @@ class MqttConfig:
     reconnect_min_s: float = 1.0
     reconnect_max_s: float = 60.0
     max_message_bytes: int = 256 * 1024
+    protocol: Literal["5", "3.1.1"] = "5"
 
     @property
     def tls(self) -> bool:
@@ -370,6 +371,7 @@ def _mqtt(t: _Table) -> MqttConfig:
         max_message_bytes=t.integer(
             "max_message_bytes", MqttConfig.max_message_bytes, 1024, 256 * 1024 * 1024
         ),
+        protocol=cast(Literal["5", "3.1.1"], t.choice("protocol", "5", ("5", "3.1.1"))),
     )
     if config.password_file and not config.username:
         raise ConfigError(t.key("password_file"), "needs mqtt.username")

@@ -93,6 +93,7 @@ def mqtt_settings(config: AgentConfig, resolver: FileResolver) -> MqttSettings:
         keepalive_s=mqtt.keepalive_s,
         backoff_min_s=mqtt.reconnect_min_s,
         backoff_max_s=mqtt.reconnect_max_s,
+        protocol=mqtt.protocol,
     )
 
 

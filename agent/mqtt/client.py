@@ -92,7 +92,7 @@ class MqttClient:
         self._connected = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self.protocol = Protocol.MQTT5
+        self.protocol = Protocol(settings.protocol)
         self.last_error = ""
 
     # -- public API (service thread) --------------------------------------------------------

@@ -36,6 +36,7 @@ class MqttSettings:
     backoff_min_s: float = 0.5
     backoff_max_s: float = 30.0
     connect_timeout_s: float = 10.0
+    protocol: str = "5"  # the first protocol tried: "5" (falls back on refusal) or "3.1.1"
 
     @classmethod
     def from_url(
@@ -49,6 +50,7 @@ class MqttSettings:
         keepalive_s: int = 30,
         backoff_min_s: float = 0.5,
         backoff_max_s: float = 30.0,
+        protocol: str = "5",
     ) -> MqttSettings:
         """Parse ``mqtt://host[:port]`` or ``mqtts://host[:port]``; mqtts implies TLS."""
         parts = urlsplit(url)
@@ -91,4 +93,5 @@ class MqttSettings:
             keepalive_s=keepalive_s,
             backoff_min_s=backoff_min_s,
             backoff_max_s=backoff_max_s,
+            protocol=protocol,
         )
