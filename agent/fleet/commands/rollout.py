@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -45,6 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_connection_arguments(parser)
 
 
+def print_line(line: str) -> None:
+    print(line, flush=True)
+
+
 class Rollout:
     """Carries a plan out over one session; ``log`` receives one line per event."""
 
@@ -54,8 +59,11 @@ class Rollout:
         bundle: PreparedBundle,
         plan: RolloutPlan,
         signer: Ed25519PrivateKey,
+        *,
         stage_timeout_s: float,
+        log: Callable[[str], None] = print_line,
     ) -> None:
+        self.log = log
         self.session = session
         self.bundle = bundle
         self.plan = plan
@@ -67,14 +75,14 @@ class Rollout:
     def run(self) -> Decision:
         start = time.monotonic()
         for index, stage in enumerate(self.plan.stages):
-            log(f"{stage.name}: {len(stage.devices)} device(s): {_names(stage.devices)}")
+            self.log(f"{stage.name}: {len(stage.devices)} device(s): {_names(stage.devices)}")
             self.session.send_desired(stage.devices, self.bundle.offer, [self.signer])
             decision = self._watch(index)
             self.stage_times.append(time.monotonic() - start)
             if decision.action is Action.ABORT:
                 self._abort(index, decision)
                 return decision
-            log(f"{stage.name}: complete")
+            self.log(f"{stage.name}: complete")
         return Decision(Action.DONE)
 
     def _watch(self, index: int) -> Decision:
@@ -99,15 +107,15 @@ class Rollout:
                 if outcome != self.outcomes.get(device):
                     self.outcomes[device] = outcome
                     if outcome.outcome is not Outcome.PENDING:
-                        log(f"  {device}: {outcome.reason or outcome.outcome.value}")
+                        self.log(f"  {device}: {outcome.reason or outcome.outcome.value}")
 
     def _abort(self, index: int, decision: Decision) -> None:
         """Roll back what installed; devices of this stage still installing are rolled back
         when they finish (until the stage timeout)."""
-        log(f"ABORT: {decision.reason}")
+        self.log(f"ABORT: {decision.reason}")
         rolled = set(decision.roll_back)
         if rolled:
-            log(f"rolling back {len(rolled)} device(s): {_names(sorted(rolled))}")
+            self.log(f"rolling back {len(rolled)} device(s): {_names(sorted(rolled))}")
             self.session.send_rollback(sorted(rolled), [self.signer])
         current = self.plan.stages[index].devices
         deadline = time.monotonic() + self.stage_timeout_s
@@ -119,16 +127,12 @@ class Rollout:
                 if self.outcomes[d].outcome is Outcome.INSTALLED and d not in rolled
             ]
             if late:
-                log(f"rolling back late installs: {_names(late)}")
+                self.log(f"rolling back late installs: {_names(late)}")
                 self.session.send_rollback(late, [self.signer])
                 rolled.update(late)
             if all(self.outcomes[d].outcome is not Outcome.PENDING for d in current):
                 return
             self.session.poll(1.0)
-
-
-def log(line: str) -> None:
-    print(line, flush=True)
 
 
 def _names(devices: tuple[str, ...] | list[str]) -> str:
@@ -148,8 +152,8 @@ def run(args: argparse.Namespace) -> int:
             max_failures=args.max_failures,
         )
         upload(session, bundle, args.window)
-        decision = Rollout(session, bundle, plan, signer, args.stage_timeout).run()
+        decision = Rollout(session, bundle, plan, signer, stage_timeout_s=args.stage_timeout).run()
     if decision.action is Action.ABORT:
         return 1
-    log(f"rollout complete: {len(plan.devices)} device(s)")
+    print_line(f"rollout complete: {len(plan.devices)} device(s)")
     return 0

@@ -1,0 +1,241 @@
+"""Fleet simulation: a staged rollout of one model to N simulated agents through one mosquitto.
+
+    .venv/bin/python -m bench.fleet_sim [--agents 1000] [--workers 4] [--model-mb 5]
+        [--canary 10] [--batch 250] [--max-failures 10] [--fail-rate 0.002]
+        [--abort-fail-rate 0.2] [--json results.json]
+
+The fleet side is the real ``edge-fleet rollout`` code (:class:`agent.fleet.commands.rollout.
+Rollout` over a :class:`~agent.fleet.session.FleetSession`); the devices are
+:mod:`bench.sim_agent` (the device's real command, verification, transfer and partial-file code;
+simulated inference), ``--workers`` processes with one event loop each. Two rollouts run:
+
+1. release 2 with ``--fail-rate`` of injected canary failures: time to canary, time to all,
+   broker CPU and memory;
+2. release 3 with ``--abort-fail-rate``: the abort path (the rollout stops, devices that
+   installed are rolled back by signed commands).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import platform
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from agent.bundle import RecipientKey, Release, build_bundle
+from agent.bundle.crypto import raw_public
+from agent.bundle.keys import encode_private
+from agent.fleet.bundles import prepare_bundle
+from agent.fleet.commands.rollout import Rollout
+from agent.fleet.connection import connect
+from agent.fleet.rollout import Action, Outcome, plan_rollout
+from agent.fleet.session import FleetSession
+from agent.fleet.settings import FleetSettings
+from bench.sim_agent import GROUP, SimConfig, fails_canary, run_worker
+from tests.support.broker import MosquittoBroker
+
+PREFIX = "sim"
+SEED = "fleet-sim-1"
+
+
+class BrokerSampler:
+    """CPU seconds and resident memory of the broker process, sampled from /proc."""
+
+    def __init__(self, pid: int) -> None:
+        self._pid = pid
+        self._ticks = os.sysconf("SC_CLK_TCK")
+        self._stop = threading.Event()
+        self.peak_rss = 0
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def cpu_s(self) -> float:
+        fields = Path(f"/proc/{self._pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / self._ticks
+
+    def rss(self) -> int:
+        for line in Path(f"/proc/{self._pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        return 0
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            self.peak_rss = max(self.peak_rss, self.rss())
+
+    def __enter__(self) -> BrokerSampler:
+        self.peak_rss = self.rss()
+        self._cpu0 = self.cpu_s()
+        self._t0 = time.monotonic()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.cpu_used = self.cpu_s() - self._cpu0
+        self.wall = time.monotonic() - self._t0
+
+
+@dataclass
+class Keys:
+    release: Ed25519PrivateKey = field(default_factory=Ed25519PrivateKey.generate)
+    fleet: Ed25519PrivateKey = field(default_factory=Ed25519PrivateKey.generate)
+    group: X25519PrivateKey = field(default_factory=X25519PrivateKey.generate)
+
+    def bundle(self, counter: int, model_bytes: int) -> bytes:
+        return build_bundle(
+            Release("sim", counter, int(time.time()) - 60, block_size=128 << 10),
+            {"model.tflite": os.urandom(model_bytes)},
+            [self.release],
+            [RecipientKey(f"group:{GROUP}", self.group.public_key())],
+        )
+
+
+def start_workers(
+    broker: MosquittoBroker, keys: Keys, args: argparse.Namespace, root: Path, fail_rate: float
+) -> tuple[list[Any], Any]:
+    context = multiprocessing.get_context("spawn")
+    ready, stop = context.Queue(), context.Event()
+    devices = [f"dev-{i:05d}" for i in range(args.agents)]
+    processes = []
+    for worker in range(args.workers):
+        config = SimConfig(
+            host=broker.host,
+            port=broker.port,
+            prefix=PREFIX,
+            devices=tuple(devices[worker :: args.workers]),
+            state_root=args.device_dir / root.name,
+            release_keys=(raw_public(keys.release.public_key()),),
+            fleet_keys=(raw_public(keys.fleet.public_key()),),
+            group_key_pem=encode_private(keys.group),
+            fail_rate=fail_rate,
+            seed=SEED,
+        )
+        process = context.Process(target=run_worker, args=(config, ready, stop), daemon=True)
+        process.start()
+        processes.append(process)
+    connected = sum(ready.get(timeout=300) for _ in processes)
+    assert connected == args.agents, connected
+    return processes, stop
+
+
+def rollout(
+    broker: MosquittoBroker,
+    keys: Keys,
+    data: bytes,
+    args: argparse.Namespace,
+    max_failures: int,
+) -> dict[str, Any]:
+    settings = FleetSettings(url=broker.url, topic_prefix=PREFIX, client_id="fleet-sim")
+    bundle = prepare_bundle(data)
+    lines: list[str] = []
+    with connect(settings) as client, BrokerSampler(broker.pid or 0) as sampler:
+        session = FleetSession(client, PREFIX)
+        group = session.group(GROUP)
+        plan = plan_rollout(group, canary=args.canary, batch=args.batch, max_failures=max_failures)
+        start = time.monotonic()
+        session.publish_bundle(bundle, window=16)
+        uploaded = time.monotonic() - start
+        runner = Rollout(
+            session, bundle, plan, keys.fleet, stage_timeout_s=args.stage_timeout, log=lines.append
+        )
+        decision = runner.run()
+        total = time.monotonic() - start
+    outcomes = runner.outcomes
+    return {
+        "devices_seen": len(group),
+        "bundle_bytes": len(data),
+        "blocks": bundle.offer.blocks,
+        "upload_s": round(uploaded, 2),
+        "stage_done_s": [round(uploaded + t, 2) for t in runner.stage_times],
+        "time_to_canary_s": round(uploaded + runner.stage_times[0], 2),
+        "time_to_end_s": round(total, 2),
+        "decision": decision.action.value,
+        "reason": decision.reason,
+        "installed": sum(o.outcome is Outcome.INSTALLED for o in outcomes.values()),
+        "rejected": sum(o.reason.startswith("rejected") for o in outcomes.values()),
+        "rolled_back": len(decision.roll_back),
+        "broker_cpu_s": round(sampler.cpu_used, 2),
+        "broker_cpu_pct": round(100 * sampler.cpu_used / max(sampler.wall, 1e-9), 1),
+        "broker_peak_rss_mb": round(sampler.peak_rss / 1e6, 1),
+        "log_tail": lines[-6:],
+        "aborted": decision.action is Action.ABORT,
+    }
+
+
+def simulate(
+    args: argparse.Namespace, fail_rate: float, counter: int, max_failures: int
+) -> dict[str, Any]:
+    root = Path(tempfile.mkdtemp(prefix="fleet-sim-"))
+    keys = Keys()
+    broker = MosquittoBroker(root / "broker", extra_config=["max_queued_messages 10000"]).start()
+    try:
+        idle_rss = 0
+        with BrokerSampler(broker.pid or 0) as idle:
+            processes, stop = start_workers(broker, keys, args, root, fail_rate)
+            idle_rss = idle.rss()
+        data = keys.bundle(counter, args.model_mb << 20)
+        result = rollout(broker, keys, data, args, max_failures)
+        result["broker_rss_connected_mb"] = round(idle_rss / 1e6, 1)
+        result["expected_failures"] = sum(
+            fails_canary(f"dev-{i:05d}", SEED, fail_rate) for i in range(args.agents)
+        )
+        stop.set()
+        for process in processes:
+            process.join(30)
+        return result
+    finally:
+        broker.close()
+        shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(args.device_dir / root.name, ignore_errors=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--agents", type=int, default=1000)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--model-mb", type=int, default=5)
+    parser.add_argument("--canary", type=int, default=10)
+    parser.add_argument("--batch", type=int, default=250)
+    parser.add_argument("--max-failures", type=int, default=10)
+    parser.add_argument("--fail-rate", type=float, default=0.002)
+    parser.add_argument("--abort-fail-rate", type=float, default=0.2)
+    parser.add_argument("--stage-timeout", type=float, default=900.0)
+    parser.add_argument(
+        "--device-dir",
+        type=Path,
+        default=Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir()),
+        help="where simulated devices keep partial files (tmpfs: one VM disk cannot stand in "
+        "for 1000 SD cards' fsyncs)",
+    )
+    parser.add_argument("--json", type=Path, help="write the results here")
+    args = parser.parse_args(argv)
+    results = {
+        "command": "python -m bench.fleet_sim " + " ".join(argv or []),
+        "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.python_version()}",
+        "agents": args.agents,
+        "workers": args.workers,
+        "rollout": simulate(args, args.fail_rate, 2, args.max_failures),
+        "abort": simulate(args, args.abort_fail_rate, 2, args.max_failures),
+    }
+    text = json.dumps(results, indent=2)
+    print(text)
+    if args.json:
+        args.json.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,315 @@
+"""Simulated agents for the fleet simulation: many devices per process, one event loop.
+
+Each simulated device runs the device's real update code -- signed command verification and the
+replay ledger (:mod:`agent.update.commands`), header verification, per-block hashes and payload
+decryption (:class:`~agent.bundle.verify.BundleVerifier`), the pure transfer state machine
+(:mod:`agent.update.transfer`) and the partial file with its persisted bitmap
+(:mod:`agent.update.partial`) -- over its own MQTT connection. What is simulated: inference (a
+digest of the decrypted model stands in for the canary run) and the MQTT adapter (one paho
+client per device, all driven by one ``selectors`` loop per process instead of two threads per
+device). A device fails its canary when a seeded hash of its id falls under the failure rate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import selectors
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as paho
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from paho.mqtt.enums import CallbackAPIVersion
+
+from agent.bundle import BundleVerifier, DeviceIdentity, ReleaseState, TrustRoot
+from agent.bundle.verify import VerifiedManifest
+from agent.errors import BundleRejected
+from agent.mqtt.messages import ModelRef, StatusMessage, UpdateStatus
+from agent.mqtt.topics import DeviceTopics
+from agent.update.commands import CommandLedger, open_command
+from agent.update.partial import PartialPayload
+from agent.update.protocol import COMMAND_DESIRED, COMMAND_ROLLBACK, BundleTopics, command_topic
+from agent.update.transfer import Transfer, TransferLimits, block_sizes
+
+_log = logging.getLogger(__name__)
+GROUP = "sim"
+STATUS_EVERY_S = 1.0
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    host: str
+    port: int
+    prefix: str
+    devices: tuple[str, ...]
+    state_root: Path
+    release_keys: tuple[bytes, ...]  # raw Ed25519 public keys (picklable)
+    fleet_keys: tuple[bytes, ...]
+    group_key_pem: bytes
+    fail_rate: float
+    seed: str
+    window: int = 8
+
+
+def fails_canary(device: str, seed: str, rate: float) -> bool:
+    """Deterministic failure injection: the same device, seed and rate always decide alike."""
+    digest = hashlib.sha256(f"{seed}/{device}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < rate
+
+
+@dataclass
+class _Download:
+    bid: str
+    verifier: BundleVerifier
+    verified: VerifiedManifest
+    partial: PartialPayload
+    transfer: Transfer
+    started: float
+
+
+@dataclass
+class SimDevice:
+    """One device: its MQTT client, its model slots and its update state."""
+
+    config: SimConfig
+    device_id: str
+    identity: DeviceIdentity
+    fleet: TrustRoot
+    release: TrustRoot
+    client: paho.Client = field(init=False)
+    ledger: CommandLedger = field(default_factory=CommandLedger)
+    state: ReleaseState = field(default_factory=ReleaseState)
+    model: ModelRef = field(default_factory=lambda: ModelRef("sim", "1", "00" * 32))
+    previous: ModelRef | None = None
+    update: UpdateStatus = field(default_factory=UpdateStatus)
+    download: _Download | None = None
+    last_status: float = 0.0
+    connected: bool = False
+    writing: bool = False
+
+    def __post_init__(self) -> None:
+        self.topics = DeviceTopics(self.config.prefix, self.device_id)
+        self.bundles = BundleTopics(self.config.prefix)
+        self.client = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"sim-{self.device_id}", protocol=paho.MQTTv5
+        )
+        self.client.will_set(str(self.topics.availability), b"offline", qos=1, retain=True)
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+
+    # -- MQTT (called from the worker's loop thread) ---------------------------------------------
+
+    def _on_connect(self, client: paho.Client, _u: object, _f: object, rc: Any, _p: object) -> None:
+        if rc.is_failure:
+            _log.warning("%s: connection refused: %s", self.device_id, rc)
+            return
+        self.connected = True
+        for name in (COMMAND_DESIRED, COMMAND_ROLLBACK):
+            client.subscribe(str(command_topic(self.topics, name)), qos=1)
+        client.publish(str(self.topics.availability), b"online", qos=1, retain=True)
+        self.publish_status()
+
+    def _on_message(self, _client: paho.Client, _u: object, message: paho.MQTTMessage) -> None:
+        topic, payload = message.topic, bytes(message.payload)
+        try:
+            if topic.startswith(str(self.topics.base) + "/commands/"):
+                self._command(payload)
+            elif self.download is not None or topic.endswith("/header"):
+                self._bundle_message(topic, payload)
+        except BundleRejected as exc:
+            self._reject(exc.code, str(exc))
+
+    def publish_status(self) -> None:
+        status = StatusMessage(
+            ts=time.time(),
+            state="running",
+            backend="sim",
+            model=self.model,
+            groups=(GROUP,),
+            update=self.update,
+        )
+        self.client.publish(str(self.topics.status), status.to_json(), qos=1, retain=True)
+        self.last_status = time.monotonic()
+
+    def _set(self, **fields: Any) -> None:
+        self.update = UpdateStatus(**{**self.update.to_obj(), **fields})
+        self.publish_status()
+
+    # -- commands --------------------------------------------------------------------------------
+
+    def _command(self, envelope: bytes) -> None:
+        signed = open_command(envelope, self.fleet, self.device_id)
+        if not self.ledger.is_new(signed):
+            return
+        self.ledger = self.ledger.accept(signed)
+        command = signed.command
+        if command.command == COMMAND_ROLLBACK:
+            self._rollback()
+            return
+        assert command.bundle is not None
+        self._pending_offer = command.bundle
+        self.client.subscribe(str(self.bundles.header(command.bundle.id)), qos=1)
+
+    def _rollback(self) -> None:
+        if self.previous is None:
+            self._reject("no_previous", "no previous model to roll back to")
+            return
+        self.model, self.previous = self.previous, self.model
+        self._set(state="rolled_back", reason="commanded", detail=None)
+
+    # -- transfer --------------------------------------------------------------------------------
+
+    def _bundle_message(self, topic: str, payload: bytes) -> None:
+        offer = getattr(self, "_pending_offer", None)
+        if topic.endswith("/header") and offer is not None and self.download is None:
+            self.client.unsubscribe(topic)
+            self._start(offer, payload)
+            return
+        download = self.download
+        if download is None:
+            return
+        index = self.bundles.block_index(download.bid, topic)
+        if index is None or not download.transfer.is_expected(index):
+            return
+        now = time.monotonic()
+        self.client.unsubscribe(topic)
+        try:
+            download.verifier.check_block(index, payload)
+        except BundleRejected:
+            download.transfer.corrupt(index, now)
+            return
+        start, _end = download.verified.manifest.payload.block_range(index)
+        download.partial.write(start, payload)
+        download.transfer.arrived(index, now)
+        download.partial.maybe_flush(now)
+        if download.transfer.complete:
+            self._finish(download)
+            return
+        self._request(download, now)
+
+    def _start(self, offer: Any, header: bytes) -> None:
+        if not offer.header_matches(header):
+            raise BundleRejected("malformed", "header does not match the desired command")
+        verifier = BundleVerifier(self.release, self.identity, self.state, now=time.time())
+        verified = verifier.verify_header(header)
+        info = verified.manifest.payload
+        directory = self.config.state_root / self.device_id
+        partial = PartialPayload(directory, offer.id, info.length, len(info.blocks))
+        now = time.monotonic()
+        transfer = Transfer(
+            partial.bitmap,
+            block_sizes(info.length, info.block_size),
+            TransferLimits(window=self.config.window),
+            now,
+        )
+        self.download = _Download(offer.id, verifier, verified, partial, transfer, now)
+        self._set(
+            state="downloading",
+            reason=None,
+            detail=None,
+            bundle=offer.id,
+            name=offer.name,
+            counter=offer.counter,
+            blocks=offer.blocks,
+            blocks_held=transfer.held.count,
+        )
+        self._request(self.download, now)
+
+    def _request(self, download: _Download, now: float) -> None:
+        for index in download.transfer.requests(now):
+            self.client.subscribe(str(self.bundles.block(download.bid, index)), qos=1)
+
+    def tick(self, now: float) -> None:
+        """Periodic work: retries of bad blocks, progress status at most every second."""
+        download = self.download
+        if download is None:
+            return
+        self._request(download, now)
+        if now - self.last_status >= STATUS_EVERY_S:
+            transfer = download.transfer
+            self._set(blocks_held=transfer.held.count, bytes_per_s=transfer.bytes_per_s(now))
+
+    def _finish(self, download: _Download) -> None:
+        download.partial.flush(time.monotonic())
+        self._set(state="verifying", blocks_held=download.transfer.held.count)
+        decrypted = download.verifier.decrypt(download.partial.read())
+        download.partial.discard()
+        self.download = None
+        manifest = download.verified.manifest
+        self._set(state="canary")
+        model = decrypted.file("model.tflite")
+        assert model is not None
+        if fails_canary(self.device_id, self.config.seed, self.config.fail_rate):
+            self._reject("canary_mismatch", "injected canary failure")
+            return
+        self.previous = self.model
+        self.model = ModelRef(
+            manifest.name, str(manifest.counter), hashlib.sha256(model).hexdigest()
+        )
+        self.state = self.state.installed(manifest.name, manifest.counter, manifest.created)
+        self._set(state="installed", requested=download.transfer.requested)
+
+    def _reject(self, code: str, detail: str) -> None:
+        if self.download is not None:
+            self.download.partial.close()
+            self.download = None
+        self._set(state="rejected", reason=code, detail=detail[:200])
+
+
+def run_worker(config: SimConfig, ready: Any, stop: Any) -> None:
+    """Connect every device of ``config``, then drive them until ``stop`` is set."""
+    group_key = _load_x25519(config.group_key_pem)
+    fleet = TrustRoot.from_keys(Ed25519PublicKey.from_public_bytes(k) for k in config.fleet_keys)
+    release = TrustRoot.from_keys(
+        Ed25519PublicKey.from_public_bytes(k) for k in config.release_keys
+    )
+    devices = []
+    selector = selectors.DefaultSelector()
+    for device_id in config.devices:
+        identity = DeviceIdentity(
+            device_id, X25519PrivateKey.generate(), group_keys={f"group:{GROUP}": group_key}
+        )
+        device = SimDevice(config, device_id, identity, fleet, release)
+        device.client.connect(config.host, config.port, keepalive=60)
+        sock = device.client.socket()
+        assert sock is not None
+        selector.register(sock, selectors.EVENT_READ, device)
+        devices.append(device)
+    ready.put(len(devices))
+    _loop(selector, devices, stop)
+    for device in devices:
+        device.client.disconnect()
+
+
+def _loop(selector: selectors.BaseSelector, devices: list[SimDevice], stop: Any) -> None:
+    last_tick = 0.0
+    while not stop.is_set():
+        for device in devices:
+            sock = device.client.socket()
+            wants = device.client.want_write()
+            if sock is not None and wants != device.writing:
+                device.writing = wants
+                events = selectors.EVENT_READ | (selectors.EVENT_WRITE if wants else 0)
+                selector.modify(sock, events, device)
+        for key, mask in selector.select(timeout=0.05):
+            client = key.data.client
+            if mask & selectors.EVENT_READ:
+                client.loop_read(max_packets=32)
+            if mask & selectors.EVENT_WRITE:
+                client.loop_write()
+        now = time.monotonic()
+        if now - last_tick >= 0.25:
+            last_tick = now
+            for device in devices:
+                device.client.loop_misc()
+                device.tick(now)
+
+
+def _load_x25519(pem: bytes) -> X25519PrivateKey:
+    from agent.bundle.keys import decode_device_private
+
+    return decode_device_private(pem, "group key")
