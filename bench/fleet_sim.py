@@ -23,6 +23,7 @@ import multiprocessing
 import os
 import platform
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -166,7 +167,8 @@ def rollout(
         "reason": decision.reason,
         "installed": sum(o.outcome is Outcome.INSTALLED for o in outcomes.values()),
         "rejected": sum(o.reason.startswith("rejected") for o in outcomes.values()),
-        "rolled_back": len(decision.roll_back),
+        "rolled_back": len(runner.rolled_back),
+        "still_installed": sorted(d for d in runner.rolled_back if runner.is_installed(d)),
         "broker_cpu_s": round(sampler.cpu_used, 2),
         "broker_cpu_pct": round(100 * sampler.cpu_used / max(sampler.wall, 1e-9), 1),
         "broker_peak_rss_mb": round(sampler.peak_rss / 1e6, 1),
@@ -220,16 +222,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="where simulated devices keep partial files (tmpfs: one VM disk cannot stand in "
         "for 1000 SD cards' fsyncs)",
     )
+    parser.add_argument(
+        "--scenarios", default="rollout,abort", help="which of rollout,abort to run"
+    )
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args(argv)
     results = {
-        "command": "python -m bench.fleet_sim " + " ".join(argv or []),
+        "command": "python -m bench.fleet_sim " + " ".join(sys.argv[1:] if argv is None else argv),
+        "load_average_at_start": os.getloadavg()[0],
         "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.python_version()}",
         "agents": args.agents,
         "workers": args.workers,
-        "rollout": simulate(args, args.fail_rate, 2, args.max_failures),
-        "abort": simulate(args, args.abort_fail_rate, 2, args.max_failures),
     }
+    rates = {"rollout": args.fail_rate, "abort": args.abort_fail_rate}
+    for scenario in args.scenarios.split(","):
+        results[scenario] = simulate(args, rates[scenario], 2, args.max_failures)
     text = json.dumps(results, indent=2)
     print(text)
     if args.json:

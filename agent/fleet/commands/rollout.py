@@ -70,6 +70,7 @@ class Rollout:
         self.signer = signer
         self.stage_timeout_s = stage_timeout_s
         self.outcomes: dict[str, DeviceOutcome] = {}
+        self.rolled_back: set[str] = set()
         self.stage_times: list[float] = []
 
     def run(self) -> Decision:
@@ -111,28 +112,32 @@ class Rollout:
 
     def _abort(self, index: int, decision: Decision) -> None:
         """Roll back what installed; devices of this stage still installing are rolled back
-        when they finish (until the stage timeout)."""
+        when they finish. Returns once every one of them settled (or the stage timeout)."""
         self.log(f"ABORT: {decision.reason}")
-        rolled = set(decision.roll_back)
-        if rolled:
-            self.log(f"rolling back {len(rolled)} device(s): {_names(sorted(rolled))}")
-            self.session.send_rollback(sorted(rolled), [self.signer])
+        if decision.roll_back:
+            self.log(
+                f"rolling back {len(decision.roll_back)} device(s): {_names(decision.roll_back)}"
+            )
+            self.session.send_rollback(decision.roll_back, [self.signer])
+            self.rolled_back.update(decision.roll_back)
         current = self.plan.stages[index].devices
         deadline = time.monotonic() + self.stage_timeout_s
         while time.monotonic() < deadline:
             self._observe(index)
-            late = [
-                d
-                for d in current
-                if self.outcomes[d].outcome is Outcome.INSTALLED and d not in rolled
-            ]
+            late = [d for d in current if self.is_installed(d) and d not in self.rolled_back]
             if late:
                 self.log(f"rolling back late installs: {_names(late)}")
                 self.session.send_rollback(late, [self.signer])
-                rolled.update(late)
-            if all(self.outcomes[d].outcome is not Outcome.PENDING for d in current):
+                self.rolled_back.update(late)
+            pending = any(self.outcomes[d].outcome is Outcome.PENDING for d in current)
+            if not pending and not any(self.is_installed(d) for d in self.rolled_back):
+                self.log(f"rolled back: {len(self.rolled_back)} device(s)")
                 return
             self.session.poll(1.0)
+        self.log("stage timeout while rolling back; check `edge-fleet status`")
+
+    def is_installed(self, device: str) -> bool:
+        return self.outcomes[device].outcome is Outcome.INSTALLED
 
 
 def _names(devices: tuple[str, ...] | list[str]) -> str:
