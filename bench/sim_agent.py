@@ -159,7 +159,7 @@ class SimDevice:
             self._reject("no_previous", "no previous model to roll back to")
             return
         self.model, self.previous = self.previous, self.model
-        self._set(state="rolled_back", reason="commanded", detail=None)
+        self._set(state="rolled_back", reason="command", detail=None)
 
     # -- transfer --------------------------------------------------------------------------------
 
