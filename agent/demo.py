@@ -9,7 +9,11 @@
 4. start a broker on a free local port: mosquitto when installed, else amqtt (pure Python);
 5. run ``edge-agent run`` as its own process on that video and print its results as an
    independent MQTT subscriber receives them;
-6. stop the agent with SIGTERM (as systemd does), show its retained ``offline`` availability,
+6. push release 2 of the model mid-run with ``edge-fleet push`` (retained bundle blocks and a
+   signed desired-state command over the same broker): the agent downloads, verifies, runs the
+   canary in a separate process and hot-swaps between two inferences; the results switch from
+   v1 to v2 with no gap in their sequence numbers;
+7. stop the agent with SIGTERM (as systemd does), show its retained ``offline`` availability,
    and stop the broker.
 
 Run from the repository root: ``.venv/bin/python -m agent.demo [--out DIR] [--results N]``.
@@ -29,6 +33,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
@@ -43,6 +48,7 @@ PREFIX = "edge"
 VIDEO_FPS = 10.0
 AGENT_START_S = 60.0
 STOP_S = 20.0
+PUSH_TIMEOUT_S = 120.0
 
 
 def _say(message: str) -> None:
@@ -76,7 +82,11 @@ def convert_step(out: Path) -> Path:
 
 def _tool(module: str, *args: str) -> str:
     """Run one of our CLIs exactly as an operator would; show the command and its output."""
-    shown = {"convert.cli": "edge-convert", "agent.cli": "edge-agent"}[module]
+    shown = {
+        "convert.cli": "edge-convert",
+        "agent.cli": "edge-agent",
+        "agent.fleet.cli": "edge-fleet",
+    }[module]
     _say(f"  $ {shown} {' '.join(args)}")
     done = subprocess.run(
         [sys.executable, "-m", module, *args], capture_output=True, text=True, check=False
@@ -94,15 +104,22 @@ def bundle_step(out: Path, tflite: Path) -> Path:
     keys = out / "keys"
     _tool("convert.cli", "keygen", "--out", str(keys), "--name", "release")
     _tool("agent.cli", "keygen", "--out", str(keys), "--device-id", DEVICE_ID, "--name", "device")
-    bundle = out / "digits-1.edgepkg"
+    _tool("agent.fleet.cli", "keygen", "--out", str(keys), "--name", "fleet")
+    bundle = make_bundle(out, tflite, 1)
+    _say(f"step 2 done: {bundle.name} is signed by release.key and readable only by {DEVICE_ID}")
+    return bundle
+
+
+def make_bundle(out: Path, tflite: Path, version: int) -> Path:
+    keys = out / "keys"
+    bundle = out / f"digits-{version}.edgepkg"
     _tool(
-        "convert.cli", "bundle", str(tflite), "--name", "digits", "--version", "1",
+        "convert.cli", "bundle", str(tflite), "--name", "digits", "--version", str(version),
         "--signing-key", str(keys / "release.key"), "--recipient", str(keys / "device.pub"),
         "--metadata", str(out / "digits_int8.json"),
         "--canary", str(out / "digits_int8_canary.npz"),
         "--labels", str(DIGITS / "labels.txt"), "-o", str(bundle),
     )  # fmt: skip
-    _say(f"step 2 done: {bundle.name} is signed by release.key and readable only by {DEVICE_ID}")
     return bundle
 
 
@@ -133,6 +150,7 @@ reconnect_max_s = 2.0
 [keys]
 trusted_keys = ["{keys / "release.pub"}"]
 device_key = "{keys / "device.key"}"
+fleet_keys = ["{keys / "fleet.pub"}"]
 
 [model]
 bundle = "{bundle}"
@@ -156,38 +174,87 @@ interval_s = 2
 
 @dataclass
 class Watcher:
-    """An independent MQTT client that prints results and remembers what it saw."""
+    """An independent MQTT client that prints what a subscriber sees and checks the sequence.
+
+    It prints the next ``show(n)`` results, every result from a model version it has not seen
+    yet, availability changes, and the ``update`` state of the status whenever it changes.
+    """
 
     broker: DemoBroker
-    limit: int
-    printed: int = 0
     availability: str = ""
 
     def __post_init__(self) -> None:
-        self.enough = threading.Event()
         self.lock = threading.Lock()
+        self.shown = threading.Event()
+        self.to_show = 0
+        self.seqs: list[int] = []
+        self.versions: list[str] = []
+        self.update_state = ""
+        self.last: dict[str, Any] | None = None
         self.client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv311)
         self.client.on_connect = lambda c, _u, _f, _rc, _p: c.subscribe(f"{PREFIX}/#", qos=1)
         self.client.on_message = self._on_message
         self.client.connect("127.0.0.1", self.broker.port, keepalive=30)
         self.client.loop_start()
 
+    def show(self, count: int) -> None:
+        with self.lock:
+            self.to_show = count
+            self.shown.clear()
+
     def _on_message(self, _c: paho.Client, _u: object, message: paho.MQTTMessage) -> None:
-        topic = message.topic
+        topic, payload = message.topic, bytes(message.payload)
         if topic.endswith("/availability"):
-            self.availability = message.payload.decode(errors="replace")
+            self.availability = payload.decode(errors="replace")
             print(f"  [{topic}] {self.availability}", flush=True)
         elif topic.endswith("/results"):
-            with self.lock:
-                if self.printed >= self.limit:
-                    self.enough.set()
-                    return
-                self.printed += 1
-            print(f"  [{topic}] {_describe(bytes(message.payload))}", flush=True)
+            self._result(topic, payload)
+        elif topic.endswith("/status"):
+            self._status(topic, payload)
 
-    def wait(self, timeout: float, agent_log: Path) -> None:
-        if not self.enough.wait(timeout):
-            raise SystemExit(f"demo: no results within {timeout:g} s; see {agent_log}")
+    def _result(self, topic: str, payload: bytes) -> None:
+        result = json.loads(payload)
+        version = str(result["model"]["version"])
+        with self.lock:  # printing under the lock keeps the lines in order
+            self.seqs.append(int(result["seq"]))
+            swapped = bool(self.versions) and version not in self.versions
+            if version not in self.versions:
+                self.versions.append(version)
+            if swapped and self.last is not None and self.to_show == 0:
+                print(f"  [{topic}] {_describe(self.last)}   (last result of the old model)")
+            if swapped:
+                print(f"  [{topic}] {_describe(result)}   <- the new model, hot-swapped")
+            elif self.to_show > 0:
+                print(f"  [{topic}] {_describe(result)}", flush=True)
+            if self.to_show > 0:
+                self.to_show -= 1
+                if self.to_show == 0:
+                    self.shown.set()
+            self.last = result
+
+    def _status(self, topic: str, payload: bytes) -> None:
+        update = json.loads(payload).get("update") or {}
+        state = update.get("state", "")
+        if state and state != "idle":
+            label = state
+            if state == "downloading":
+                label = f"downloading ({update['blocks_held']} of {update['blocks']} blocks)"
+            elif update.get("reason"):
+                label = f"{state}:{update['reason']}"
+            if label != self.update_state:
+                self.update_state = label
+                name, counter = update.get("name"), update.get("counter")
+                print(f"  [{topic}] update {name} release {counter}: {label}", flush=True)
+
+    def wait_shown(self, timeout: float, agent_log: Path) -> None:
+        if not self.shown.wait(timeout):
+            raise SystemExit(f"demo: not enough results within {timeout:g} s; see {agent_log}")
+
+    def gaps(self) -> list[int]:
+        """Sequence numbers missing between the first and the last result received."""
+        with self.lock:
+            seen = set(self.seqs)
+        return [n for n in range(min(seen), max(seen) + 1) if n not in seen] if seen else []
 
     def wait_offline(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -200,8 +267,7 @@ class Watcher:
         self.client.loop_stop()
 
 
-def _describe(payload: bytes) -> str:
-    result = json.loads(payload)
+def _describe(result: dict[str, Any]) -> str:
     classes = result["outputs"].get("classes", [])
     top = ", ".join(f"{c['label']} ({c['score']:.2f})" for c in classes)
     model = result["model"]
@@ -255,21 +321,42 @@ def _serve(
 ) -> int:
     _say(f"step 5: run the agent on the video; results as an MQTT subscriber sees them "
          f"on {PREFIX}/{DEVICE_ID}/results")  # fmt: skip
-    watcher = Watcher(broker, limit=results)
+    watcher = Watcher(broker)
     cleanup.append(watcher.close)
+    watcher.show(results)
     log = out / "agent.log"
     agent = start_agent(config, log)
     cleanup.append(lambda: stop_agent(agent))
-    watcher.wait(AGENT_START_S, log)
-    _say(f"step 5 done: {watcher.printed} results received")
-    _say("step 6: stop the agent with SIGTERM (what systemd sends) and the broker")
+    watcher.wait_shown(AGENT_START_S, log)
+    _say(f"step 5 done: {results} results from release 1 shown")
+    push_step(out, broker)
+    watcher.show(results)
+    watcher.wait_shown(AGENT_START_S, log)
+    gaps = watcher.gaps()
+    _say(f"step 6 done: results went from v1 to v{watcher.versions[-1]}; "
+         f"{len(watcher.seqs)} results, sequence {min(watcher.seqs)}..{max(watcher.seqs)}, "
+         f"{'no gap' if not gaps else f'gaps at {gaps[:10]}'}")  # fmt: skip
+    if watcher.versions[-1] != "2" or gaps:
+        raise SystemExit(f"demo: the hot swap did not go as expected; see {log}")
+    _say("step 7: stop the agent with SIGTERM (what systemd sends) and the broker")
     code = stop_agent(agent)
     offline = watcher.wait_offline(10.0)
-    _say(f"step 6 done: agent exit code {code}; availability {'offline' if offline else '?'}")
+    _say(f"step 7 done: agent exit code {code}; availability {'offline' if offline else '?'}")
     if code != 0 or not offline:
         raise SystemExit(f"demo: the agent did not stop cleanly; see {log}")
-    _say("all done: converted, signed, encrypted, served over MQTT, stopped cleanly")
+    _say("all done: converted, signed, encrypted, served over MQTT, hot-swapped, stopped cleanly")
     return 0
+
+
+def push_step(out: Path, broker: DemoBroker) -> None:
+    _say("step 6: push release 2 while the agent runs (retained blocks + signed command)")
+    bundle = make_bundle(out, out / "digits_int8.tflite", 2)
+    protocol = "5" if broker.kind == "mosquitto" else "3.1.1"
+    _tool(
+        "agent.fleet.cli", "push", str(bundle), "--device", DEVICE_ID, "--url", broker.url,
+        "--fleet-key", str(out / "keys" / "fleet.key"), "--protocol", protocol,
+        "--wait", "--timeout", str(int(PUSH_TIMEOUT_S)),
+    )  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -42,6 +42,7 @@ def mqtt_settings(settings: FleetSettings) -> MqttSettings:
         password=password,
         backoff_min_s=0.2,
         backoff_max_s=5.0,
+        protocol=settings.protocol,
     )
 
 

@@ -14,6 +14,7 @@ key wins. Secrets are never in the file, only the names of files that hold them.
     cert_file = "fleet.crt"
     key_file = "fleet.pem"
     client_id = "edge-fleet-laptop"
+    protocol = "5"          # or "3.1.1" for brokers that hang up on MQTT 5 (amqtt)
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ KEYS = (
     "cert_file",
     "key_file",
     "client_id",
+    "protocol",
 )
 _PATH_KEYS = ("fleet_key", "password_file", "ca_file", "cert_file", "key_file")
 
@@ -59,6 +61,7 @@ class FleetSettings:
     cert_file: Path | None = None
     key_file: Path | None = None
     client_id: str = ""
+    protocol: str = "5"
 
     def require_fleet_key(self) -> Path:
         if self.fleet_key is None:
@@ -110,6 +113,8 @@ def resolve(
     settings = FleetSettings(**chosen)
     if not PREFIX_RE.match(settings.topic_prefix):
         raise ConfigError("topic_prefix", f"{settings.topic_prefix!r} is not a valid topic prefix")
+    if settings.protocol not in ("5", "3.1.1"):
+        raise ConfigError("protocol", f"must be 5 or 3.1.1; got {settings.protocol!r}")
     if not settings.client_id:
         settings = FleetSettings(**{**chosen, "client_id": f"edge-fleet-{secrets.token_hex(4)}"})
     return settings

@@ -63,3 +63,12 @@ def test_a_bad_prefix_is_a_config_error() -> None:
 
 def test_the_default_file_lives_under_dot_config() -> None:
     assert default_config_path(HOME) == HOME / ".config/edge-fleet/fleet.toml"
+
+
+def test_protocol_defaults_to_mqtt_5_and_takes_3_1_1_for_brokers_without_it() -> None:
+    assert resolve({}, {}, {}, home=HOME, base=BASE).protocol == "5"
+    settings = resolve({}, {"EDGE_FLEET_PROTOCOL": "3.1.1"}, {}, home=HOME, base=BASE)
+    assert settings.protocol == "3.1.1"
+    with pytest.raises(ConfigError) as info:
+        resolve({"protocol": "4"}, {}, {}, home=HOME, base=BASE)
+    assert str(info.value) == "protocol: must be 5 or 3.1.1; got '4'"

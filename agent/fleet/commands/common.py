@@ -20,6 +20,7 @@ _FLAGS = {
     "cert_file": "client certificate (mqtts)",
     "key_file": "client certificate's private key (mqtts)",
     "client_id": "MQTT client id (default edge-fleet-<random>)",
+    "protocol": "MQTT version tried first: 5 (default; 3.1.1 if refused) or 3.1.1",
 }
 
 
