@@ -91,3 +91,20 @@ def test_offline_security_exposure_is_at_most_2_5(rendered: Path) -> None:
     found = re.search(r"Overall exposure level for \S+: ([0-9.]+)", result.stdout)
     assert found is not None, result.stdout + result.stderr
     assert float(found.group(1)) <= MAX_EXPOSURE, result.stdout
+
+
+@needs_analyze
+def test_the_system_call_filter_lets_the_canary_worker_cap_its_memory() -> None:
+    denied: set[str] = set()
+    for value in _settings(UNIT.read_text())["SystemCallFilter"]:
+        if value.startswith("~"):
+            for name in value[1:].split():
+                listing = subprocess.run(
+                    ["systemd-analyze", "syscall-filter", name],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout
+                denied |= {line.strip() for line in listing.splitlines()[1:]}
+    assert "setuid" in denied  # ~@privileged is in force
+    assert "setrlimit" not in denied  # agent/update/canary_worker.py sets RLIMIT_AS
