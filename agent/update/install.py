@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
 from agent.activemodel import ActiveModel, Credentials
 from agent.bundle import BundleVerifier, DecryptedBundle, StateStore, open_bundle
 from agent.config import AgentConfig
@@ -145,7 +147,11 @@ class Installer:
             self.slots.commit(state.rolled_back())
 
     def _load(self, bundle: DecryptedBundle) -> tuple[ActiveModel, Pipeline]:
+        """Load and warm up: the first invoke prepares the delegate (XNNPACK, Edge TPU), which
+        must happen here, not on the first frame after the swap."""
         try:
-            return self.load(bundle)
+            active, pipeline = self.load(bundle)
+            active.model.invoke([np.zeros(s.shape, np.dtype(s.dtype)) for s in active.model.inputs])
         except BackendError as exc:
             raise BundleRejected("load_failed", f"model does not load: {exc}") from None
+        return active, pipeline

@@ -48,6 +48,7 @@ class _Job:
 
     offer: BundleOffer
     header_sub: Subscription | None
+    started: float = 0.0
     header: bytes | None = None
     verifier: BundleVerifier | None = None
     verified: VerifiedManifest | None = None
@@ -99,6 +100,7 @@ class Updater:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._subs: list[Subscription] = []
+        self._done_subs: list[Subscription] = []
 
     # -- the loop's side ------------------------------------------------------------------------
 
@@ -147,14 +149,21 @@ class Updater:
     # -- the updater thread ---------------------------------------------------------------------
 
     def _run(self) -> None:
+        next_tick = 0.0
         while not self._stopping.is_set():
             busy = self._job is not None or self._retry is not None
             message = self.inbox.get(timeout=ACTIVE_TICK_S if busy else IDLE_TICK_S)
             try:
-                if message is not None:
-                    self._dispatch(message)
-                self._drain_feedback()
-                self._tick(self.clock())
+                # Everything that arrived is handled before the next round of requests, so
+                # the blocks done are unsubscribed and the next ones subscribed in one packet each.
+                for item in [message, *self.inbox.drain()] if message is not None else []:
+                    self._dispatch(item)
+                self._request_more()
+                now = self.clock()
+                if now >= next_tick:  # not after every block: a block asks for the next itself
+                    next_tick = now + ACTIVE_TICK_S
+                    self._drain_feedback()
+                    self._tick(now)
             except BundleRejected as exc:
                 self._reject_job(exc.code, exc.reason, keep_partial=True)
             except (EdgeError, OSError, ValueError) as exc:
@@ -260,7 +269,7 @@ class Updater:
             max_payload=self.installer.slots.limits.max_header,
             messages=self.inbox,
         )
-        self._job = _Job(offer, header)
+        self._job = _Job(offer, header, started=self.clock())
         log.info("fetching bundle %s (%s release %s)", offer.id, offer.name, offer.counter)
         self._record(self._offer_status(offer, "downloading"))
 
@@ -313,7 +322,7 @@ class Updater:
         assert verified is not None
         if not transfer.is_expected(index):
             return  # a copy still in flight after we unsubscribed
-        self.client.unsubscribe(job.block_subs.pop(index))
+        self._done_subs.append(job.block_subs.pop(index))
         now = self.clock()
         try:
             check_block(verified, index, payload)
@@ -325,12 +334,12 @@ class Updater:
         start, _ = verified.manifest.payload.block_range(index)
         partial.write(start, payload)
         transfer.arrived(index, now)
-        partial.maybe_flush(now)
         if transfer.complete:
             partial.flush(now)
             self._finish(job)
-        else:
-            self._progress(now)
+            return
+        partial.maybe_flush(now)
+        self._progress(now)
 
     def _tick(self, now: float) -> None:
         connected = self.client.connected
@@ -350,14 +359,23 @@ class Updater:
         if self._retry is not None and now >= self._retry[0]:
             self._begin(self._retry[1])
 
+    def _request_more(self) -> None:
+        """Unsubscribe the blocks that arrived, subscribe the next ones (one packet each)."""
+        if self._done_subs:
+            self.client.unsubscribe(*self._done_subs)
+            self._done_subs.clear()
+        job = self._job
+        if job is not None and job.transfer is not None:
+            self._request(job, job.transfer, self.clock())
+
     def _request(self, job: _Job, transfer: Transfer, now: float) -> None:
+        indices = transfer.requests(now)
+        if not indices:
+            return
         limit = job.verified.manifest.payload.block_size if job.verified else 0
-        for index in transfer.requests(now):
-            job.block_subs[index] = self.client.subscribe(
-                TopicFilter(str(self.bundles.block(job.offer.id, index))),
-                max_payload=limit,
-                messages=self.inbox,
-            )
+        filters = [TopicFilter(str(self.bundles.block(job.offer.id, i))) for i in indices]
+        subs = self.client.subscribe_many(filters, max_payload=limit, messages=self.inbox)
+        job.block_subs.update(zip(indices, subs, strict=True))
 
     def _give_up(self, verdict: str, now: float) -> None:
         job = self._job
@@ -381,6 +399,15 @@ class Updater:
         assert job.verifier is not None
         assert job.header is not None
         self._unsubscribe(job)
+        took = max(self.clock() - job.started, 1e-6)
+        log.info(
+            "bundle %s: all %s blocks held, %s bytes in %.2f s (%.2f MB/s)",
+            job.offer.id,
+            job.offer.blocks,
+            job.offer.size,
+            took,
+            job.offer.size / took / 1e6,
+        )
         self._record(self._offer_status(job.offer, "verifying"))
         payload = job.partial.read()
         try:
@@ -413,9 +440,9 @@ class Updater:
         if job.header_sub is not None:
             self.client.unsubscribe(job.header_sub)
             job.header_sub = None
-        for sub in job.block_subs.values():
-            self.client.unsubscribe(sub)
+        self.client.unsubscribe(*job.block_subs.values(), *self._done_subs)
         job.block_subs.clear()
+        self._done_subs.clear()
 
     def _cancel_job(self, *, keep_partial: bool) -> None:
         job, self._job = self._job, None

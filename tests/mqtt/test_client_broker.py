@@ -15,10 +15,17 @@ import pytest
 
 from agent.errors import TransportError
 from agent.mqtt.client import MqttClient
-from agent.mqtt.events import Connected, ConnectRefused, Published, Subscription
+from agent.mqtt.events import (
+    BoundedQueue,
+    Connected,
+    ConnectRefused,
+    IncomingMessage,
+    Published,
+    Subscription,
+)
 from agent.mqtt.policy import Protocol
 from agent.mqtt.settings import MqttSettings, TLSFiles
-from agent.mqtt.topics import DeviceTopics, Topic
+from agent.mqtt.topics import DeviceTopics, Topic, TopicFilter
 from tests.support.broker import BrokerTLS, MosquittoBroker, Received, Subscriber, free_port
 
 pytestmark = pytest.mark.broker
@@ -284,3 +291,33 @@ def test_stop_returns_promptly_while_the_broker_is_unreachable() -> None:
     client.stop(timeout=3)
     assert time.monotonic() - started_at < 1.0
     assert "Connection refused" in client.last_error
+
+
+def test_several_filters_share_one_queue_and_an_unsubscribed_one_stops_delivering(
+    broker: MosquittoBroker, started: list[MqttClient]
+) -> None:
+    sender = _start(
+        started,
+        MqttClient(MqttSettings.from_url(broker.url, client_id="fleet"), DeviceTopics("s", "x")),
+    )
+    sender.wait_connected(5)
+    for name in ("a", "b"):
+        sender.publish(Topic(f"bundles/{name}"), name.encode(), retain=True)
+    client = _start(started, _client(broker.url))
+    client.wait_connected(5)
+    inbox: BoundedQueue[IncomingMessage] = BoundedQueue(10)
+    subs = client.subscribe_many(
+        [TopicFilter("bundles/a"), TopicFilter("bundles/b")], messages=inbox
+    )
+    got = {m.payload for m in (inbox.get(timeout=5), inbox.get(timeout=5)) if m is not None}
+    assert got == {b"a", b"b"}  # both retained copies, through one SUBSCRIBE
+    client.unsubscribe(subs[0])
+    client.subscribe(TopicFilter("bundles/b"), messages=inbox)  # asks for b's retained copy again
+    again = inbox.get(timeout=5)
+    assert again is not None
+    assert again.payload == b"b"
+    sender.publish(Topic("bundles/a"), b"a2", retain=True)
+    sender.publish(Topic("bundles/b"), b"b2", retain=True)
+    late = inbox.get(timeout=5)  # a2 was published first: had it been delivered, it would be here
+    assert late is not None
+    assert late.payload == b"b2"
