@@ -124,6 +124,7 @@ def open_active_model(
     installed = store.installed()
     if installed is not None:
         bundle = _open(installed, store, credentials, now, reopen=True)
+        _finish_commit(store, bundle)
     elif config.model.bundle:
         path = resolver.path(config.model.bundle)
         data = read_bundle(path, store.limits)
@@ -133,6 +134,26 @@ def open_active_model(
     else:
         raise ConfigError("model.bundle", "no model is installed yet and none is configured")
     return load_bundle(bundle, config)
+
+
+def _finish_commit(store: ModelStore, bundle: DecryptedBundle) -> None:
+    """Record the active slot's counter when the record is behind it.
+
+    The slot switch is an install's commit point; the counter is recorded just after it. A crash
+    in between (power loss, ``kill -9``) leaves the active slot newer than the recorded counter,
+    so the start-up finishes the commit. A rollback's older active slot records nothing (the
+    recorded counter never goes down).
+    """
+    manifest = bundle.verified.manifest
+    highest = store.state.load().highest(manifest.name)
+    if highest is None or manifest.counter > highest:
+        log.warning(
+            "active slot holds %s release %s but release %s is recorded: finishing the commit",
+            manifest.name,
+            manifest.counter,
+            highest,
+        )
+        store.state.record_installed(bundle)
 
 
 def _open(

@@ -24,6 +24,7 @@ from agent.bundle import Limits
 from agent.bundle.container import parse_header
 from agent.bundle.manifest import parse_manifest
 from agent.mqtt.messages import ResultMessage
+from agent.update.slots import SlotStore
 from tests.support.agent_env import AgentProcess, AgentWorld
 from tests.support.broker import MosquittoBroker, Subscriber
 from tests.support.models import ModelFactory
@@ -157,3 +158,27 @@ def test_kill_9_at_100_points_of_an_install_never_leaves_a_partial_model(
 ) -> None:
     outcomes = run_install_kills(tmp_path, device, trials=100, seed=2026)
     assert sum(outcomes.values()) == 100
+
+
+def test_a_crash_between_the_slot_switch_and_the_counter_commit_records_the_counter_at_start(
+    tmp_path: Path, device: Device
+) -> None:
+    """The narrowest window, staged exactly: slots.json already names the new slot, the
+    release counter still names the old model. The restarted agent runs the new model and
+    records its counter, so the counter matches the model it runs."""
+    agent = device.start(0)
+    wait_results(device.results, lambda got: len(got) >= 3, agent)
+    assert agent.terminate() == 0
+    slots = SlotStore(device.world.device.state_dir)
+    state = slots.load()
+    bundle = device.world.bundle(counter=2)
+    slots.write(state.inactive, bundle.header + bytes(bundle.payload))
+    slots.commit(state.activated(state.inactive))  # ... and SIGKILL before record_installed
+    assert device.recorded_counter() == 1
+
+    mark = len(device.results.messages)
+    again = device.start(1)
+    first = wait_results(device.results, lambda got: len(got) >= mark + 3, again)[mark:]
+    assert {r.model.version for r in first} == {"2"}
+    assert device.recorded_counter() == 2
+    assert again.terminate() == 0
