@@ -88,6 +88,7 @@ def referenced_files(config: AgentConfig) -> list[tuple[str, str]]:
         if value:
             files.append((key, value))
     files.extend((f"keys.trusted_keys[{i}]", k) for i, k in enumerate(config.keys.trusted_keys))
+    files.extend((f"keys.fleet_keys[{i}]", k) for i, k in enumerate(config.keys.fleet_keys))
     return files
 
 

@@ -164,3 +164,46 @@ def test_check_config_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixtu
     bad.write_text('device_id = "pi-1"\nstate_dir = "s"\n[source]\ntype = "camera"\n')
     assert main(["check-config", str(bad)]) == 1
     assert "source.device" in capsys.readouterr().err
+
+
+def test_update_settings_groups_and_fleet_keys_are_parsed() -> None:
+    config = parse_config(
+        {
+            **MINIMAL,
+            "groups": ["lab", "north-1"],
+            "keys": {"trusted_keys": ["r.pub"], "fleet_keys": ["fleet.pub"]},
+            "update": {"window": 4, "watch_s": 2.5, "min_bytes_per_s": 0},
+        }
+    )
+    assert config.groups == ("lab", "north-1")
+    assert config.keys.fleet_keys == ("fleet.pub",)
+    assert (config.update.window, config.update.watch_s, config.update.min_bytes_per_s) == (
+        4,
+        2.5,
+        0.0,
+    )
+    assert config.update.deadline_s == 3600.0
+
+
+@pytest.mark.parametrize(
+    ("raw", "key", "message"),
+    [
+        ({"update": {"window": 0}}, "update.window", "between 1 and 64"),
+        ({"update": {"retry_min_s": 10, "retry_max_s": 5}}, "update.retry_max_s", "smaller"),
+        ({"update": {"windw": 4}}, "update.windw", "unknown key"),
+        ({"groups": ["a/b"]}, "groups", "letters, digits"),
+        ({"groups": ["a", "a"]}, "groups", "distinct"),
+    ],
+)
+def test_bad_update_settings_and_groups_name_the_key(
+    raw: dict[str, object], key: str, message: str
+) -> None:
+    error = _error({**MINIMAL, **raw})
+    assert error.key == key
+    assert message in str(error)
+
+
+def test_check_files_covers_fleet_keys(tmp_path: Path) -> None:
+    config = parse_config({**MINIMAL, "keys": {"trusted_keys": [], "fleet_keys": ["f.pub"]}})
+    problems = check_files(config, FileResolver(tmp_path, None))
+    assert "keys.fleet_keys[0]" in [p.split(":")[0] for p in problems]

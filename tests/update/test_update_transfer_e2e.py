@@ -145,3 +145,58 @@ def test_a_corrupt_block_is_rejected_and_fetched_again(
     assert agent.terminate() == 0
     for client in (publisher, status, watcher):
         client.close()
+
+
+def test_a_device_without_the_disk_space_refuses_before_requesting_a_block(
+    tmp_path: Path,
+    sample_models: ModelFactory,
+    broker: MosquittoBroker,
+    agents: Callable[[Path], AgentProcess],
+) -> None:
+    world = _world(tmp_path, sample_models, broker)
+    bundle = world.bundle(counter=2)
+    publisher = Publisher(broker)
+    status = Subscriber(broker, f"{BASE}/status")
+    agent = agents(world.config(disk_margin_bytes=1 << 40))
+    publisher.everything(bundle)
+    publisher.desired(world, bundle)
+    refused = wait_update(status, lambda u: u.state == "rejected", agent)
+    assert refused.label == "rejected:no_space"
+    assert "bytes free in state_dir" in (refused.detail or "")
+    assert subscribed_blocks(broker.log(), bundle.bid) == []
+    assert agent.terminate() == 0
+    publisher.close()
+    status.close()
+
+
+def test_a_stalled_transfer_is_abandoned_as_too_slow_and_resumed_later(
+    tmp_path: Path,
+    sample_models: ModelFactory,
+    broker: MosquittoBroker,
+    agents: Callable[[Path], AgentProcess],
+) -> None:
+    world = _world(tmp_path, sample_models, broker)
+    bundle = world.bundle(counter=2)
+    blocks = bundle.offer.blocks
+    half = blocks // 2
+    publisher = Publisher(broker)
+    status = Subscriber(broker, f"{BASE}/status")
+    config = world.config(
+        min_bytes_per_s=1000.0, throughput_window_s=1.0, retry_min_s=2.0, retry_max_s=2.0
+    )
+    agent = agents(config)
+    publisher.parts(bundle, range(half))
+    publisher.desired(world, bundle)
+    slow = wait_update(status, lambda u: u.state == "rejected", agent)
+    assert (slow.label, slow.blocks_held) == ("rejected:too_slow", half)
+    assert world.bitmap(bundle) is not None  # the partial is kept for the retry
+
+    publisher.parts(bundle, range(half, blocks))
+    done = wait_update(status, lambda u: u.state == "installed", agent)
+    assert done.blocks_held == blocks
+    asked = subscribed_blocks(broker.log(), bundle.bid)
+    assert sorted(set(asked)) == list(range(blocks))
+    assert all(asked.count(i) == 1 for i in range(half))  # held blocks are not asked again
+    assert agent.terminate() == 0
+    publisher.close()
+    status.close()
