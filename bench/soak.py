@@ -1,5 +1,5 @@
-"""Soak: the real agent on a looping video for N minutes with periodic broker kills; its RSS is
-sampled every few seconds and must not grow by 5 MB or more after the warm-up.
+"""Soak: the real agent on a looping video for N minutes with periodic broker kills and model
+pushes; its RSS is sampled every few seconds and must not grow by 5 MB or more after the warm-up.
 
     make soak MINUTES=30            # python -m bench.soak --minutes 30
     python -m bench.soak --minutes 2 --restart-every 30
@@ -7,7 +7,9 @@ sampled every few seconds and must not grow by 5 MB or more after the warm-up.
 Writes ``summary.json``, ``summary.md`` and ``rss.png`` (RSS over time) under ``--out``
 (default ``bench/out/soak``). Growth is the median RSS of the last ``--window`` seconds minus the
 median of the first ``--window`` seconds after the warm-up, so a single spike does not decide it.
-Model pushes join the loop once the update path (agent/update) can install them.
+Every ``--push-every`` seconds a new release of the model (counter + 1) is pushed the way
+``edge-fleet push`` does it (retained header and blocks, a signed desired command); the agent
+downloads, verifies, canaries and swaps it while it keeps serving.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 from tests.support.agent_env import DEVICE_ID, AgentProcess, AgentWorld
 from tests.support.broker import MosquittoBroker, Subscriber
 from tests.support.models import get_converted_model
+from tests.update.harness import Publisher, UpdateWorld
 
 ROOT = Path(__file__).resolve().parents[1]
 LIMIT_MB = 5.0
@@ -36,6 +39,8 @@ class SoakResult:
     warmup_s: float
     window_s: float
     broker_kills: int
+    pushes: int
+    last_version_served: int
     results: int
     contiguous: int
     duplicates: int
@@ -51,16 +56,23 @@ class SoakResult:
 
     @property
     def met(self) -> bool:
-        return self.alive and self.growth_mb < LIMIT_MB and self.contiguous == self.results
+        return (
+            self.alive
+            and self.growth_mb < LIMIT_MB
+            and self.contiguous == self.results
+            and self.last_version_served == self.pushes + 1
+        )
 
     def markdown(self) -> str:
         return "\n".join(
             [
                 f"Soak of {self.minutes:g} min, warm-up {self.warmup_s:g} s, "
-                f"broker SIGKILLed {self.broker_kills} times.",
+                f"broker SIGKILLed {self.broker_kills} times, {self.pushes} model pushes.",
                 "",
                 "| measure | value |",
                 "| --- | --- |",
+                f"| model version served at the end (pushed up to {self.pushes + 1}) "
+                f"| {self.last_version_served} |",
                 f"| results received (distinct seqs) | {self.results} |",
                 f"| contiguous from 1 (none lost) | {self.contiguous} |",
                 f"| duplicate copies (re-sends, flagged) | {self.duplicates} |",
@@ -90,6 +102,11 @@ def _seqs(watcher: Subscriber) -> list[int]:
     return [json.loads(m.payload)["seq"] for m in watcher.messages]
 
 
+def _last_version(watcher: Subscriber) -> int:
+    messages = watcher.messages
+    return int(json.loads(messages[-1].payload)["model"]["version"]) if messages else 0
+
+
 def _contiguous(seqs: Sequence[int]) -> int:
     seen, n = set(seqs), 0
     while n + 1 in seen:
@@ -102,6 +119,7 @@ def run_soak(
     *,
     minutes: float,
     restart_every_s: float = 60.0,
+    push_every_s: float = 120.0,
     sample_every_s: float = 2.0,
     warmup_s: float = 30.0,
     window_s: float = 20.0,
@@ -110,15 +128,16 @@ def run_soak(
     """Run the soak in ``work`` (a fresh directory) and return its figures."""
     model = get_converted_model(work / "models", "int8")
     broker = MosquittoBroker(work / "broker", persistence=True).start()
-    world = AgentWorld(work / "device", model, broker.url, frames=60, fps=fps)
+    world = UpdateWorld(AgentWorld(work / "device", model, broker.url, frames=60, fps=fps), broker)
     watcher = Subscriber(broker, f"edge/{DEVICE_ID}/results", "soak-watcher", persistent=True)
     time.sleep(1.5)  # mosquitto autosaves the watcher's session
-    source = {"type": "video", "path": str(world.video), "loop": True, "realtime": True}
-    agent = AgentProcess(world.write_config(source=source), work / "agent.log")
+    agent = AgentProcess(world.config(), work / "agent.log")
+    publisher = Publisher(broker)
     samples: list[tuple[float, float]] = []
-    kills = 0
+    kills = pushes = 0
     start = time.monotonic()
     next_kill = start + restart_every_s
+    next_push = start + push_every_s
     try:
         while (now := time.monotonic()) - start < minutes * 60:
             rss = _rss_mb(agent.process.pid)
@@ -131,6 +150,12 @@ def run_soak(
                 broker.start()
                 kills += 1
                 next_kill = time.monotonic() + restart_every_s
+            if now >= next_push:
+                pushes += 1
+                bundle = world.bundle(counter=pushes + 1)
+                publisher.everything(bundle)
+                publisher.desired(world, bundle)
+                next_push = time.monotonic() + push_every_s
             time.sleep(sample_every_s)
         alive = agent.process.poll() is None
         time.sleep(5.0)  # let the outbox drain after the last outage
@@ -138,18 +163,21 @@ def run_soak(
             agent.terminate()
     finally:
         agent.close()
+        publisher.close()
         watcher.close()
         broker.close()
-    seqs = _seqs(watcher)
-    return _summarise(
+    result = _summarise(
         samples,
-        seqs,
+        _seqs(watcher),
         minutes=minutes,
         warmup_s=warmup_s,
         window_s=window_s,
         kills=kills,
         alive=alive,
     )
+    result.pushes = pushes
+    result.last_version_served = _last_version(watcher)
+    return result
 
 
 def _summarise(
@@ -172,6 +200,8 @@ def _summarise(
         warmup_s=warmup_s,
         window_s=window_s,
         broker_kills=kills,
+        pushes=0,
+        last_version_served=0,
         results=len(set(seqs)),
         contiguous=_contiguous(seqs),
         duplicates=len(seqs) - len(set(seqs)),
@@ -202,6 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--restart-every", type=float, default=60.0, help="broker kill period, s")
+    parser.add_argument("--push-every", type=float, default=120.0, help="model push period, s")
     parser.add_argument("--warmup", type=float, default=60.0, help="seconds ignored at the start")
     parser.add_argument("--window", type=float, default=60.0, help="median window, s")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "soak")
@@ -211,6 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             Path(tmp),
             minutes=args.minutes,
             restart_every_s=args.restart_every,
+            push_every_s=args.push_every,
             warmup_s=args.warmup,
             window_s=args.window,
         )
