@@ -49,6 +49,9 @@ class ActiveModel:
     sha256: str
     metadata: ModelMetadata
     model: LoadedModel
+    #: The accelerator's model bytes while ``model`` runs on the CPU after a fallback (for the
+    #: re-probe); None otherwise. Usually the very object the CPU interpreter already holds.
+    accelerated: bytes | None = None
 
     def describe(self) -> dict[str, object]:
         return {"name": self.name, "version": self.version, "sha256": self.sha256}
@@ -176,8 +179,9 @@ def load_bundle(bundle: DecryptedBundle, config: AgentConfig) -> ActiveModel:
     model_bytes = bundle.files["model.tflite"]
     metadata = _metadata(bundle)
     cpu_variant = bundle.file("model_cpu.tflite")
+    model = bytes(model_bytes)
     loaded = open_model(
-        bytes(model_bytes),
+        model,
         backend=config.model.backend,
         accelerator=config.model.accelerator,
         threads=config.model.threads,
@@ -189,6 +193,7 @@ def load_bundle(bundle: DecryptedBundle, config: AgentConfig) -> ActiveModel:
         sha256=hashlib.sha256(model_bytes).hexdigest(),
         metadata=metadata,
         model=loaded,
+        accelerated=model if loaded.fallback_reason else None,
     )
 
 

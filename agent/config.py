@@ -78,6 +78,8 @@ class ModelConfig:
     backend: str = "auto"
     threads: int | None = None
     hardware_id: str | None = None
+    reprobe_min_s: float = 5.0
+    reprobe_max_s: float = 600.0
 
 
 @dataclass(frozen=True)
@@ -401,12 +403,18 @@ def _keys(t: _Table) -> KeysConfig:
 def _model(t: _Table) -> ModelConfig:
     t.reject_unknown(SCHEMA_KEYS["model"])
     threads = t.raw.get("threads")
+    reprobe_min = t.number("reprobe_min_s", 5.0, 0.1, 3600.0)
+    reprobe_max = t.number("reprobe_max_s", 600.0, 0.1, 86400.0)
+    if reprobe_max < reprobe_min:
+        raise ConfigError(t.key("reprobe_max_s"), "must be at least model.reprobe_min_s")
     return ModelConfig(
         bundle=t.optional_string("bundle"),
         accelerator=cast(Accelerator, t.choice("accelerator", "cpu", ("cpu", "edgetpu", "auto"))),
         backend=t.choice("backend", "auto", ("auto", "litert", "tflite_runtime", "tflite")),
         threads=None if threads is None else t.integer("threads", 1, 1, 64),
         hardware_id=t.optional_string("hardware_id"),
+        reprobe_min_s=reprobe_min,
+        reprobe_max_s=reprobe_max,
     )
 
 

@@ -16,7 +16,7 @@ import logging
 import queue
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from agent.activemodel import (
@@ -40,6 +40,8 @@ from agent.mqtt.messages import LastError, ModelRef, ResultMessage, StatusMessag
 from agent.mqtt.settings import MqttSettings, TLSFiles
 from agent.mqtt.topics import DeviceTopics, TopicFilter
 from agent.policy import PublishPolicy
+from agent.reprobe import AcceleratorReprobe
+from agent.runtime import LoadedModel, ReprobeSchedule
 from agent.sdnotify import Notifier
 from agent.secrets import FileResolver, read_secret
 from agent.sourcefactory import InputSource, build_source
@@ -122,6 +124,8 @@ class Service:
         self.active: ActiveModel | None = None
         self.pipeline: Pipeline | None = None
         self.source: InputSource | None = None
+        self.reprobe: AcceleratorReprobe | None = None
+        self._reprobe_for: ActiveModel | None = None
         self.results_published = 0
         self.updater: Updater | None = None
         self._watch: Watch | None = None
@@ -185,6 +189,7 @@ class Service:
             self._last_inference = self.clock()
             self._infer(item)
         self._pump_updates()
+        self._maybe_reprobe()
         self.forwarder.step(self.client.events, 0.0)
         if self.hass is not None:
             self.hass.step()
@@ -205,6 +210,7 @@ class Service:
             self.updater.stop()
         self.client.stop(MQTT_STOP_S)
         self.outbox.close()
+        self._stop_reprobe()
         if self.active is not None:
             self.active.model.close()
         if self._held is not None:
@@ -273,6 +279,50 @@ class Service:
             active.model.backend,
             active.model.accelerator,
         )
+
+    def _watch_accelerator(self, active: ActiveModel | None) -> None:
+        """After a fallback to CPU, re-probe the Edge TPU with backoff (off the loop thread)."""
+        self._stop_reprobe()
+        self._reprobe_for = active
+        if active is None or active.accelerated is None:
+            return
+        settings = self.config.model
+        self.reprobe = AcceleratorReprobe.for_model(
+            active.accelerated,
+            backend=settings.backend,
+            threads=active.model.threads,
+            schedule=ReprobeSchedule(base=settings.reprobe_min_s, max_delay=settings.reprobe_max_s),
+            now=self.clock(),
+        )
+
+    def _maybe_reprobe(self) -> None:
+        if self.active is not self._reprobe_for:  # a load, an update or a rollback swapped it
+            self._watch_accelerator(self.active)
+        if self.reprobe is None:
+            return
+        outcome = self.reprobe.poll(self.clock())
+        if isinstance(outcome, str):
+            if self.health.errors.record("accelerator_unavailable", self.clock()):
+                log.info("still on CPU: %s (re-probing with backoff)", outcome)
+            self.health.fail("accelerator_unavailable", outcome)
+        elif outcome is not None:
+            self._swap_model(outcome)
+
+    def _swap_model(self, model: LoadedModel) -> None:
+        """Serve the same release on the accelerator that has just appeared."""
+        assert self.active is not None
+        old = self.active
+        self.reprobe = None
+        self.active = self._reprobe_for = replace(old, model=model, accelerated=None)
+        self.pipeline = self._make_pipeline(self.active)
+        old.model.close()
+        log.info("Edge TPU available: %s version %s now runs on it", old.name, old.version)
+        self._set_state("running")
+
+    def _stop_reprobe(self) -> None:
+        if self.reprobe is not None:
+            self.reprobe.close()
+            self.reprobe = None
 
     def _make_pipeline(self, active: ActiveModel) -> Pipeline:
         pipeline = Pipeline(active, self.config.output, self.clock)

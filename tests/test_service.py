@@ -207,3 +207,35 @@ def test_a_tampered_bundle_is_refused_and_the_service_reports_why(
     assert agent.process.poll() is None  # still up, waiting for a good model
     assert agent.terminate() == 0
     status.close()
+
+
+def test_missing_edgetpu_serves_on_cpu_degraded_and_reprobes_with_backoff(
+    world: AgentWorld, broker: MosquittoBroker, agents: Callable[[Path], AgentProcess]
+) -> None:
+    config = world.write_config(
+        source={"type": "video", "path": str(world.video), "loop": True},
+        tables={"model": {"accelerator": "edgetpu", "reprobe_min_s": 0.2, "reprobe_max_s": 0.4}},
+    )
+    results = Subscriber(broker, f"{BASE}/results")
+    status = Subscriber(broker, f"{BASE}/status")
+    agent = agents(config)
+
+    def reprobed(times: int) -> Callable[[list[Received]], bool]:
+        def done(got: list[Received]) -> bool:
+            errors = [StatusMessage.from_json(m.payload).errors for m in got]
+            return any(e.get("accelerator_unavailable", 0) >= times for e in errors)
+
+        return done
+
+    status.wait_for(reprobed(3), timeout=30, describe=lambda _: agent.log())
+    last = StatusMessage.from_json(status.messages[-1].payload)
+    assert (last.state, last.degraded, last.accelerator) == ("degraded", True, "cpu")
+    assert last.last_error is not None
+    assert last.last_error.code == "accelerator_unavailable"
+    assert "libedgetpu.so.1" in last.last_error.message
+    results.wait_for(lambda got: len(got) >= 20, timeout=20)  # the CPU keeps serving
+    assert agent.process.poll() is None
+    assert agent.log().count("still on CPU") == 1  # logged once per minute, counted always
+    assert agent.terminate() == 0
+    for sub in (results, status):
+        sub.close()

@@ -5,7 +5,13 @@ backend it is asked for.
 """
 
 from agent.runtime.edgetpu import ReprobeSchedule, edgetpu_library, load_edgetpu_delegate
-from agent.runtime.model import ACCELERATORS, LoadedModel, open_model, tensor_spec
+from agent.runtime.model import (
+    ACCELERATORS,
+    LoadedModel,
+    open_model,
+    open_on_edgetpu,
+    tensor_spec,
+)
 from agent.runtime.registry import AUTO_ORDER, BACKEND_CHOICES, BACKENDS, Backend, resolve_backend
 
 __all__ = [
@@ -19,6 +25,7 @@ __all__ = [
     "edgetpu_library",
     "load_edgetpu_delegate",
     "open_model",
+    "open_on_edgetpu",
     "resolve_backend",
     "tensor_spec",
 ]

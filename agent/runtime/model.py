@@ -127,15 +127,45 @@ def open_model(
     chosen = resolve_backend(backend)
     if accelerator == "cpu":
         return _cpu_model(chosen, model, num_threads)
-    delegate, reason = load_edgetpu_delegate(chosen.load_delegate, edgetpu_library)
-    if delegate is not None:
-        interp = _interpreter(chosen, model, num_threads, [delegate])
-        return LoadedModel(interp, backend=chosen.name, accelerator="edgetpu", threads=num_threads)
+    accelerated = _edgetpu_model(chosen, model, num_threads, edgetpu_library)
+    if isinstance(accelerated, LoadedModel):
+        return accelerated
+    reason = accelerated
     logger.warning("falling back to CPU: %s", reason)
     loaded = _cpu_model(chosen, cpu_fallback_model or model, num_threads)
     loaded.degraded = accelerator == "edgetpu"
     loaded.fallback_reason = reason
     return loaded
+
+
+def open_on_edgetpu(
+    model: bytes,
+    *,
+    backend: str = "auto",
+    threads: int | None = None,
+    edgetpu_library: str | None = None,
+) -> LoadedModel:
+    """Load ``model`` with the Edge TPU delegate, or raise :class:`BackendError` saying why.
+
+    The re-probe after a fallback to CPU: when the library or device is still missing this
+    costs one failed ``dlopen`` and builds no interpreter.
+    """
+    chosen = resolve_backend(backend)
+    accelerated = _edgetpu_model(chosen, model, threads or os.cpu_count() or 1, edgetpu_library)
+    if isinstance(accelerated, str):
+        raise BackendError(accelerated)
+    return accelerated
+
+
+def _edgetpu_model(
+    backend: Backend, model: bytes, threads: int, library: str | None
+) -> LoadedModel | str:
+    """The model on the Edge TPU, or the reason the delegate is unavailable."""
+    delegate, reason = load_edgetpu_delegate(backend.load_delegate, library)
+    if delegate is None:
+        return reason or "Edge TPU delegate unavailable"
+    interp = _interpreter(backend, model, threads, [delegate])
+    return LoadedModel(interp, backend=backend.name, accelerator="edgetpu", threads=threads)
 
 
 def _cpu_model(backend: Backend, model: bytes, threads: int) -> LoadedModel:
