@@ -7,6 +7,7 @@ every test here also proves the agent never imports TensorFlow.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -130,12 +131,22 @@ def test_broker_killed_and_restarted_mid_run_loses_no_result(
     broker.kill()
     time.sleep(1.0)  # results produced now go to the agent's outbox
     broker.start()
-    watcher.wait_for(
-        _seqs(world.frames), timeout=40, describe=lambda got: f"{len(got)} got\n{agent.log()}"
-    )
+
+    # The paced video may rightly drop a frame on a loaded host (counted in status): what must
+    # not happen is losing a result the agent produced. So count what it published.
+    def describe(got: list[Received]) -> str:
+        return f"{len(got)} got\n{agent.log()}"
+
+    watcher.wait_for(_seqs(int(0.9 * world.frames)), timeout=40, describe=describe)
+    assert agent.terminate() == 0  # the video has ended or nearly; stopping flushes the outbox
+    stopped = re.search(r"agent stopped; (\d+) results published", agent.log())
+    assert stopped is not None
+    published = int(stopped.group(1))
+    watcher.wait_for(_seqs(published), timeout=20, describe=describe)
     results = _results(watcher.messages)
     counts = Counter(r.seq for r in results)
-    assert sorted(counts) == list(range(1, world.frames + 1))
+    assert sorted(counts) == list(range(1, published + 1))
+    assert published >= 0.9 * world.frames
     assert any(r.historical for r in results)  # sent from the outbox after the outage
     # Copies of one seq (agent re-sends, or the broker redelivering to the persistent
     # subscriber after its restart) are the same result, so readers can de-duplicate by seq.
@@ -143,7 +154,6 @@ def test_broker_killed_and_restarted_mid_run_loses_no_result(
         if copies > 1:
             same = {(r.ts, json.dumps(r.outputs)) for r in results if r.seq == seq}
             assert len(same) == 1, seq
-    assert agent.terminate() == 0
     watcher.close()
 
 
