@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -246,6 +247,54 @@ def test_missing_edgetpu_serves_on_cpu_degraded_and_reprobes_with_backoff(
     results.wait_for(lambda got: len(got) >= 20, timeout=20)  # the CPU keeps serving
     assert agent.process.poll() is None
     assert agent.log().count("still on CPU") == 1  # logged once per minute, counted always
+    assert agent.terminate() == 0
+    for sub in (results, status):
+        sub.close()
+
+
+def test_sighup_applies_a_new_config_and_an_invalid_one_is_reported_while_the_old_serves(
+    world: AgentWorld, broker: MosquittoBroker, agents: Callable[[Path], AgentProcess]
+) -> None:
+    source = {"type": "video", "path": str(world.video), "loop": True}
+    config = world.write_config(source=source, tables={"output": {"top_k": 1}})
+    results = Subscriber(broker, f"{BASE}/results")
+    status = Subscriber(broker, f"{BASE}/status")
+    agent = agents(config)
+
+    def classes_after(mark: int, count: int) -> Callable[[list[Received]], bool]:
+        def done(got: list[Received]) -> bool:
+            return any(len(r.outputs["classes"]) == count for r in _results(got[mark:]))
+
+        return done
+
+    results.wait_for(classes_after(0, 1), timeout=30, describe=lambda _: agent.log())
+    assert all(len(r.outputs["classes"]) == 1 for r in _results(results.messages))
+
+    world.write_config(source=source, tables={"output": {"top_k": 3}})
+    mark = len(results.messages)
+    agent.process.send_signal(signal.SIGHUP)
+    results.wait_for(classes_after(mark, 3), timeout=20, describe=lambda _: agent.log())
+
+    world.write_config(source=source, tables={"output": {"top_k": 1, "colour": "red"}})
+    agent.process.send_signal(signal.SIGHUP)
+
+    def rejected(got: list[Received]) -> bool:
+        errors = [StatusMessage.from_json(m.payload).last_error for m in got]
+        return any(e is not None and "config reload rejected" in e.message for e in errors)
+
+    status.wait_for(rejected, timeout=20, describe=lambda _: agent.log())
+    report = next(
+        e
+        for m in status.messages
+        if (e := StatusMessage.from_json(m.payload).last_error) is not None
+        and "reload" in e.message
+    )
+    assert report.code == "bad_config"
+    assert "output.colour" in report.message
+    mark = len(results.messages)
+    results.wait_for(lambda got: len(got) >= mark + 10, timeout=20)
+    assert all(len(r.outputs["classes"]) == 3 for r in _results(results.messages[mark:]))
+    assert agent.process.poll() is None
     assert agent.terminate() == 0
     for sub in (results, status):
         sub.close()
