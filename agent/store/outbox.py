@@ -13,6 +13,13 @@ unclean stop the counter resumes after the reserved block, so subscribers see a 
 a reused number.
 
 Bounds: total payload bytes and age; the oldest items are dropped first and counted (persisted).
+The byte bound is kept in memory and enforced on every insert. The age bound is checked at most
+once per ``age_check_s`` (1 s) while enqueueing, and walks rows in sequence order only as far as
+they are expired, so an insert costs the same with an empty queue or a large outage backlog.
+
+Per result the service thread writes one row in one transaction (``BEGIN IMMEDIATE``,
+``INSERT``, ``COMMIT``: one WAL page); ``last_seq`` is recorded on a clean close only, since an
+unclean stop resumes after the reserved block anyway.
 
 Historical means "not delivered in real time": rows left from a previous run (flagged when the
 outbox opens), rows queued or in flight when a connection is lost (:meth:`mark_backlog`), rows
@@ -74,6 +81,7 @@ class Outbox:
         max_age_s: float = 7 * 24 * 3600.0,
         seq_block: int = 1000,
         clock: Callable[[], float] = time.time,
+        age_check_s: float = 1.0,
     ) -> None:
         if max_bytes <= 0 or max_age_s <= 0 or seq_block <= 0:
             raise ValueError("outbox bounds must be positive")
@@ -82,6 +90,8 @@ class Outbox:
         self.max_age_s = max_age_s
         self._seq_block = seq_block
         self._clock = clock
+        self._age_check_s = age_check_s
+        self._next_age_check = float("-inf")
         self._db = sqlite3.connect(self.path, isolation_level=None, timeout=5.0)
         self._inflight: dict[int, tuple[int, float]] = {}  # seq -> (token, sent at, monotonic)
         self._by_token: dict[int, int] = {}
@@ -113,6 +123,7 @@ class Outbox:
         """Record a clean stop (so the sequence continues without a gap) and close."""
         try:
             with self._transaction(full=True):
+                self._set_meta("last_seq", self._next_seq - 1)
                 self._set_meta("clean", 1)
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except sqlite3.Error as exc:
@@ -128,6 +139,8 @@ class Outbox:
         payload = make_payload(seq)
         if len(payload) > self.max_bytes:
             raise OutboxError(f"item of {len(payload)} bytes exceeds the outbox bound")
+        now = self._clock()
+        check_age = now >= self._next_age_check
         try:
             if seq > self._reserved:
                 self._reserve(seq)
@@ -135,13 +148,16 @@ class Outbox:
                 self._db.execute(
                     "INSERT INTO items (seq, topic, payload, created, historical) "
                     "VALUES (?, ?, ?, ?, ?)",
-                    (seq, topic, payload, self._clock(), int(not self.live)),
+                    (seq, topic, payload, now, int(not self.live)),
                 )
-                self._set_meta("last_seq", seq)
-                dropped = self._evict(extra_bytes=len(payload))
+                dropped: list[tuple[int, int]] = []
+                if check_age or self._bytes + len(payload) > self.max_bytes:
+                    dropped = self._evict(extra_bytes=len(payload), check_age=check_age)
         except sqlite3.Error as exc:
             raise self._write_failed("store result", exc) from None
         self._next_seq = seq + 1
+        if check_age:
+            self._next_age_check = now + self._age_check_s
         self._depth += 1
         self._bytes += len(payload)
         self._apply_drops(dropped)
@@ -152,12 +168,13 @@ class Outbox:
             self._set_meta("seq_reserved", seq + self._seq_block - 1)
         self._reserved = seq + self._seq_block - 1
 
-    def _evict(self, extra_bytes: int = 0) -> list[tuple[int, int]]:
-        """Inside a transaction: drop expired rows, then oldest rows over the byte bound."""
-        cutoff = self._clock() - self.max_age_s
-        rows = self._db.execute(
-            "SELECT seq, LENGTH(payload) FROM items WHERE created < ? ORDER BY seq", (cutoff,)
-        ).fetchall()
+    def _evict(self, extra_bytes: int = 0, *, check_age: bool = True) -> list[tuple[int, int]]:
+        """Inside a transaction: drop expired rows, then oldest rows over the byte bound.
+
+        Expired rows are found oldest first and the walk stops at the first row still young
+        (rows are created in sequence order; after a wall-clock step back a few rows may expire
+        one check late)."""
+        rows = self._expired(self._clock() - self.max_age_s) if check_age else []
         over = self._bytes + extra_bytes - sum(size for _seq, size in rows) - self.max_bytes
         if over > 0:
             floor = rows[-1][0] if rows else 0
@@ -171,6 +188,16 @@ class Outbox:
         if rows:
             self._db.executemany("DELETE FROM items WHERE seq = ?", [(seq,) for seq, _ in rows])
             self._set_meta("dropped", self._dropped + len(rows))
+        return rows
+
+    def _expired(self, cutoff: float) -> list[tuple[int, int]]:
+        rows = []
+        for seq, size, created in self._db.execute(
+            "SELECT seq, LENGTH(payload), created FROM items ORDER BY seq"
+        ):
+            if created >= cutoff:
+                break
+            rows.append((seq, size))
         return rows
 
     def _apply_drops(self, rows: list[tuple[int, int]]) -> None:

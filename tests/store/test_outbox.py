@@ -176,3 +176,32 @@ def test_ack_many_deletes_every_known_token_in_one_transaction(tmp_path: Path) -
     assert outbox.in_flight == 2
     assert outbox.stats().depth == 2
     outbox.close()
+
+
+def test_enqueue_applies_the_age_bound_at_most_once_per_check_interval(tmp_path: Path) -> None:
+    clock = Clock()
+    outbox = Outbox(tmp_path / "outbox.db", max_age_s=60.0, clock=clock, age_check_s=100.0)
+    outbox.enqueue(TOPIC, _payload)  # checks (nothing expired); the next check is at +100 s
+    clock.now += 61  # item 1 has expired, but no check is due
+    outbox.enqueue(TOPIC, _payload)
+    assert [i.seq for i in outbox.next_batch(5)] == [1, 2]
+    clock.now += 39  # +100 s: due; item 1 goes, item 2 (39 s old) stays
+    outbox.enqueue(TOPIC, _payload)
+    assert [i.seq for i in outbox.next_batch(5)] == [2, 3]
+    assert outbox.stats().dropped == 1
+    outbox.close()
+
+
+def test_a_large_backlog_is_expired_oldest_first_up_to_the_first_young_row(
+    tmp_path: Path,
+) -> None:
+    clock = Clock()
+    outbox = Outbox(tmp_path / "outbox.db", max_age_s=60.0, clock=clock)
+    for _ in range(3000):  # an outage's backlog
+        outbox.enqueue(TOPIC, _payload)
+    clock.now += 30
+    outbox.enqueue(TOPIC, _payload)
+    clock.now += 31
+    assert outbox.expire() == 3000
+    assert [i.seq for i in outbox.next_batch(5)] == [3001]
+    outbox.close()
