@@ -45,8 +45,13 @@ class InferenceResult:
 
 
 def _image_preprocessor(meta: ModelMetadata) -> Preprocessor:
-    from agent.pipeline.preprocess import Preprocessor  # OpenCV only for image models
+    import cv2  # OpenCV only for image models
 
+    from agent.pipeline.preprocess import Preprocessor
+
+    # The loop pre-processes one small frame while the interpreter's threads hold the cores;
+    # OpenCV's worker pool would only contend with them.
+    cv2.setNumThreads(1)
     return Preprocessor(meta)
 
 
