@@ -17,6 +17,7 @@ import logging
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from types import MappingProxyType
 
 from agent.bundle import (
     BundleVerifier,
@@ -84,7 +85,15 @@ def load_credentials(config: AgentConfig, resolver: FileResolver) -> Credentials
     private = decode_device_private(
         read_secret(resolver, "keys.device_key", keys.device_key), "keys.device_key"
     )
-    device = DeviceIdentity(config.device_id, private, config.model.hardware_id)
+    groups = {
+        rid: decode_device_private(
+            read_secret(resolver, f"keys.group_keys.{rid}", name), f"keys.group_keys.{rid}"
+        )
+        for rid, name in keys.group_keys
+    }
+    device = DeviceIdentity(
+        config.device_id, private, config.model.hardware_id, MappingProxyType(groups)
+    )
     fleet = [
         decode_release_public(read_public(resolver, f"keys.fleet_keys[{i}]", name), name)
         for i, name in enumerate(keys.fleet_keys)

@@ -23,6 +23,7 @@ from agent.errors import ConfigError
 
 MAX_CONFIG_BYTES = 256 * 1024
 DEVICE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+RECIPIENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")  # as agent.bundle.keys
 GROUP_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_GROUPS = 32
 PREFIX_RE = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
@@ -69,6 +70,7 @@ class KeysConfig:
     threshold: int = 1
     device_key: str = "device.key"
     fleet_keys: tuple[str, ...] = ()
+    group_keys: tuple[tuple[str, str], ...] = ()  # (recipient id such as "group:lab", key file)
 
 
 @dataclass(frozen=True)
@@ -392,12 +394,27 @@ def _keys(t: _Table) -> KeysConfig:
         threshold=t.integer("threshold", 1, 1, 16),
         device_key=t.string("device_key", KeysConfig.device_key),
         fleet_keys=t.strings("fleet_keys"),
+        group_keys=_group_keys(t),
     )
     if config.trust_file and config.trusted_keys:
         raise ConfigError(t.key("trusted_keys"), "give either keys.trust_file or keys.trusted_keys")
     if config.trusted_keys and config.threshold > len(config.trusted_keys):
         raise ConfigError(t.key("threshold"), "is larger than the number of trusted keys")
     return config
+
+
+def _group_keys(t: _Table) -> tuple[tuple[str, str], ...]:
+    raw = t.raw.get("group_keys", {})
+    if not isinstance(raw, dict):
+        raise ConfigError(t.key("group_keys"), 'must be a table such as {"group:lab" = "lab.key"}')
+    keys = []
+    for rid, name in raw.items():
+        if not RECIPIENT_RE.match(rid):
+            raise ConfigError(t.key("group_keys"), f"{rid!r} is not a recipient id")
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(t.key(f"group_keys.{rid}"), "must name a key file")
+        keys.append((rid, name))
+    return tuple(keys)
 
 
 def _model(t: _Table) -> ModelConfig:

@@ -89,6 +89,7 @@ def referenced_files(config: AgentConfig) -> list[tuple[str, str]]:
             files.append((key, value))
     files.extend((f"keys.trusted_keys[{i}]", k) for i, k in enumerate(config.keys.trusted_keys))
     files.extend((f"keys.fleet_keys[{i}]", k) for i, k in enumerate(config.keys.fleet_keys))
+    files.extend((f"keys.group_keys.{rid}", k) for rid, k in config.keys.group_keys)
     return files
 
 

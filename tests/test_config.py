@@ -207,3 +207,11 @@ def test_check_files_covers_fleet_keys(tmp_path: Path) -> None:
     config = parse_config({**MINIMAL, "keys": {"trusted_keys": [], "fleet_keys": ["f.pub"]}})
     problems = check_files(config, FileResolver(tmp_path, None))
     assert "keys.fleet_keys[0]" in [p.split(":")[0] for p in problems]
+
+
+def test_group_keys_map_recipient_ids_to_key_files() -> None:
+    raw = {**MINIMAL, "keys": {"group_keys": {"group:lab": "lab.key"}}}
+    assert parse_config(raw).keys.group_keys == (("group:lab", "lab.key"),)
+    bad = {**MINIMAL, "keys": {"group_keys": {"group/lab": "lab.key"}}}
+    assert _error(bad).key == "keys.group_keys"
+    assert _error({**MINIMAL, "keys": {"group_keys": ["lab.key"]}}).key == "keys.group_keys"

@@ -57,9 +57,12 @@ class UpdateWorld:
             encode_release_public(self.fleet_key.public_key())
         )
 
-    def config(self, **update: object) -> Path:
+    def config(self, keys: dict[str, object] | None = None, **update: object) -> Path:
         return self.device.write_config(
-            tables={"keys": {"fleet_keys": ["fleet.pub"]}, "update": {**TEST_UPDATE, **update}},
+            tables={
+                "keys": {"fleet_keys": ["fleet.pub"], **(keys or {})},
+                "update": {**TEST_UPDATE, **update},
+            },
             source={"type": "video", "path": str(self.device.video), "loop": True},
         )
 
@@ -71,6 +74,7 @@ class UpdateWorld:
         metadata: bytes | None = None,
         canary: bytes | None = None,
         block_size: int = 1024,
+        recipients: list[RecipientKey] | None = None,
     ) -> PreparedBundle:
         """A signed bundle for this device, split as the fleet publishes it (1 KiB blocks)."""
         meta = metadata or self.device.model.metadata.read_bytes()
@@ -87,7 +91,7 @@ class UpdateWorld:
             metadata=ModelMetadata.from_json(meta),
             block_size=block_size,
         )
-        recipients = [RecipientKey(DEVICE_ID, self.device.device_key.public_key())]
+        recipients = recipients or [RecipientKey(DEVICE_ID, self.device.device_key.public_key())]
         return prepare_bundle(build_bundle(release, files, [self.device.release_key], recipients))
 
     def bitmap(self, bundle: PreparedBundle) -> Bitmap | None:

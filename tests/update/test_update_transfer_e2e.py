@@ -8,7 +8,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
+from agent.bundle import RecipientKey
+from agent.bundle.keys import encode_private
 from agent.fleet.bundles import PreparedBundle
 from tests.support.agent_env import AgentProcess, AgentWorld
 from tests.support.broker import MosquittoBroker, Subscriber
@@ -197,6 +200,30 @@ def test_a_stalled_transfer_is_abandoned_as_too_slow_and_resumed_later(
     asked = subscribed_blocks(broker.log(), bundle.bid)
     assert sorted(set(asked)) == list(range(blocks))
     assert all(asked.count(i) == 1 for i in range(half))  # held blocks are not asked again
+    assert agent.terminate() == 0
+    publisher.close()
+    status.close()
+
+
+def test_a_bundle_encrypted_once_to_a_group_key_installs_on_a_member(
+    tmp_path: Path,
+    sample_models: ModelFactory,
+    broker: MosquittoBroker,
+    agents: Callable[[Path], AgentProcess],
+) -> None:
+    world = _world(tmp_path, sample_models, broker)
+    group = X25519PrivateKey.generate()
+    key_file = world.device.root / "lab.key"
+    key_file.write_bytes(encode_private(group))
+    key_file.chmod(0o600)
+    bundle = world.bundle(counter=2, recipients=[RecipientKey("group:lab", group.public_key())])
+    publisher = Publisher(broker)
+    status = Subscriber(broker, f"{BASE}/status")
+    agent = agents(world.config(keys={"group_keys": {"group:lab": "lab.key"}}))
+    publisher.everything(bundle)
+    publisher.desired(world, bundle)
+    done = wait_update(status, lambda u: u.state in ("installed", "rejected"), agent)
+    assert done.label == "installed", done.detail
     assert agent.terminate() == 0
     publisher.close()
     status.close()
