@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ class AgentWorld:
     fps: float = 20.0
     release_key: Ed25519PrivateKey = field(default_factory=Ed25519PrivateKey.generate)
     device_key: X25519PrivateKey = field(default_factory=X25519PrivateKey.generate)
+    device_id: str = DEVICE_ID
 
     def __post_init__(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -53,11 +54,20 @@ class AgentWorld:
         images, self.labels = digit_frames(self.frames, side=64)
         self.video = write_video(self.root / "digits.avi", images, self.fps)
 
-    def write_bundle(self, counter: int, name: str = "digits") -> Path:
+    def write_bundle(
+        self,
+        counter: int,
+        name: str = "digits",
+        *,
+        recipients: Sequence[AgentWorld] = (),
+        canary: bytes | None = None,
+    ) -> Path:
+        """A bundle of the sample model for this device (or for every world in ``recipients``);
+        ``canary`` replaces the model's own canary.npz."""
         files = {
             "model.tflite": self.model.model_bytes(),
             "metadata.json": self.model.metadata.read_bytes(),
-            "canary.npz": self.model.canary.read_bytes(),
+            "canary.npz": canary if canary is not None else self.model.canary.read_bytes(),
             "labels.txt": "".join(f"{d}\n" for d in range(10)).encode(),
         }
         release = Release(
@@ -66,8 +76,8 @@ class AgentWorld:
             created=int(time.time()) - 60,
             metadata=self.model.model_metadata(),
         )
-        recipients = [RecipientKey(DEVICE_ID, self.device_key.public_key())]
-        data = build_bundle(release, files, [self.release_key], recipients)
+        keys = [RecipientKey(w.device_id, w.device_key.public_key()) for w in recipients or [self]]
+        data = build_bundle(release, files, [self.release_key], keys)
         path = self.root / f"{name}-{counter}.edgepkg"
         path.write_bytes(data)
         return path
@@ -93,7 +103,10 @@ class AgentWorld:
         }
         for key, value in overrides.pop("tables", {}).items():
             tables.setdefault(key, {}).update(value)
-        lines = [f'device_id = "{DEVICE_ID}"', f'state_dir = "{self.state_dir}"']
+        groups = overrides.pop("groups", None)
+        lines = [f'device_id = "{self.device_id}"', f'state_dir = "{self.state_dir}"']
+        if groups is not None:
+            lines.append(f"groups = {_toml(groups)}")
         for table, values in tables.items():
             lines.append(f"[{table}]")
             lines += [f"{k} = {_toml(v)}" for k, v in values.items()]
