@@ -204,8 +204,8 @@ def simulate(
         shutil.rmtree(args.device_dir / root.name, ignore_errors=True)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--agents", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--model-mb", type=int, default=5)
@@ -226,7 +226,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--scenarios", default="rollout,abort", help="which of rollout,abort to run"
     )
     parser.add_argument("--json", type=Path, help="write the results here")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
     results = {
         "command": "python -m bench.fleet_sim " + " ".join(sys.argv[1:] if argv is None else argv),
         "load_average_at_start": os.getloadavg()[0],
