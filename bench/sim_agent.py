@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import selectors
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -276,7 +277,8 @@ def run_worker(config: SimConfig, ready: Any, stop: Any) -> None:
         device = SimDevice(config, device_id, identity, fleet, release)
         device.client.connect(config.host, config.port, keepalive=60)
         sock = device.client.socket()
-        assert sock is not None
+        assert isinstance(sock, socket.socket)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as agent.mqtt.client does
         selector.register(sock, selectors.EVENT_READ, device)
         devices.append(device)
     ready.put(len(devices))

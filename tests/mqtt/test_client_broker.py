@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -321,3 +322,16 @@ def test_several_filters_share_one_queue_and_an_unsubscribed_one_stops_deliverin
     again = inbox.get(timeout=5)
     assert again is not None
     assert again.payload == b"a2"
+
+
+def test_the_client_socket_sends_small_packets_at_once(
+    broker: MosquittoBroker, started: list[MqttClient]
+) -> None:
+    """TCP_NODELAY: a SUBSCRIBE must not wait ~40 ms for a delayed ACK (Nagle)."""
+    client = _start(started, _client(broker.url))
+    client.wait_connected(10)
+    paho_client = client._paho
+    assert paho_client is not None
+    sock = paho_client.socket()
+    assert sock is not None
+    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
