@@ -103,7 +103,7 @@ class Results:
 
     def __init__(self, broker: MosquittoBroker) -> None:
         self._lock = threading.Lock()
-        self.items: list[tuple[float, ResultMessage]] = []
+        self._raw: list[tuple[float, bytes]] = []
         self._client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv311)
         self._client.on_connect = lambda c, *_: c.subscribe(f"edge/{DEVICE_ID}/results", qos=1)
         self._client.on_message = self._on_message
@@ -112,14 +112,13 @@ class Results:
 
     def _on_message(self, _c: object, _u: object, msg: paho.MQTTMessage) -> None:
         with self._lock:
-            self.items.append((time.monotonic(), ResultMessage.from_json(bytes(msg.payload))))
+            self._raw.append((time.monotonic(), bytes(msg.payload)))
 
     def received(self) -> list[tuple[float, ResultMessage]]:
+        """Parsed here, not in the callback: a slow subscriber would make the broker drop."""
         with self._lock:
-            return list(self.items)
-
-    def snapshot(self) -> list[ResultMessage]:
-        return [r for _, r in self.received()]
+            raw = list(self._raw)
+        return [(t, ResultMessage.from_json(payload)) for t, payload in raw]
 
     def close(self) -> None:
         self._client.loop_stop()
@@ -270,7 +269,8 @@ def measure_swaps(
 
 
 def run(args: argparse.Namespace, work: Path) -> BenchResult:
-    broker = MosquittoBroker(work / "broker").start()
+    # The results subscriber must not lose what the agent delivered: no per-client queue cap.
+    broker = MosquittoBroker(work / "broker", extra_config=["max_queued_messages 0"]).start()
     fleet_key = Ed25519PrivateKey.generate()
     world = AgentWorld(work / "device", get_converted_model(work / "models", "int8"), broker.url)
     (world.root / "fleet.pub").write_bytes(encode_release_public(fleet_key.public_key()))
