@@ -56,8 +56,8 @@ upload (retained, window 16) until the device reports every block held — fleet
 device, each block verified, written at its offset and recorded in the persisted bitmap —
 against `mosquitto_pub -f` of the same {mb} MB as one message until `mosquitto_sub` has it, same
 broker, same run. The agent meanwhile serves its video paced at 20 fps (a camera), first with
-the default `update.window = 8` block subscriptions in flight, then restarted with 32, then with
-8 and its state directory on tmpfs. (The random model then fails its canary, which leaves the
+the default `update.window` (16) block subscriptions in flight, then restarted with 32, then
+with 16 and its state directory on tmpfs. (The random model then fails its canary, which leaves the
 running model alone.) Swap: the agent restarted reading its video unthrottled, and real releases
 2, 3, ... pushed one after the other; each swap figure is the longest gap between consecutive
 results (device timestamps) from the push until the next push, i.e. across transfer, canary,
