@@ -68,13 +68,13 @@ judged on a loaded shared machine."""
 NOTES = """The transfer figure is end to end (upload + device fetch), the same path the raw figure
 measures as one message: our blocks pass the broker as retained messages, one subscription per
 block, and are hashed, written and recorded on the device. Before the MQTT client set
-`TCP_NODELAY`, every SUBSCRIBE waited for the broker's delayed ACK (~40 ms, Nagle) and a window
-of 8 managed 8.9 MB/s (ratio 0.18) on this host. What is left is mostly the partial file's
-durability: every 16 blocks the updater thread fsyncs the partial file and atomically rewrites
-the bitmap (three fsyncs, ~12 ms on this VM's disk) while no block is processed; the tmpfs row
-shows the same transfer without that cost. Flushing by time only (every 0.5 s) or from a second
-thread would keep the crash guarantee and most of the tmpfs speed. The host is shared: the raw
-figure itself varied between 33 and 74 MB/s from one run of this benchmark to the next.
+`TCP_NODELAY` every SUBSCRIBE waited for the broker's delayed ACK (~40 ms, Nagle): a window of 8
+managed 8.9 MB/s (ratio 0.18) on this host, and with `TCP_NODELAY` but one SUBSCRIBE per block
+the partial file's fsyncs (every 16 blocks, ~12 ms on this VM's disk) still showed (disk 0.46,
+tmpfs 0.62). With one SUBSCRIBE/UNSUBSCRIBE packet per round and a window of 16, disk and tmpfs
+are level and a wider window gains nothing: what is left is Python handling 64 KiB messages in
+the agent process (paho's thread and the updater share one GIL with inference) on a shared
+2-core host, where the raw figure itself varied from 33 to 74 MB/s between runs.
 The install gap misses its target against `invoke`, which for the 140 KiB digits model is a
 fraction of a millisecond; a result also costs pre-processing, JSON, the outbox and the
 publish (the median gap between results away from any update), and the host is shared (the
