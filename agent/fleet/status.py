@@ -38,6 +38,12 @@ class DeviceRow:
         return model.version if model is not None else "-"
 
     @property
+    def update(self) -> str:
+        """The update's state as the issue spells it (``downloading (5 of 16)``), or ``-``."""
+        update = self.status.update if self.status is not None else None
+        return "-" if update is None or update.state == "idle" else update.label
+
+    @property
     def last_seen(self) -> float | None:
         return self.status.ts if self.status is not None else None
 
@@ -117,7 +123,7 @@ def _with_status(row: DeviceRow, payload: bytes) -> DeviceRow:
 
 # -- rendering ------------------------------------------------------------------------------
 
-COLUMNS = ("DEVICE", "ONLINE", "STATE", "MODEL", "VERSION", "LAST SEEN")
+COLUMNS = ("DEVICE", "ONLINE", "STATE", "MODEL", "VERSION", "UPDATE", "LAST SEEN")
 
 
 def age_text(seconds: float) -> str:
@@ -134,7 +140,7 @@ def table_cells(row: DeviceRow, now: float) -> tuple[str, ...]:
     online = {True: "yes", False: "no", None: "?"}[row.online]
     seen = "-" if row.last_seen is None else age_text(now - row.last_seen)
     state = row.state if row.problem is None else f"{row.state} ({row.problem})"
-    return (row.device_id, online, state, row.model, row.version, seen)
+    return (row.device_id, online, state, row.model, row.version, row.update, seen)
 
 
 def render_table(

@@ -64,10 +64,12 @@ def test_status_prints_a_table_and_json_from_retained_topics(
     _status(broker, "pi-2", groups=("lab",))
     assert main(["status", "--url", broker.url]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["DEVICE", "ONLINE", "STATE", "MODEL", "VERSION", "LAST", "SEEN"]
-    assert [line.split()[:5] for line in lines[1:]] == [
-        ["pi-1", "yes", "running", "digits", "1"],
-        ["pi-2", "yes", "running", "digits", "1"],
+    assert lines[0].split() == [
+        *["DEVICE", "ONLINE", "STATE", "MODEL", "VERSION", "UPDATE", "LAST", "SEEN"]
+    ]
+    assert [line.split()[:6] for line in lines[1:]] == [
+        ["pi-1", "yes", "running", "digits", "1", "-"],
+        ["pi-2", "yes", "running", "digits", "1", "-"],
     ]
     assert main(["status", "--url", broker.url, "--device", "pi-2", "--json"]) == 0
     (row,) = json.loads(capsys.readouterr().out)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from agent.fleet.status import FleetView, age_text, device_topic, render_table
-from agent.mqtt.messages import ModelRef, StatusMessage
+from agent.mqtt.messages import ModelRef, StatusMessage, UpdateStatus
 
 MODEL = ModelRef("digits", "3", "ab" * 32)
 
@@ -62,10 +62,24 @@ def test_table_is_aligned_with_online_state_model_and_age() -> None:
     view.apply("edge/camera-long-name/availability", b"offline")
     table = render_table(view.rows(), now=1125.0)
     assert table.splitlines() == [
-        "DEVICE            ONLINE  STATE    MODEL   VERSION  LAST SEEN",
-        "camera-long-name  no      -        -       -        -",
-        "pi-1              yes     running  digits  3        2m ago",
+        "DEVICE            ONLINE  STATE    MODEL   VERSION  UPDATE  LAST SEEN",
+        "camera-long-name  no      -        -       -        -       -",
+        "pi-1              yes     running  digits  3        -       2m ago",
     ]
+
+
+def test_table_shows_update_progress_as_the_issue_spells_it() -> None:
+    view = FleetView("edge")
+    update = UpdateStatus(state="downloading", bundle="ab" * 16, blocks_held=5, blocks=16)
+    view.apply("edge/pi-1/status", StatusMessage(ts=1.0, state="running", update=update).to_json())
+    view.apply(
+        "edge/pi-2/status",
+        StatusMessage(
+            ts=1.0, state="running", update=UpdateStatus(state="rejected", reason="no_space")
+        ).to_json(),
+    )
+    rows = view.rows()
+    assert [r.update for r in rows] == ["downloading (5 of 16)", "rejected:no_space"]
 
 
 def test_rows_serialise_to_json_with_the_full_status() -> None:
