@@ -71,4 +71,6 @@ def _image_source(
         return CameraSource(
             path, loop=config.loop, pace=pace, name="video", need=need, min_period_s=cap
         )
-    return ImageDirSource(path, poll_interval=config.poll_s, max_bytes=config.max_image_bytes)
+    return ImageDirSource(
+        path, poll_interval=config.poll_s, max_bytes=config.max_image_bytes, need=need
+    )

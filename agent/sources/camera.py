@@ -30,23 +30,14 @@ from typing import Any, Literal
 import cv2
 
 from agent.backoff import Backoff
-from agent.sources.base import Frame, FrameNeed, LatestSlot, SourceHealth, jpeg_reduction
+from agent.sources.base import Frame, FrameNeed, LatestSlot, SourceHealth
+from agent.sources.jpeg import decode_jpeg_for
 
 logger = logging.getLogger(__name__)
 
 CameraKind = Literal["device", "stream", "file"]
 Pace = Literal["realtime", "unthrottled"]
 _RAW_FOURCCS = (b"MJPG",)
-_REDUCED = {
-    (1, False): cv2.IMREAD_COLOR,
-    (2, False): cv2.IMREAD_REDUCED_COLOR_2,
-    (4, False): cv2.IMREAD_REDUCED_COLOR_4,
-    (8, False): cv2.IMREAD_REDUCED_COLOR_8,
-    (1, True): cv2.IMREAD_GRAYSCALE,
-    (2, True): cv2.IMREAD_REDUCED_GRAYSCALE_2,
-    (4, True): cv2.IMREAD_REDUCED_GRAYSCALE_4,
-    (8, True): cv2.IMREAD_REDUCED_GRAYSCALE_8,
-}
 _STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 
 
@@ -193,9 +184,7 @@ class CameraSource:
             return None
         if not self.raw_mode:
             return image
-        need = self._need() if self._need is not None else None
-        scale = jpeg_reduction(size[0], size[1], need)
-        return cv2.imdecode(image, _REDUCED[scale, bool(need and need.gray)])
+        return decode_jpeg_for(image, size, self._need() if self._need is not None else None)
 
     def _deliver(self, image: Any) -> bool:
         now = time.monotonic()

@@ -14,6 +14,7 @@ import os
 import struct
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -22,7 +23,8 @@ import numpy as np
 from agent.errors import InputError
 from agent.fsutil import read_capped
 from agent.pipeline.geometry import MAX_FRAME_PIXELS, validate_frame
-from agent.sources.base import Frame, SourceHealth
+from agent.sources.base import Frame, FrameNeed, SourceHealth
+from agent.sources.jpeg import decode_jpeg_for
 
 logger = logging.getLogger(__name__)
 
@@ -72,12 +74,14 @@ class ImageDirSource:
         max_bytes: int = DEFAULT_MAX_BYTES,
         max_pixels: int = MAX_FRAME_PIXELS,
         include_existing: bool = True,
+        need: Callable[[], FrameNeed | None] | None = None,
     ) -> None:
         self.directory = Path(directory)
         self.extensions = tuple(e.lower() for e in extensions)
         self.poll_interval = poll_interval
         self.max_bytes = max_bytes
         self.max_pixels = max_pixels
+        self._need = need
         self.health = SourceHealth(f"imagedir:{directory}", logger)
         self._done: dict[str, tuple[int, int]] = {}
         self._pending: dict[str, tuple[int, int]] = {}
@@ -151,6 +155,13 @@ class ImageDirSource:
             for name in [n for n in table if n not in present]:
                 del table[name]
 
+    def _decode(self, data: bytes, dims: tuple[int, int] | None) -> np.ndarray | None:
+        array = np.frombuffer(data, dtype=np.uint8)
+        if dims is not None and data[:2] == b"\xff\xd8":  # JPEG: decode at the model's size
+            return decode_jpeg_for(array, dims, self._need() if self._need is not None else None)
+        image: np.ndarray | None = cv2.imdecode(array, cv2.IMREAD_COLOR)
+        return image
+
     def _load(self, name: str) -> Frame | None:
         path = self.directory / name
         try:
@@ -165,7 +176,7 @@ class ImageDirSource:
         if dims is not None and dims[0] * dims[1] > self.max_pixels:
             self.health.bad("too_large", f"{name} is {dims[0]}x{dims[1]} pixels")
             return None
-        image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+        image = self._decode(data, dims)
         if image is None:
             self.health.bad("undecodable", f"{name} is not a decodable image")
             return None

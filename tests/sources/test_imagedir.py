@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from agent.sources.base import Frame
+from agent.sources.base import Frame, FrameNeed
 from agent.sources.imagedir import ImageDirSource, image_dimensions
 from tests.sources.media import digit_frames
 
@@ -106,3 +106,13 @@ def test_image_dimensions_from_headers() -> None:
         assert ok
         assert image_dimensions(encoded.tobytes()) == (40, 30)
     assert image_dimensions(b"GIF89a") is None
+
+
+def test_jpegs_are_decoded_at_the_model_size_and_pngs_in_full(tmp_path: Path) -> None:
+    image = digit_frames(1)[0]  # 64x64
+    _write(tmp_path / "a.jpg", image)
+    _write(tmp_path / "b.png", image)
+    source = ImageDirSource(tmp_path, poll_interval=0.02, need=lambda: FrameNeed(16, 16, gray=True))
+    frames = {f.source: f.image for f in _take(source, 2)}
+    assert frames["a.jpg"].shape == (16, 16)  # 1/4 scale, straight to gray
+    assert frames["b.png"].shape == (64, 64, 3)  # PNG has no scaled decode: full size
