@@ -187,8 +187,10 @@ class Service:
         item = None
         if self.source is not None and self.pipeline is not None and self._due():
             item = self.source.get(timeout=POLL_S)
+            if item is None and self.source.finished:  # a video that ended returns at once
+                self._idle()
         else:
-            self.flags.wake.wait(POLL_S)
+            self._idle()
         if item is not None:
             self._last_inference = self.clock()
             self._infer(item)
@@ -199,6 +201,11 @@ class Service:
             self.hass.step()
         self._maybe_status()
         self._feed_watchdog()
+
+    def _idle(self) -> None:
+        """Wait one poll interval, or less when a signal arrives (its flag stays set)."""
+        self.flags.wake.wait(POLL_S)
+        self.flags.wake.clear()
 
     def shutdown(self) -> None:
         """Stop the source, flush the outbox (bounded), publish offline, close everything."""

@@ -7,6 +7,7 @@ every test here also proves the agent never imports TensorFlow.
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import time
@@ -298,3 +299,26 @@ def test_sighup_applies_a_new_config_and_an_invalid_one_is_reported_while_the_ol
     assert agent.terminate() == 0
     for sub in (results, status):
         sub.close()
+
+
+def test_an_agent_whose_video_has_ended_idles_instead_of_spinning(
+    world: AgentWorld, broker: MosquittoBroker, agents: Callable[[Path], AgentProcess]
+) -> None:
+    watcher = Subscriber(broker, f"{BASE}/results")
+    agent = agents(_every_frame(world))
+    watcher.wait_for(_seqs(world.frames), timeout=30, describe=lambda _: agent.log())
+    agent.process.send_signal(signal.SIGHUP)  # a signal's wake-up must not leave it awake
+    time.sleep(1.0)
+    before = _cpu_seconds(agent.process.pid)
+    time.sleep(3.0)
+    used = _cpu_seconds(agent.process.pid) - before
+    # Idle is a 20 ms poll (a few ms of CPU per second); a spinning loop burns a whole core,
+    # or at the very least a few tenths of a second on a loaded 2-core host.
+    assert used < 0.3, f"{used:.2f} s of CPU in 3 s while idle"
+    assert agent.terminate() == 0
+    watcher.close()
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
