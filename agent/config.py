@@ -136,7 +136,7 @@ class HomeAssistantConfig:
 class UpdateConfig:
     """Model updates over MQTT (``docs/mqtt-protocol.md``); off without ``keys.fleet_keys``."""
 
-    window: int = 16
+    window: int = 32
     deadline_s: float = 3600.0
     min_bytes_per_s: float = 1024.0
     throughput_window_s: float = 30.0

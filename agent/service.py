@@ -477,6 +477,7 @@ class Service:
         swap = updater.take_swap()
         if swap is not None:
             self._swap_in(swap, updater)
+            return  # the status goes out on the next turn, not between the last two frames
         if self._watch is not None and self._watch.done(self.clock()):
             self._release_held(updater)
             self._watch = None

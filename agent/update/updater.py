@@ -429,10 +429,11 @@ class Updater:
         installed = self._offer_status(job.offer, "installed")
         self._job = None
         self._retry_backoff.reset()
-        self._swaps.put(swap)
         offer = job.offer
         log.info("bundle %s (%s release %s) installed", offer.id, offer.name, offer.counter)
         self._record(installed)
+        del bundle, job  # free the plaintext here, before the loop swaps
+        self._swaps.put(swap)  # last: this thread is idle while the loop swaps
 
     # -- cleanup and status ---------------------------------------------------------------------
 
