@@ -387,13 +387,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in args.models.split(","):
             print(f"preparing {name} ...", file=sys.stderr, flush=True)
             case = _case(name, root / name)
-            bare = [_bare(case, root / name) for _ in range(args.runs)]
-            fast = [
-                _agent_run(case, root / name / f"fast{i}", realtime=False) for i in range(args.runs)
-            ]
-            paced = [
-                _agent_run(case, root / name / f"paced{i}", realtime=True) for i in range(args.runs)
-            ]
+            bare: list[dict[str, Any]] = []
+            fast: list[dict[str, Any]] = []
+            paced: list[dict[str, Any]] = []
+            for i in range(args.runs):  # interleaved, so a change in load hits both sides
+                bare.append(_bare(case, root / name))
+                fast.append(_agent_run(case, root / name / f"fast{i}", realtime=False))
+                paced.append(_agent_run(case, root / name / f"paced{i}", realtime=True))
             measures += _measures(case, bare, fast, paced)
             plots.append(_latency_plot(name, bare, paced))
     return report(
