@@ -83,6 +83,12 @@ def _kill_point(device: Device, agent: AgentProcess, rng: random.Random, trial: 
     return "after canary"
 
 
+def _made_after(results: list[ResultMessage], seq: int) -> list[ResultMessage]:
+    """Results the restarted process made: newer than ``seq`` and not replayed from the outbox
+    (the outbox re-sends the killed process's unacknowledged results, flagged historical)."""
+    return [r for r in results if r.seq > seq and not r.historical]
+
+
 def run_install_kills(tmp_path: Path, device: Device, trials: int, seed: int) -> Counter[str]:
     rng = random.Random(seed)
     agent = device.start(0)
@@ -99,11 +105,19 @@ def run_install_kills(tmp_path: Path, device: Device, trials: int, seed: int) ->
         on_disk = device.active_counter()
         assert on_disk in (running, new), (trial, on_disk)
 
+        time.sleep(1.0)  # results the killed process sent are through the broker by now
         mark = len(device.results.messages)
+        before = max(r.seq for r in device.results_since(0))
         agent = device.start(trial + 1)
-        first = wait_results(
-            device.results, lambda got, m=mark: len(got) >= m + 3, agent, timeout=90
-        )[mark:]
+        first = _made_after(
+            wait_results(
+                device.results,
+                lambda got, b=before: len(_made_after(got, b)) >= 3,
+                agent,
+                timeout=90,
+            ),
+            before,
+        )
         first_version = int(first[0].model.version)
         assert first_version == on_disk  # it runs what its active slot holds, old or new
         assert device.recorded_counter() >= first_version
@@ -176,9 +190,9 @@ def test_a_crash_between_the_slot_switch_and_the_counter_commit_records_the_coun
     slots.commit(state.activated(state.inactive))  # ... and SIGKILL before record_installed
     assert device.recorded_counter() == 1
 
-    mark = len(device.results.messages)
+    before = max(r.seq for r in device.results_since(0))
     again = device.start(1)
-    first = wait_results(device.results, lambda got: len(got) >= mark + 3, again)[mark:]
-    assert {r.model.version for r in first} == {"2"}
+    got = wait_results(device.results, lambda got: len(_made_after(got, before)) >= 3, again)
+    assert {r.model.version for r in _made_after(got, before)} == {"2"}
     assert device.recorded_counter() == 2
     assert again.terminate() == 0
