@@ -223,7 +223,8 @@ def write_outputs(result: SoakResult, out: Path) -> None:
     series_over_time(
         out / "rss.png",
         result.samples,
-        f"agent RSS, {result.minutes:g} min soak, {result.broker_kills} broker kills",
+        f"agent RSS, {result.minutes:g} min soak, {result.broker_kills} broker kills, "
+        f"{result.pushes} model pushes",
         "RSS (MB)",
     )
 
