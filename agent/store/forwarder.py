@@ -8,10 +8,12 @@ the client.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Protocol
 
 from agent.errors import TransportError
+from agent.metrics import ErrorLog
 from agent.mqtt.events import (
     BoundedQueue,
     Connected,
@@ -73,6 +75,7 @@ class Forwarder:
         self.connected = False
         self.sent = 0
         self.acked = 0
+        self._errors = ErrorLog()
 
     def handle(self, event: Event) -> None:
         """Apply one client event: a lost connection turns the queue into backlog (historical);
@@ -136,10 +139,10 @@ class Forwarder:
     def _ack(self, tokens: list[int]) -> None:
         self.acked += self.outbox.ack_many(tokens)
 
-    @staticmethod
-    def _guarded(action: Callable[..., object], *args: object) -> None:
-        """Outbox trouble (disk full) is logged and counted there; the loop goes on."""
+    def _guarded(self, action: Callable[..., object], *args: object) -> None:
+        """Outbox trouble (disk full) is counted and logged once a minute; the loop goes on."""
         try:
             action(*args)
         except OutboxError as exc:
-            _log.error("%s", exc)
+            if self._errors.record("outbox", time.monotonic()):
+                _log.error("%s (logged once per minute)", exc)

@@ -334,7 +334,8 @@ class Outbox:
 
     def _write_failed(self, what: str, exc: sqlite3.Error) -> OutboxError:
         self.write_errors += 1
-        _log.error("outbox %s: cannot %s: %s", self.path, what, exc)
+        # The caller logs it, once per minute per kind: a full disk at 50 fps must not flood.
+        _log.debug("outbox %s: cannot %s: %s", self.path, what, exc)
         return OutboxError(f"outbox {self.path}: cannot {what}: {exc}")
 
     def _transaction(self, *, full: bool = False) -> _Transaction:

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
 
 from agent.errors import TransportError
-from agent.mqtt.events import Connected, Disconnected, Published
+from agent.mqtt.events import BoundedQueue, Connected, Disconnected, Event, Published
 from agent.mqtt.messages import ModelRef, ResultMessage
 from agent.mqtt.topics import Topic
 from agent.store.forwarder import Forwarder, free_slots
-from agent.store.outbox import Outbox
+from agent.store.outbox import Outbox, OutboxError, OutboxItem
 
 TOPIC = "edge/pi-1/results"
 MODEL = ModelRef("digits", "1", "0" * 64)
@@ -118,3 +119,28 @@ def test_missing_puback_is_resent_after_the_in_flight_timeout(outbox: Outbox) ->
     assert forwarder.pump() == 1
     assert forwarder.pump() == 1
     assert _seqs(publisher.sent) == [(1, False), (1, True)]
+
+
+class FullDiskOutbox(Outbox):
+    """An outbox whose reads fail the way a full or vanished state directory makes them fail."""
+
+    def next_batch(self, limit: int) -> list[OutboxItem]:
+        self.write_errors += 1
+        raise OutboxError(f"outbox {self.path}: cannot read results: database or disk is full")
+
+
+def test_outbox_trouble_is_logged_once_a_minute_and_the_loop_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    outbox = FullDiskOutbox(tmp_path / "outbox.db")
+    forwarder = Forwarder(outbox, RecordingPublisher())
+    forwarder.handle(Connected(1, "5"))
+    outbox.enqueue(TOPIC, _result)
+    events: BoundedQueue[Event] = BoundedQueue(8)
+    with caplog.at_level(logging.DEBUG, logger="agent.store"):
+        for _ in range(50):
+            forwarder.step(events, 0.0)
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1
+    assert "database or disk is full" in errors[0].getMessage()
+    assert outbox.write_errors == 50
