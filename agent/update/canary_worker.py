@@ -59,7 +59,9 @@ class CanaryReport:
         return self.reason is None
 
 
-def encode_request(settings: CanarySettings, model: bytes, canary: bytes) -> bytes:
+def encode_request(
+    settings: CanarySettings, model: bytes | memoryview, canary: bytes | memoryview
+) -> bytes:
     head = json.dumps(settings.__dict__).encode()
     return b"".join(
         (_U32.pack(len(head)), head, _U64.pack(len(model)), model, _U64.pack(len(canary)), canary)
@@ -68,8 +70,8 @@ def encode_request(settings: CanarySettings, model: bytes, canary: bytes) -> byt
 
 def run_canary(
     settings: CanarySettings,
-    model: bytes,
-    canary: bytes,
+    model: bytes | memoryview,
+    canary: bytes | memoryview,
     *,
     timeout_s: float,
     memory_bytes: int,

@@ -9,8 +9,10 @@ release counter. A failure before the switch leaves the old model active and ser
 from __future__ import annotations
 
 import logging
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +29,26 @@ from agent.update.slots import SlotState, SlotStore
 log = logging.getLogger(__name__)
 
 Loader = Callable[[DecryptedBundle], tuple[ActiveModel, Pipeline]]
+
+#: The GIL switch interval while an install runs (CPython's default is 5 ms).
+INSTALL_SWITCH_INTERVAL_S = 0.0005
+
+
+@contextmanager
+def prompt_switching(interval_s: float = INSTALL_SWITCH_INTERVAL_S) -> Iterator[None]:
+    """Make the updater thread hand the GIL over after ``interval_s`` instead of 5 ms.
+
+    An install runs Python on the updater thread (decrypt loop, hashing, status records) while
+    the service loop comes back from every ``invoke`` (which runs without the GIL) needing it:
+    with CPython's default the loop can wait up to 5 ms per frame. The interval is process-wide,
+    so it is restored as soon as the install ends.
+    """
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(min(previous, interval_s))
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(previous)
 
 
 @dataclass(frozen=True)
@@ -103,8 +125,8 @@ class Installer:
         update = self.config.update
         report = run_canary(
             settings,
-            bytes(model),
-            bytes(canary),
+            model,  # views into the plaintext: copied once, into the request to the child
+            canary,
             timeout_s=update.canary_timeout_s,
             memory_bytes=update.canary_memory_bytes,
         )

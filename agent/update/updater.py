@@ -28,7 +28,7 @@ from agent.mqtt.events import BoundedQueue, IncomingMessage, Subscription
 from agent.mqtt.messages import UpdateStatus
 from agent.mqtt.topics import DeviceTopics, TopicFilter
 from agent.update.commands import BundleOffer, CommandLedger, SignedCommand, open_command
-from agent.update.install import Installer, Swap
+from agent.update.install import Installer, Swap, prompt_switching
 from agent.update.partial import PartialPayload, discard_others, free_bytes
 from agent.update.protocol import COMMAND_DESIRED, COMMAND_ROLLBACK, BundleTopics, command_topic
 from agent.update.records import UpdateRecords, is_final
@@ -239,7 +239,8 @@ class Updater:
         if verified is None or not verified[1]:
             return
         try:
-            swap = self.installer.previous()
+            with prompt_switching():
+                swap = self.installer.previous()
         except BundleRejected as exc:
             log.warning("rollback command not carried out: %s", exc)
             self._show(UpdateStatus("rejected", exc.code, exc.reason))
@@ -395,9 +396,6 @@ class Updater:
 
     def _finish(self, job: _Job) -> None:
         """Every block is held: verify, stage, canary, load, go live (this thread)."""
-        assert job.partial is not None
-        assert job.verifier is not None
-        assert job.header is not None
         self._unsubscribe(job)
         took = max(self.clock() - job.started, 1e-6)
         log.info(
@@ -409,12 +407,30 @@ class Updater:
             job.offer.size / took / 1e6,
         )
         self._record(self._offer_status(job.offer, "verifying"))
+        with prompt_switching():
+            swap = self._install(job)
+        if swap is None:
+            return
+        installed = self._offer_status(job.offer, "installed")
+        self._job = None
+        self._retry_backoff.reset()
+        offer = job.offer
+        log.info("bundle %s (%s release %s) installed", offer.id, offer.name, offer.counter)
+        self._record(installed)
+        del job  # the plaintext is freed here, before the loop swaps
+        self._swaps.put(swap)  # last: this thread is idle while the loop swaps
+
+    def _install(self, job: _Job) -> Swap | None:
+        """Decrypt, stage, canary, load; ``None`` when the bundle was rejected (recorded)."""
+        assert job.partial is not None
+        assert job.verifier is not None
+        assert job.header is not None
         payload = job.partial.read()
         try:
             bundle = job.verifier.decrypt(payload)
         except BundleRejected as exc:
             self._reject_job(exc.code, exc.reason, keep_partial=False)
-            return
+            return None
         state, slot = self.installer.stage(job.header + payload)
         job.partial.discard()
         del payload
@@ -425,15 +441,8 @@ class Updater:
         except BundleRejected as exc:
             log.warning("bundle %s rejected: %s", job.offer.id, exc)
             self._reject_job(exc.code, exc.reason, keep_partial=False)
-            return
-        installed = self._offer_status(job.offer, "installed")
-        self._job = None
-        self._retry_backoff.reset()
-        offer = job.offer
-        log.info("bundle %s (%s release %s) installed", offer.id, offer.name, offer.counter)
-        self._record(installed)
-        del bundle, job  # free the plaintext here, before the loop swaps
-        self._swaps.put(swap)  # last: this thread is idle while the loop swaps
+            return None
+        return swap
 
     # -- cleanup and status ---------------------------------------------------------------------
 

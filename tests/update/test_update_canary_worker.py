@@ -19,6 +19,12 @@ def test_a_request_round_trips_through_the_framing() -> None:
     assert parsed == (settings, b"model", b"canary")
 
 
+def test_views_into_a_decrypted_buffer_frame_like_bytes_without_a_copy_first() -> None:
+    plaintext = memoryview(bytearray(b"modelcanary"))
+    data = encode_request(CanarySettings(), plaintext[:5].toreadonly(), plaintext[5:].toreadonly())
+    assert data == encode_request(CanarySettings(), b"model", b"canary")
+
+
 def test_a_truncated_request_names_where_it_ends() -> None:
     data = encode_request(CanarySettings(), b"model", b"canary")[:-2]
     with pytest.raises(ValueError, match="request ends inside the canary"):
