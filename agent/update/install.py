@@ -44,7 +44,10 @@ def prompt_switching(interval_s: float = INSTALL_SWITCH_INTERVAL_S) -> Iterator[
     so it is restored as soon as the install ends.
     """
     previous = sys.getswitchinterval()
-    sys.setswitchinterval(min(previous, interval_s))
+    if previous <= interval_s:
+        yield
+        return
+    sys.setswitchinterval(interval_s)
     try:
         yield
     finally:
