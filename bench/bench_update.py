@@ -57,9 +57,9 @@ the start of the upload (retained, window 16) until the device reports every blo
 fleet → broker → device, each block verified, written at its offset and recorded in the
 persisted bitmap -- against `mosquitto_pub -f` of the same {mb} MB as one message until
 `mosquitto_sub` has it, same broker, same run. The agent meanwhile serves its video paced at
-20 fps (a camera), first with the default `update.window` (16) block subscriptions in flight,
-then restarted with 32, then with 16 and its state directory on tmpfs. (The random model then
-fails its canary, which leaves the running model alone.)
+20 fps (a camera), first with the default `update.window` ({window}) block subscriptions in
+flight, then restarted with {double}, then with {window} and its state directory on tmpfs.
+(The random model then fails its canary, which leaves the running model alone.)
 
 Swap, for two models converted by our converter (int8): the sample digits CNN (140 KiB) and a
 MobileNetV2-shaped model (`weights=None`, 3.9 MB; its canary is its own output for a fixed
@@ -320,7 +320,7 @@ def run(args: argparse.Namespace, work: Path) -> BenchResult:
         key="update",
         title="Model updates: transfer against raw mosquitto, results across a swap",
         command=f"python -m bench.bench_update --runs {args.runs} --mb {args.mb}",
-        setup=SETUP.format(mb=args.mb),
+        setup=SETUP.format(mb=args.mb, window=DEFAULT_WINDOW, double=2 * DEFAULT_WINDOW),
         measures=measures,
         plots=plots,
         notes=NOTES,
