@@ -68,8 +68,8 @@ gap, and real releases 2, 3, ... are pushed one after the other, 8 s apart after
 window. A result's timestamp is its frame's capture time on the device. The **swap window**
 runs from the push until 0.5 s after the device reported `installed` (transfer, decrypt, the
 canary process, interpreter load and warm-up, the swap on the loop's next turn); the **window
-without an update** is as long and ends 0.5 s before the push: the host's own jitter, measured
-minutes apart from nothing. The limit is the agent's inference p50 (`latency_ms`:
+without an update** is as long and ends 0.5 s before the push: the host's own jitter, seconds
+before the install. The limit is the agent's inference p50 (`latency_ms`:
 pre-process + invoke + post-process). `update.latency_budget_factor` is 20: the canary's
 latency is judged on a loaded shared machine.
 
