@@ -168,10 +168,11 @@ class _Watcher:
             self.received.append((time.time(), bytes(msg.payload)))
 
     def wait(self, count: int, timeout: float, idle_s: float = 3.0) -> None:
-        """Until ``count`` results, or 90 % of them and nothing new for ``idle_s``.
+        """Until ``count`` results, or some and nothing new for ``idle_s``.
 
-        A paced camera source keeps only the newest frame, so a frame may be dropped (and
-        counted in status) when the loop is briefly slower than the video.
+        A paced camera source keeps only the newest frame, so frames are dropped (and counted
+        in status) when the loop, or the host under it, stalls for longer than a frame; how
+        many were published is reported, not hidden.
         """
         deadline = time.monotonic() + timeout
         last_len, last_change = 0, time.monotonic()
@@ -183,7 +184,7 @@ class _Watcher:
             now = time.monotonic()
             if got != last_len:
                 last_len, last_change = got, now
-            elif got >= 0.9 * count and now - last_change > idle_s:
+            elif got and now - last_change > idle_s:
                 return
             time.sleep(0.01)
         raise RuntimeError(f"only {len(self.received)} of {count} results arrived")
@@ -230,6 +231,16 @@ def _peak_rss(pid: int, stop: threading.Event, out: list[int]) -> None:
         stop.wait(0.05)
 
 
+def _host_jitter_ms(seconds: float = 3.0, nap_s: float = 0.001) -> float:
+    """p99 of how late a 1 ms sleep wakes up on this host: the scheduling floor under any p99."""
+    late: list[float] = []
+    end = time.perf_counter() + seconds
+    while (start := time.perf_counter()) < end:
+        time.sleep(nap_s)
+        late.append((time.perf_counter() - start - nap_s) * 1000)
+    return float(np.percentile(late, 99))
+
+
 def _agent_run(case: Case, work: Path, *, realtime: bool) -> dict[str, Any]:
     work.mkdir(parents=True)
     broker = MosquittoBroker(work / "broker").start()
@@ -265,6 +276,7 @@ def _agent_run(case: Case, work: Path, *, realtime: bool) -> dict[str, Any]:
         "p99_ms": float(np.percentile(latencies, 99)),
         "rss": float(max(rss)),
         "cold_start_s": arrivals[0] - spawned,
+        "published_share": len(arrivals) / case.frames,
         "latencies_ms": latencies,
     }
 
@@ -304,7 +316,12 @@ How to read the misses:
   to the invoke; the rest of the p99 is the MQTT hop (agent's paho thread, mosquitto, the
   subscriber's paho thread: three context switches) and, on a shared VM, scheduling delay.
   Full garbage-collector passes (~20 ms each) no longer land on frames: the service freezes its
-  start-up objects.
+  start-up objects. The "host p99 lateness" row is the floor this VM puts under any p99: a plain
+  `time.sleep(0.001)` loop, run right after each paced run, wakes up that late at its p99
+  (2026-11-21: 18 ms p99 and 85 ms max with nothing else running). Per result the agent logged
+  stalls of 50-180 ms scattered through the run, the same size as the host's own; while the host
+  is this noisy the ≤ 3 ms target cannot be judged here (session 1 measured 2.72 ms on a quieter
+  host). It needs a rerun on a quiet machine or a Pi.
 - **RSS.** `/proc/PID/smaps` of the agent serving MobileNetV2 from a video: OpenCV's libraries
   are ≈ 55 MB of the difference (cv2.abi3.so 34 MB, libavcodec 10 MB, libavformat 2.7 MB, its
   own OpenBLAS 3.2 MB and OpenSSL 2.6 MB — mostly relocated code and data pages touched at load),
@@ -343,6 +360,18 @@ def _measures(
             "ms",
             [p99 - bare_p50 for p99 in _runs(paced, "p99_ms")],
             target=Target(3.0, at_least=False, on_ratio=False),
+            digits=2,
+        ),
+        Measure(
+            f"{case.name}: share of the paced video's frames published (newest-frame slot)",
+            "",
+            _runs(paced, "published_share"),
+            digits=3,
+        ),
+        Measure(
+            f"{case.name}: host p99 lateness of a 1 ms sleep, right after each paced run",
+            "ms",
+            _runs(paced, "host_p99_ms"),
             digits=2,
         ),
         Measure(
@@ -394,6 +423,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 bare.append(_bare(case, root / name))
                 fast.append(_agent_run(case, root / name / f"fast{i}", realtime=False))
                 paced.append(_agent_run(case, root / name / f"paced{i}", realtime=True))
+                paced[-1]["host_p99_ms"] = _host_jitter_ms()
             measures += _measures(case, bare, fast, paced)
             plots.append(_latency_plot(name, bare, paced))
     return report(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-pytest_plugins = ["tests.support.broker", "tests.support.models"]
+pytest_plugins = ["tests.support.broker", "tests.support.models", "tests.support.agent_env"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

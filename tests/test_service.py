@@ -12,7 +12,7 @@ import re
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -30,20 +30,6 @@ BASE = f"edge/{DEVICE_ID}"
 @pytest.fixture
 def world(tmp_path: Path, sample_models: ModelFactory, broker: MosquittoBroker) -> AgentWorld:
     return AgentWorld(tmp_path / "device", sample_models("int8"), broker.url)
-
-
-@pytest.fixture
-def agents(tmp_path: Path) -> Iterator[Callable[[Path], AgentProcess]]:
-    started: list[AgentProcess] = []
-
-    def start(config: Path) -> AgentProcess:
-        process = AgentProcess(config, tmp_path / f"agent-{len(started)}.log")
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        process.close()
 
 
 def _results(messages: list[Received]) -> list[ResultMessage]:

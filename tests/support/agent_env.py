@@ -12,11 +12,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
@@ -177,3 +178,18 @@ class AgentProcess:
     def close(self) -> None:
         if self.process.poll() is None:
             self.kill()
+
+
+@pytest.fixture
+def agents(tmp_path: Path) -> Iterator[Callable[[Path], AgentProcess]]:
+    """``agents(config)`` starts ``edge-agent run``; every process is stopped at teardown."""
+    started: list[AgentProcess] = []
+
+    def start(config: Path) -> AgentProcess:
+        process = AgentProcess(config, tmp_path / f"agent-{len(started)}.log")
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.close()

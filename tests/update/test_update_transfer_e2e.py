@@ -4,7 +4,7 @@ broker when, so "mid-transfer" is a fact, not a race."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -26,20 +26,6 @@ from tests.update.harness import (
 )
 
 pytestmark = [pytest.mark.broker, pytest.mark.tensorflow, pytest.mark.slow]
-
-
-@pytest.fixture
-def agents(tmp_path: Path) -> Iterator[Callable[[Path], AgentProcess]]:
-    started: list[AgentProcess] = []
-
-    def start(config: Path) -> AgentProcess:
-        process = AgentProcess(config, tmp_path / f"agent-{len(started)}.log")
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        process.close()
 
 
 def _world(tmp_path: Path, sample_models: ModelFactory, broker: MosquittoBroker) -> UpdateWorld:
