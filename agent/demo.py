@@ -191,6 +191,7 @@ class Watcher:
         self.versions: list[str] = []
         self.update_state = ""
         self.last: dict[str, Any] | None = None
+        self.printed_seq = 0
         self.client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv311)
         self.client.on_connect = lambda c, _u, _f, _rc, _p: c.subscribe(f"{PREFIX}/#", qos=1)
         self.client.on_message = self._on_message
@@ -220,12 +221,14 @@ class Watcher:
             swapped = bool(self.versions) and version not in self.versions
             if version not in self.versions:
                 self.versions.append(version)
-            if swapped and self.last is not None and self.to_show == 0:
+            if swapped and self.last is not None and self.last["seq"] != self.printed_seq:
                 print(f"  [{topic}] {_describe(self.last)}   (last result of the old model)")
             if swapped:
                 print(f"  [{topic}] {_describe(result)}   <- the new model, hot-swapped")
+                self.printed_seq = int(result["seq"])
             elif self.to_show > 0:
                 print(f"  [{topic}] {_describe(result)}", flush=True)
+                self.printed_seq = int(result["seq"])
             if self.to_show > 0:
                 self.to_show -= 1
                 if self.to_show == 0:
