@@ -19,8 +19,8 @@ test-fast: $(STAMP) check
 check: lint typecheck
 
 lint: $(STAMP)
-	$(BIN)/ruff check agent convert tests bench models scripts
-	$(BIN)/ruff format --check agent convert tests bench models scripts
+	$(BIN)/ruff check agent convert fleet tests bench models scripts
+	$(BIN)/ruff format --check agent convert fleet tests bench models scripts
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -27,12 +27,6 @@ from paho.mqtt.enums import CallbackAPIVersion
 from agent.bundle import RecipientKey, Release, build_bundle
 from agent.bundle.keys import encode_release_public
 from agent.config import UpdateConfig
-from agent.fleet.bundles import prepare_bundle
-from agent.fleet.connection import connect
-from agent.fleet.progress import update_for
-from agent.fleet.publish import clear_retained
-from agent.fleet.session import FleetSession
-from agent.fleet.settings import FleetSettings
 from agent.mqtt.client import MqttClient
 from agent.mqtt.messages import ResultMessage
 from agent.update.protocol import BundleTopics
@@ -40,6 +34,12 @@ from bench import install_stall
 from bench.report import BenchResult, Measure, Plot, Target, report
 from bench.update_models import MODELS, converted
 from bench.update_swaps import Install, swap_figures, swap_measures, timeline
+from fleet.bundles import prepare_bundle
+from fleet.connection import connect
+from fleet.progress import update_for
+from fleet.publish import clear_retained
+from fleet.session import FleetSession
+from fleet.settings import FleetSettings
 from tests.support.agent_env import DEVICE_ID, AgentProcess, AgentWorld
 from tests.support.broker import MosquittoBroker
 
@@ -51,7 +51,7 @@ PARTS = ("transfer", "swap", "phases")
 QUIET_S = 8.0  # longer than any swap window here, plus QUIET_LEAD_S
 
 SETUP = """One private mosquitto; real agent processes (`edge-agent run`, `model.threads = 1`);
-the fleet side is `agent.fleet` (what `edge-fleet push` runs). Transfer (the sample digits model's
+the fleet side is `fleet` (what `edge-fleet push` runs). Transfer (the sample digits model's
 device): a {mb} MB bundle of random model bytes (64 KiB blocks, one signed SHA-256 each) from
 the start of the upload (retained, window 16) until the device reports every block held --
 fleet → broker → device, each block verified, written at its offset and recorded in the

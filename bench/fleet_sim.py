@@ -4,8 +4,8 @@
         [--canary 10] [--batch 250] [--max-failures 10] [--fail-rate 0.002]
         [--abort-fail-rate 0.2] [--json results.json]
 
-The fleet side is the real ``edge-fleet rollout`` code (:class:`agent.fleet.commands.rollout.
-Rollout` over a :class:`~agent.fleet.session.FleetSession`); the devices are
+The fleet side is the real ``edge-fleet rollout`` code (:class:`fleet.commands.rollout.
+Rollout` over a :class:`~fleet.session.FleetSession`); the devices are
 :mod:`bench.sim_agent` (the device's real command, verification, transfer and partial-file code;
 simulated inference), ``--workers`` processes with one event loop each. Two rollouts run:
 
@@ -38,13 +38,13 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from agent.bundle import RecipientKey, Release, build_bundle
 from agent.bundle.crypto import raw_public
 from agent.bundle.keys import encode_private
-from agent.fleet.bundles import prepare_bundle
-from agent.fleet.commands.rollout import Rollout
-from agent.fleet.connection import connect
-from agent.fleet.rollout import Action, Outcome, plan_rollout
-from agent.fleet.session import FleetSession
-from agent.fleet.settings import FleetSettings
 from bench.sim_agent import GROUP, SimConfig, fails_canary, run_worker
+from fleet.bundles import prepare_bundle
+from fleet.commands.rollout import Rollout
+from fleet.connection import connect
+from fleet.rollout import Action, Outcome, plan_rollout
+from fleet.session import FleetSession
+from fleet.settings import FleetSettings
 from tests.support.broker import MosquittoBroker
 
 PREFIX = "sim"

@@ -7,7 +7,7 @@ worker threads would count their spin loops).
 
 * bare: ``Interpreter.invoke`` on an all-zero input, as in ``bench_agent``;
 * agent: the camera source decoding the MJPG video (at the model's size) on its thread, the
-  :class:`~agent.inference.Pipeline` (pre-process, invoke, post-process) and the durable outbox
+  :class:`~agent.model.pipeline.Pipeline` (pre-process, invoke, post-process) and the durable outbox
   (result JSON, SQLite insert, PUBACK delete) -- everything but the MQTT socket.
 
 ``python -m bench.frame_work [--frames 40] [--model mobilenet]`` (needs valgrind; minutes).
@@ -40,10 +40,10 @@ def _child(kind: str, frames: int, work: Path) -> None:
         for _ in range(frames + 1):
             interp.invoke()
         return
-    from agent.activemodel import ActiveModel
     from agent.config import OutputConfig
-    from agent.inference import Pipeline
-    from agent.modelmeta import ModelMetadata
+    from agent.model.active import ActiveModel
+    from agent.model.meta import ModelMetadata
+    from agent.model.pipeline import Pipeline
     from agent.mqtt.messages import ModelRef, ResultMessage
     from agent.runtime import open_model
     from agent.sources.camera import CameraSource

@@ -22,15 +22,15 @@ import numpy as np
 
 from agent.errors import BackendError, InputError
 from agent.fsutil import atomic_write
-from agent.modelmeta import ModelMetadata, Preprocess, Quantization
+from agent.model.meta import ModelMetadata, Preprocess, Quantization
 from agent.pipeline.tensors import quantize
-from agent.tflite_info import TFLiteInfo, read_tflite
 from convert._worker import PROGRESS_PREFIX
 from convert.artifacts import Canary, build_metadata, default_atol
 from convert.datasets import IMAGE_SUFFIXES
 from convert.edgetpu_compiler import compile_for_edgetpu
 from convert.litert_run import LiteRTModel
 from convert.report import ReportInputs, build_report
+from convert.tflite_info import TFLiteInfo, read_tflite
 from convert.validation import Validation, compare
 
 logger = logging.getLogger(__name__)

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from agent.modelmeta import ModelMetadata, Preprocess, Quantization, Scores, Task
-from agent.tflite_info import TFLiteInfo
+from agent.model.meta import ModelMetadata, Preprocess, Quantization, Scores, Task
+from convert.tflite_info import TFLiteInfo
 
 _PASS_THROUGH_OPS = ("DEQUANTIZE", "QUANTIZE", "RESHAPE", "SQUEEZE")
 

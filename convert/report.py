@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from agent.tflite_info import TensorInfo, TFLiteInfo
+from convert.tflite_info import TensorInfo, TFLiteInfo
 from convert.validation import Validation
 
 

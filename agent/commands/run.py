@@ -6,9 +6,9 @@ import argparse
 from pathlib import Path
 
 from agent.config import load_config
-from agent.lifecycle import Flags
-from agent.sdnotify import Notifier
-from agent.service import Service
+from agent.daemon.lifecycle import Flags
+from agent.daemon.sdnotify import Notifier
+from agent.daemon.service import Service
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

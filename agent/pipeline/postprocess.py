@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from agent.errors import InputError
-from agent.modelmeta import TensorSpec
+from agent.model.meta import TensorSpec
 from agent.pipeline.geometry import Letterbox
 from agent.pipeline.tensors import dequantize
 

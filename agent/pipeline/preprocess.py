@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from agent.errors import InputError
-from agent.modelmeta import ModelMetadata, TensorSpec
+from agent.model.meta import ModelMetadata, TensorSpec
 from agent.pipeline.geometry import (
     MAX_FRAME_PIXELS,
     MAX_FRAME_SIDE,

@@ -11,7 +11,7 @@ from typing import Any, Literal
 import numpy as np
 
 from agent.errors import BackendError, ConfigError, InputError
-from agent.modelmeta import TensorSpec
+from agent.model.meta import TensorSpec
 from agent.runtime.edgetpu import load_edgetpu_delegate
 from agent.runtime.registry import Backend, resolve_backend
 

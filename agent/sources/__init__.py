@@ -7,7 +7,7 @@ a per-source sequence number. Bad input is counted per kind and never stops a so
 
 from agent.backoff import Backoff
 from agent.sources.base import ErrorCounter, Frame, LatestSlot, Reading, Source
-from agent.sources.lines import LineError, LineFormat, LineSplitter, Windower, parse_line
+from agent.sources.lines import LineError, LineFormat, LineSplitter, parse_line
 
 __all__ = [
     "Backoff",
@@ -19,6 +19,5 @@ __all__ = [
     "LineSplitter",
     "Reading",
     "Source",
-    "Windower",
     "parse_line",
 ]

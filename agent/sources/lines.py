@@ -1,4 +1,4 @@
-"""Sensor lines to values, and values to model windows (pure).
+"""Sensor lines to values (pure); windows of readings are :mod:`agent.pipeline.windowing`.
 
 Accepted lines (UTF-8, one reading per line):
 
@@ -14,11 +14,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections import deque
-from collections.abc import Sequence
 from dataclasses import dataclass
-
-import numpy as np
 
 from agent.errors import InputError
 
@@ -150,39 +146,3 @@ class LineSplitter:
             self.overlong += 1
             return
         self._buffer += chunk
-
-
-class Windower:
-    """Turns readings into ``length x features`` windows, one every ``hop`` readings.
-
-    A window (the last ``length`` readings) is emitted every ``hop`` readings once at least
-    ``length`` have arrived; the first after ``max(length, hop)`` readings.
-    """
-
-    def __init__(self, length: int, features: int, hop: int | None = None) -> None:
-        if length < 1 or features < 1:
-            raise InputError("window length and features must be at least 1")
-        self.length = length
-        self.features = features
-        self.hop = hop or length
-        if self.hop < 1:
-            raise InputError("window hop must be at least 1")
-        self._rows: deque[Sequence[float]] = deque(maxlen=length)
-        self._since = 0
-
-    def push(self, values: Sequence[float]) -> np.ndarray | None:
-        """Add one reading; return a float32 window when one is due."""
-        if len(values) != self.features:
-            raise LineError(
-                "wrong_width", f"reading has {len(values)} values, window needs {self.features}"
-            )
-        self._rows.append(values)
-        self._since += 1
-        if len(self._rows) < self.length or self._since < self.hop:
-            return None
-        self._since = 0
-        return np.asarray(self._rows, dtype=np.float32)
-
-    def reset(self) -> None:
-        self._rows.clear()
-        self._since = 0

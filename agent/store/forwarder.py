@@ -12,8 +12,8 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from agent.daemon.metrics import ErrorLog
 from agent.errors import TransportError
-from agent.metrics import ErrorLog
 from agent.mqtt.events import (
     BoundedQueue,
     Connected,

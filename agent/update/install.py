@@ -17,14 +17,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agent.activemodel import ActiveModel, Credentials
 from agent.bundle import BundleVerifier, DecryptedBundle, StateStore, open_bundle
 from agent.config import AgentConfig
 from agent.errors import BackendError, BundleRejected
-from agent.inference import Pipeline
+from agent.model.active import ActiveModel, Credentials
+from agent.model.pipeline import Pipeline
+from agent.model.slots import SlotState, SlotStore
 from agent.update.canary_worker import CanarySettings, run_canary
 from agent.update.protocol import bundle_id, split_bundle
-from agent.update.slots import SlotState, SlotStore
 
 log = logging.getLogger(__name__)
 

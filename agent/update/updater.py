@@ -18,11 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from agent.activemodel import ActiveModel
 from agent.backoff import Backoff
 from agent.bundle import BundleVerifier, TrustRoot, VerifiedManifest, check_block
 from agent.config import AgentConfig
 from agent.errors import BundleRejected, EdgeError
+from agent.model.active import ActiveModel
 from agent.mqtt.client import MqttClient
 from agent.mqtt.events import BoundedQueue, IncomingMessage, Subscription
 from agent.mqtt.messages import UpdateStatus

@@ -14,10 +14,10 @@ from agent.bundle.files import read_device_public, read_input
 from agent.bundle.keys import MAX_KEY_FILE, decode_release_private
 from agent.bundle.manifest import MAX_COUNTER
 from agent.bundle.writer import RecipientKey, Release, build_bundle
-from agent.canary import MAX_CANARY_BYTES, CanaryError, load_canary
 from agent.errors import InputError
 from agent.fsutil import atomic_write
-from agent.modelmeta import MAX_METADATA_BYTES, MetadataError, ModelMetadata
+from agent.model.canary import MAX_CANARY_BYTES, CanaryError, load_canary
+from agent.model.meta import MAX_METADATA_BYTES, MetadataError, ModelMetadata
 
 _DURATION = re.compile(r"(\d+)([smhdw])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from agent.bundle import RecipientKey, open_bundle
-from agent.canary import check_canary, load_canary
-from agent.modelmeta import ModelMetadata
+from agent.model.canary import check_canary, load_canary
+from agent.model.meta import ModelMetadata
 from agent.pipeline.tensors import dequantize, quantize
 from agent.runtime import open_model
 from tests.bundle.world import World

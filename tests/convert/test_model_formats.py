@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from agent.errors import InputError
-from agent.tflite_info import read_tflite
 from convert.api import ConvertOptions, convert_keras
+from convert.tflite_info import read_tflite
 
 DIGITS = Path(__file__).resolve().parents[2] / "models" / "digits"
 

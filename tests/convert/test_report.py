@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from agent.pipeline.tensors import dequantize
-from agent.tflite_info import read_tflite
 from convert.cli import main
 from convert.litert_run import LiteRTModel
+from convert.tflite_info import read_tflite
 from tests.support.models import ModelFactory
 
 DIGITS = Path(__file__).resolve().parents[2] / "models" / "digits"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agent.tflite_info import read_tflite
+from convert.tflite_info import read_tflite
 from tests.support.models import ModelFactory
 
 pytestmark = pytest.mark.tensorflow

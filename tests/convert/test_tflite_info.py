@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from agent.tflite_info import TFLiteFormatError, read_tflite
 from convert.litert_run import LiteRTModel
+from convert.tflite_info import TFLiteFormatError, read_tflite
 from tests.support.models import ModelFactory
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agent.modelmeta import TensorSpec
+from agent.model.meta import TensorSpec
 from agent.pipeline.tensors import dequantize, quantize
 from convert.validation import compare
 

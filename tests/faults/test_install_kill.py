@@ -23,8 +23,8 @@ import pytest
 from agent.bundle import Limits
 from agent.bundle.container import parse_header
 from agent.bundle.manifest import parse_manifest
+from agent.model.slots import SlotStore
 from agent.mqtt.messages import ResultMessage
-from agent.update.slots import SlotStore
 from tests.support.agent_env import AgentProcess, AgentWorld
 from tests.support.broker import MosquittoBroker, Subscriber
 from tests.support.models import ModelFactory

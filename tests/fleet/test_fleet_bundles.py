@@ -11,9 +11,9 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from agent.bundle import RecipientKey, Release, build_bundle
 from agent.bundle.container import Limits
 from agent.errors import BundleRejected
-from agent.fleet.bundles import prepare_bundle, unwanted_bundles
-from agent.fleet.commands.gc import block_count, desired_bundle
 from agent.update.commands import desired_command, rollback_command, sign_command
+from fleet.bundles import prepare_bundle, unwanted_bundles
+from fleet.commands.gc import block_count, desired_bundle
 
 MODEL = bytes(range(256)) * 1000  # 256000 bytes: four 64 KiB blocks
 

@@ -18,10 +18,10 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from agent.bundle import RecipientKey, Release, TrustRoot, build_bundle
 from agent.bundle.files import read_release_public
-from agent.fleet.bundles import prepare_bundle
-from agent.fleet.cli import main
 from agent.mqtt.messages import ModelRef, StatusMessage, UpdateStatus
 from agent.update.commands import open_command
+from fleet.bundles import prepare_bundle
+from fleet.cli import main
 from tests.support.broker import MosquittoBroker, Subscriber
 
 pytestmark = pytest.mark.broker

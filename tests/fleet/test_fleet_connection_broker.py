@@ -7,10 +7,10 @@ from collections.abc import Callable
 
 import pytest
 
-from agent.fleet.connection import collect, connect
-from agent.fleet.publish import clear_retained, publish_all
-from agent.fleet.settings import FleetSettings
 from agent.mqtt.topics import Topic, TopicFilter
+from fleet.connection import collect, connect
+from fleet.publish import clear_retained, publish_all
+from fleet.settings import FleetSettings
 from tests.support.broker import MosquittoBroker, Subscriber
 
 pytestmark = pytest.mark.broker

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.fleet.bundles import prepare_bundle
-from agent.fleet.cli import main
 from agent.mqtt.messages import ResultMessage, StatusMessage
+from fleet.bundles import prepare_bundle
+from fleet.cli import main
 from tests.support.agent_env import AgentProcess, AgentWorld
 from tests.support.broker import MosquittoBroker, Received, Subscriber
 from tests.support.models import ModelFactory

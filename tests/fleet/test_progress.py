@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.fleet.progress import bar, board_lines, install_outcome, progress_text
-from agent.fleet.rollout import Outcome
-from agent.fleet.status import DeviceRow
 from agent.mqtt.messages import StatusMessage, UpdateStatus
+from fleet.progress import bar, board_lines, install_outcome, progress_text
+from fleet.rollout import Outcome
+from fleet.status import DeviceRow
 
 BID = "0123456789abcdef0123456789abcdef"
 

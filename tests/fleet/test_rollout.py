@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agent.errors import InputError
-from agent.fleet.rollout import (
+from fleet.rollout import (
     Action,
     Decision,
     DeviceOutcome,

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from agent.errors import ConfigError
-from agent.fleet.settings import default_config_path, parse_toml, resolve
+from fleet.settings import default_config_path, parse_toml, resolve
 
 HOME = Path("/home/op")
 BASE = Path("/home/op/.config/edge-fleet")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from agent.fleet.status import FleetView, age_text, device_topic, render_table
 from agent.mqtt.messages import ModelRef, StatusMessage, UpdateStatus
+from fleet.status import FleetView, age_text, device_topic, render_table
 
 MODEL = ModelRef("digits", "3", "ab" * 32)
 

@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agent.bundle.state import ReleaseState
+from agent.model.slots import SlotState
 from agent.update.commands import CommandLedger
-from agent.update.slots import SlotState
 from agent.update.transfer import Bitmap
 from tests.support.fuzz import check_parser, fuzz_settings, json_bytes, outside_bytes
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.demobroker import DemoBroker
+from agent.demo.broker import DemoBroker
 from agent.mqtt.client import MqttClient
 from agent.mqtt.settings import MqttSettings
 from agent.mqtt.topics import DeviceTopics, TopicFilter

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from agent.errors import InputError
-from agent.modelmeta import TensorSpec
+from agent.model.meta import TensorSpec
 from agent.pipeline.geometry import letterbox_geometry
 from agent.pipeline.postprocess import (
     BBox,

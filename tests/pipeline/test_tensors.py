@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from agent.modelmeta import TensorSpec
+from agent.model.meta import TensorSpec
 from agent.pipeline.tensors import dequantize, quantize
 
 INT8 = TensorSpec("x", (4,), "int8", scale=0.5, zero_point=-3)

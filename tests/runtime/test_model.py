@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from agent.errors import BackendError, InputError
-from agent.modelmeta import TensorSpec
+from agent.model.meta import TensorSpec
 from agent.pipeline.tensors import dequantize, quantize
 from agent.runtime import LoadedModel, open_model
 from tests.support.models import HELDOUT, ModelFactory

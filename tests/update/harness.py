@@ -23,13 +23,13 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.bundle import RecipientKey, Release, build_bundle
 from agent.bundle.keys import encode_release_public
-from agent.fleet.bundles import PreparedBundle, prepare_bundle
-from agent.modelmeta import ModelMetadata
+from agent.model.meta import ModelMetadata
 from agent.mqtt.messages import ResultMessage, StatusMessage, UpdateStatus
 from agent.mqtt.topics import DeviceTopics
 from agent.update.commands import desired_command, rollback_command, sign_command
 from agent.update.protocol import command_topic
 from agent.update.transfer import Bitmap
+from fleet.bundles import PreparedBundle, prepare_bundle
 from tests.support.agent_env import DEVICE_ID, AgentProcess, AgentWorld
 from tests.support.broker import MosquittoBroker, Received, Subscriber
 

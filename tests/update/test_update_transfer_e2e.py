@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from agent.bundle import RecipientKey
 from agent.bundle.keys import encode_private
-from agent.fleet.bundles import PreparedBundle
+from fleet.bundles import PreparedBundle
 from tests.support.agent_env import AgentProcess, AgentWorld
 from tests.support.broker import MosquittoBroker, Subscriber
 from tests.support.models import ModelFactory

@@ -1,0 +1,177 @@
+"""Home Assistant MQTT discovery: the retained config messages that describe this device (pure).
+
+Home Assistant subscribes to ``<discovery_prefix>/<component>/<node_id>/<object_id>/config``;
+each retained JSON config there creates one entity. Ours read the agent's existing topics, so no
+extra state messages are published:
+
+========================  ==============  ================================================
+entity                    component       reads
+========================  ==============  ================================================
+latest result             sensor          ``<prefix>/<id>/results``: top label (outputs: attributes)
+inference rate            sensor          ``<prefix>/<id>/status`` ``fps``
+latency (p50)             sensor          ``<prefix>/<id>/status`` ``latency_ms.p50``
+accelerator               binary_sensor   ``<prefix>/<id>/status``: on while an Edge TPU serves
+model                     update          ``<prefix>/<id>/status``: installed model version vs
+                                          the version an update is bringing in
+========================  ==============  ================================================
+
+All share one device block and the agent's availability topic (``online``/``offline``, the
+latter through the MQTT will). The agent re-publishes them on every connect and whenever
+Home Assistant announces itself on ``<discovery_prefix>/status`` with ``online``.
+The keys used are those of Home Assistant's MQTT discovery schemas (sensor, binary_sensor,
+update, plus the entity-common availability/device/origin keys); ``tests/hass/test_hass.py`` checks
+every payload against them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from agent import __version__
+from agent.mqtt.topics import DeviceTopics, Topic
+
+ORIGIN = {
+    "name": "edge-agent",
+    "sw_version": __version__,
+    "support_url": "https://github.com/edge-agent/edge-agent",
+}
+
+# Jinja templates Home Assistant renders against the agent's own JSON messages.
+RESULT_TEMPLATE = (
+    "{% set o = value_json.outputs %}"
+    "{% if o.classes is defined %}{{ o.classes[0].label if o.classes else 'none' }}"
+    "{% elif o.detections is defined %}"
+    "{{ o.detections | map(attribute='label') | unique | join(',') or 'none' }}"
+    "{% else %}raw{% endif %}"
+)
+RESULT_ATTRIBUTES_TEMPLATE = (
+    "{{ dict(value_json.outputs, seq=value_json.seq, model=value_json.model.name,"
+    " version=value_json.model.version, latency_ms=value_json.latency_ms) | tojson }}"
+)
+ACCELERATOR_TEMPLATE = (
+    "{{ 'ON' if value_json.accelerator not in ('cpu', '') and not value_json.degraded else 'OFF' }}"
+)
+# Installed = the serving model's version; latest = the counter an update in progress brings.
+# (``value_json['update']``, not ``.update``: Jinja would find the dict method first.)
+UPDATE_TEMPLATE = (
+    "{% set m = value_json.model %}{% set u = value_json['update'] %}"
+    "{% set installed = m.version if m else 'none' %}"
+    "{% set latest = (u.counter | string) if u and u.counter is not none"
+    " and u.state in ('downloading', 'verifying', 'canary') else installed %}"
+    "{{ {'installed_version': installed, 'latest_version': latest,"
+    " 'title': (m.name if m else 'model')} | tojson }}"
+)
+
+
+@dataclass(frozen=True)
+class Discovery:
+    """One retained discovery message."""
+
+    component: str
+    object_id: str
+    topic: Topic
+    config: dict[str, Any]
+
+    def payload(self) -> bytes:
+        return json.dumps(self.config, sort_keys=True, separators=(",", ":")).encode()
+
+
+def status_topic(discovery_prefix: str) -> Topic:
+    """Where Home Assistant publishes ``online`` when it (re)starts (its birth message)."""
+    return Topic(f"{discovery_prefix}/status")
+
+
+def device_block(device_id: str) -> dict[str, Any]:
+    return {
+        "identifiers": [f"edge-agent_{device_id}"],
+        "name": device_id,
+        "manufacturer": "edge-agent",
+        "model": "edge inference agent",
+        "sw_version": __version__,
+    }
+
+
+def discovery_messages(topics: DeviceTopics, discovery_prefix: str) -> list[Discovery]:
+    """Every entity's discovery config for the device that ``topics`` belongs to."""
+    device_id = topics.device_id
+    status = str(topics.status)
+    entities: list[tuple[str, str, dict[str, Any]]] = [
+        (
+            "sensor",
+            "result",
+            {
+                "name": "Latest result",
+                "icon": "mdi:eye",
+                "state_topic": str(topics.results),
+                "value_template": RESULT_TEMPLATE,
+                "json_attributes_topic": str(topics.results),
+                "json_attributes_template": RESULT_ATTRIBUTES_TEMPLATE,
+            },
+        ),
+        (
+            "sensor",
+            "fps",
+            {
+                "name": "Inference rate",
+                "icon": "mdi:speedometer",
+                "state_topic": status,
+                "value_template": "{{ value_json.fps }}",
+                "unit_of_measurement": "fps",
+                "state_class": "measurement",
+            },
+        ),
+        (
+            "sensor",
+            "latency",
+            {
+                "name": "Inference latency",
+                "state_topic": status,
+                "value_template": "{{ value_json.latency_ms.p50 }}",
+                "unit_of_measurement": "ms",
+                "device_class": "duration",
+                "state_class": "measurement",
+            },
+        ),
+        (
+            "binary_sensor",
+            "accelerator",
+            {
+                "name": "Accelerator",
+                "icon": "mdi:chip",
+                "state_topic": status,
+                "value_template": ACCELERATOR_TEMPLATE,
+                "payload_on": "ON",
+                "payload_off": "OFF",
+                "entity_category": "diagnostic",
+            },
+        ),
+        (
+            "update",
+            "model",
+            {
+                "name": "Model",
+                "state_topic": status,
+                "value_template": UPDATE_TEMPLATE,
+                "entity_category": "diagnostic",
+            },
+        ),
+    ]
+    common = {
+        "availability_topic": str(topics.availability),
+        "payload_available": "online",
+        "payload_not_available": "offline",
+        "device": device_block(device_id),
+        "origin": ORIGIN,
+        "qos": 1,
+    }
+    return [
+        Discovery(
+            component,
+            object_id,
+            Topic(f"{discovery_prefix}/{component}/{device_id}/{object_id}/config"),
+            {**config, **common, "unique_id": f"edge-agent_{device_id}_{object_id}"},
+        )
+        for component, object_id, config in entities
+    ]

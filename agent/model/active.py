@@ -1,0 +1,222 @@
+"""The model the agent serves: from an encrypted bundle on disk to a loaded interpreter.
+
+The installed bundle stays encrypted at rest in the active A/B slot
+(``state_dir/models/slot-<a|b>.edgepkg``, see :mod:`agent.model.slots`); each start verifies it
+again (signatures, recipient, hardware, counter, expiry), decrypts it in memory and hands the
+model bytes to the runtime. Plaintext never touches the disk. A bundle in one of our own slots may
+have a counter below the highest recorded one: that is what a rollback left active.
+
+On the first start, when nothing is installed yet, the bundle named by ``model.bundle`` is
+verified as a new release, copied into slot a atomically, and its release counter is committed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from types import MappingProxyType
+
+from agent.bundle import (
+    BundleVerifier,
+    DecryptedBundle,
+    DeviceIdentity,
+    Limits,
+    StateStore,
+    TrustRoot,
+    load_trust,
+    open_bundle,
+)
+from agent.bundle.files import read_bundle
+from agent.bundle.keys import decode_device_private, decode_release_public
+from agent.config import AgentConfig
+from agent.errors import BundleRejected, ConfigError
+from agent.model.meta import MetadataError, ModelMetadata
+from agent.model.slots import SlotStore
+from agent.runtime import LoadedModel, open_model
+from agent.secrets import FileResolver, read_public, read_secret
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ActiveModel:
+    """A verified, decrypted and loaded model with what results need to name it."""
+
+    name: str
+    version: int
+    sha256: str
+    metadata: ModelMetadata
+    model: LoadedModel
+    #: The accelerator's model bytes while ``model`` runs on the CPU after a fallback (for the
+    #: re-probe); None otherwise. Usually the very object the CPU interpreter already holds.
+    accelerated: bytes | None = None
+
+    def describe(self) -> dict[str, object]:
+        return {"name": self.name, "version": self.version, "sha256": self.sha256}
+
+
+@dataclass(frozen=True)
+class Credentials:
+    trust: TrustRoot
+    device: DeviceIdentity
+    fleet: TrustRoot | None = None  # keys whose signed commands the device obeys
+
+
+def load_credentials(config: AgentConfig, resolver: FileResolver) -> Credentials:
+    """The trusted release keys and this device's identity, from the files the config names."""
+    keys = config.keys
+    if keys.trust_file:
+        data = read_public(resolver, "keys.trust_file", keys.trust_file)
+        try:
+            trust = load_trust(data)
+        except BundleRejected as exc:
+            raise ConfigError("keys.trust_file", str(exc)) from None
+    elif keys.trusted_keys:
+        publics = [
+            decode_release_public(read_public(resolver, f"keys.trusted_keys[{i}]", name), name)
+            for i, name in enumerate(keys.trusted_keys)
+        ]
+        trust = TrustRoot.from_keys(publics, keys.threshold)
+    else:
+        raise ConfigError("keys", "give keys.trust_file or keys.trusted_keys")
+    private = decode_device_private(
+        read_secret(resolver, "keys.device_key", keys.device_key), "keys.device_key"
+    )
+    groups = {
+        rid: decode_device_private(
+            read_secret(resolver, f"keys.group_keys.{rid}", name), f"keys.group_keys.{rid}"
+        )
+        for rid, name in keys.group_keys
+    }
+    device = DeviceIdentity(
+        config.device_id, private, config.model.hardware_id, MappingProxyType(groups)
+    )
+    fleet = [
+        decode_release_public(read_public(resolver, f"keys.fleet_keys[{i}]", name), name)
+        for i, name in enumerate(keys.fleet_keys)
+    ]
+    return Credentials(trust, device, TrustRoot.from_keys(fleet, role="fleet") if fleet else None)
+
+
+class ModelStore:
+    """The installed bundles (encrypted) in the A/B slots of ``state_dir/models``."""
+
+    def __init__(self, state_dir: Path, limits: Limits | None = None) -> None:
+        self.slots = SlotStore(Path(state_dir), limits)
+        self.directory = self.slots.directory
+        self.limits = self.slots.limits
+        self.state = StateStore(Path(state_dir))
+
+    def installed(self) -> bytes | None:
+        """The active slot's bundle, or ``None`` when nothing is installed yet."""
+        active = self.slots.load().active
+        return None if active is None else self.slots.read(active)
+
+    def install(self, data: bytes, bundle: DecryptedBundle) -> None:
+        """Make ``data`` the active bundle: inactive slot (atomic), switch, commit its counter."""
+        state = self.slots.load()
+        self.slots.write(state.inactive, data)
+        self.slots.commit(state.activated(state.inactive))
+        self.state.record_installed(bundle)
+
+
+def open_active_model(
+    config: AgentConfig,
+    resolver: FileResolver,
+    store: ModelStore,
+    credentials: Credentials,
+    *,
+    now: float | None = None,
+) -> ActiveModel:
+    """Verify, decrypt and load the installed model, installing ``model.bundle`` first if needed."""
+    now = time.time() if now is None else now
+    installed = store.installed()
+    if installed is not None:
+        bundle = _open(installed, store, credentials, now, reopen=True)
+        _finish_commit(store, bundle)
+    elif config.model.bundle:
+        path = resolver.path(config.model.bundle)
+        data = read_bundle(path, store.limits)
+        bundle = _open(data, store, credentials, now, reopen=False)
+        store.install(data, bundle)
+        log.info("installed initial bundle %s", path)
+    else:
+        raise ConfigError("model.bundle", "no model is installed yet and none is configured")
+    return load_bundle(bundle, config)
+
+
+def _finish_commit(store: ModelStore, bundle: DecryptedBundle) -> None:
+    """Record the active slot's counter when the record is behind it.
+
+    The slot switch is an install's commit point; the counter is recorded just after it. A crash
+    in between (power loss, ``kill -9``) leaves the active slot newer than the recorded counter,
+    so the start-up finishes the commit. A rollback's older active slot records nothing (the
+    recorded counter never goes down).
+    """
+    manifest = bundle.verified.manifest
+    highest = store.state.load().highest(manifest.name)
+    if highest is None or manifest.counter > highest:
+        log.warning(
+            "active slot holds %s release %s but release %s is recorded: finishing the commit",
+            manifest.name,
+            manifest.counter,
+            highest,
+        )
+        store.state.record_installed(bundle)
+
+
+def _open(
+    data: bytes, store: ModelStore, credentials: Credentials, now: float, *, reopen: bool
+) -> DecryptedBundle:
+    verifier = BundleVerifier(
+        credentials.trust,
+        credentials.device,
+        store.state.load(),
+        now=now,
+        limits=store.limits,
+        own_slot=reopen,
+    )
+    return open_bundle(data, verifier)
+
+
+def load_bundle(bundle: DecryptedBundle, config: AgentConfig) -> ActiveModel:
+    """Load a decrypted bundle's model into the configured runtime (bytes, never a path)."""
+    manifest = bundle.verified.manifest
+    model_bytes = bundle.files["model.tflite"]
+    metadata = _metadata(bundle)
+    cpu_variant = bundle.file("model_cpu.tflite")
+    model = bytes(model_bytes)
+    loaded = open_model(
+        model,
+        backend=config.model.backend,
+        accelerator=config.model.accelerator,
+        threads=config.model.threads,
+        cpu_fallback_model=None if cpu_variant is None else bytes(cpu_variant),
+    )
+    return ActiveModel(
+        name=manifest.name,
+        version=manifest.counter,
+        sha256=hashlib.sha256(model_bytes).hexdigest(),
+        metadata=metadata,
+        model=loaded,
+        accelerated=model if loaded.fallback_reason else None,
+    )
+
+
+def _metadata(bundle: DecryptedBundle) -> ModelMetadata:
+    raw = bundle.file("metadata.json")
+    if raw is None:
+        raise BundleRejected("malformed", "bundle has no metadata.json; rebuild it with --metadata")
+    try:
+        metadata = ModelMetadata.from_json(bytes(raw))
+    except MetadataError as exc:
+        raise BundleRejected("malformed", f"metadata.json: {exc}") from None
+    labels = bundle.file("labels.txt")
+    if labels is not None and not metadata.labels:
+        text = bytes(labels).decode("utf-8", "replace")
+        names = tuple(line.strip() for line in text.splitlines() if line.strip())
+        metadata = replace(metadata, labels=names)
+    return metadata

@@ -1,0 +1,142 @@
+"""One inference step: an input item in, a JSON-able result out (no sockets, no files).
+
+:class:`Pipeline` binds a loaded model to its metadata once (pre-processing tables, label list,
+task) so the per-frame path is: pre-process, invoke, post-process, summarise for the publish
+policy. Sensor readings go through a :class:`~agent.pipeline.windowing.Windower` first.
+
+OpenCV is imported only for image models (it costs ~35-55 MB of RSS), so a sensor-only agent
+never loads it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from agent.config import OutputConfig
+from agent.errors import InputError
+from agent.model.active import ActiveModel
+from agent.model.meta import ModelMetadata
+from agent.pipeline.geometry import Letterbox
+from agent.pipeline.postprocess import classify, detect_postprocessed, raw_outputs
+from agent.pipeline.tensors import window_to_input
+from agent.pipeline.windowing import Windower
+from agent.sources.base import Frame, FrameNeed, Reading
+from agent.store.policy import Summary
+
+if TYPE_CHECKING:
+    from agent.pipeline.preprocess import Preprocessor
+
+
+@dataclass(frozen=True)
+class InferenceResult:
+    """What one inference produced. ``outputs`` is the ``outputs`` field of a result message."""
+
+    outputs: dict[str, Any]
+    summary: Summary
+    invoke_s: float
+    total_s: float
+    captured_t: float
+    finite: bool
+
+
+def _image_preprocessor(meta: ModelMetadata) -> Preprocessor:
+    import cv2  # OpenCV only for image models
+
+    from agent.pipeline.preprocess import Preprocessor
+
+    # The loop pre-processes one small frame while the interpreter's threads hold the cores;
+    # OpenCV's worker pool would only contend with them.
+    cv2.setNumThreads(1)
+    return Preprocessor(meta)
+
+
+class Pipeline:
+    """Pre-process, invoke and post-process for one model. Not thread-safe; one per loop."""
+
+    def __init__(
+        self, active: ActiveModel, output: OutputConfig, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.active = active
+        self.output = output
+        self._clock = clock
+        meta = active.metadata
+        self._input_spec = active.model.inputs[0]
+        self._image_input = len(self._input_spec.shape) == 4
+        self._preprocess = _image_preprocessor(meta) if self._image_input else None
+        self._windower: Windower | None = None
+        if not self._image_input:
+            shape = self._input_spec.shape
+            features = shape[-1]
+            length = int(np.prod(shape[1:-1])) if len(shape) > 2 else 1
+            self._windower = Windower(length, features)
+        pre = self._preprocess
+        #: The smallest camera frame this model can use (None for sensor models).
+        self.frame_need = (
+            None
+            if pre is None
+            else FrameNeed(pre.width, pre.height, gray=pre.color == "gray", letterbox=pre.letterbox)
+        )
+
+    def configure_window(self, hop: int) -> None:
+        """Set the hop between sensor windows (the window length comes from the model)."""
+        if self._windower is not None:
+            self._windower = Windower(self._windower.length, self._windower.features, hop)
+
+    def process(self, item: Frame | Reading) -> InferenceResult | None:
+        """Run the model on a frame, or on a reading once a whole window has arrived."""
+        started = self._clock()
+        tensor, geometry = self._to_input(item)
+        if tensor is None:
+            return None
+        invoke_start = self._clock()
+        outputs = self.active.model.invoke([tensor])
+        invoke_s = self._clock() - invoke_start
+        finite = all(np.isfinite(o).all() for o in outputs if o.dtype.kind == "f")
+        body, summary = self._postprocess(outputs, geometry)
+        return InferenceResult(body, summary, invoke_s, self._clock() - started, item.t, finite)
+
+    def _to_input(self, item: Frame | Reading) -> tuple[np.ndarray | None, Letterbox | None]:
+        if isinstance(item, Frame):
+            if self._preprocess is None:
+                raise InputError("this model takes sensor windows, not camera frames")
+            tensor, geometry = self._preprocess(item.image)
+            return tensor, geometry
+        if self._windower is None:
+            raise InputError("this model takes images, not sensor readings")
+        window = self._windower.push(item.values)
+        if window is None:
+            return None, None
+        return window_to_input(window, self._input_spec), None
+
+    def _postprocess(
+        self, outputs: list[np.ndarray], geometry: Letterbox | None
+    ) -> tuple[dict[str, Any], Summary]:
+        meta = self.active.metadata
+        specs = self.active.model.outputs
+        out = self.output
+        if meta.task == "classification":
+            classes = classify(
+                outputs[0],
+                specs[0],
+                meta.labels,
+                top_k=out.top_k,
+                threshold=out.score_threshold,
+                scores=meta.scores,
+            )
+            top = classes[0] if classes else None
+            body = {"classes": [c.to_dict() for c in classes]}
+            return body, Summary(top.label if top else None, top.score if top else None)
+        if meta.task == "detection":
+            found = detect_postprocessed(
+                outputs, specs, meta.labels, threshold=out.score_threshold, geometry=geometry
+            )
+            labels = ",".join(sorted({d.label for d in found}))
+            best = max((d.score for d in found), default=None)
+            return {"detections": [d.to_dict() for d in found]}, Summary(labels, best)
+        tensors = raw_outputs(outputs, specs, max_values=out.max_raw_values)
+        return {"tensors": [t.to_dict() for t in tensors]}, Summary(None, None)
