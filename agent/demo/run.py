@@ -41,7 +41,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from agent.demo.broker import DemoBroker
 from agent.fsutil import atomic_write
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DIGITS = ROOT / "models" / "digits"
 DEVICE_ID = "demo-pi"
 PREFIX = "edge"
