@@ -13,7 +13,7 @@ import pytest
 
 pytestmark = [pytest.mark.slow, pytest.mark.tensorflow, pytest.mark.broker]
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RESULT = re.compile(r"\[edge/demo-pi/results\] seq +(\d+) +digits v(\d) +digit (\d)")
 
 
