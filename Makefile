@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-dev
 .PHONY: demo test test-fast check lint typecheck install install-service uninstall-service bench venv mosquitto clean
 
 demo: $(STAMP)
-	$(BIN)/python -m agent.demo
+	$(BIN)/python -m demo
 
 test: $(STAMP) mosquitto check
 	$(BIN)/pytest
@@ -19,8 +19,8 @@ test-fast: $(STAMP) check
 check: lint typecheck
 
 lint: $(STAMP)
-	$(BIN)/ruff check agent convert fleet tests bench models scripts
-	$(BIN)/ruff format --check agent convert fleet tests bench models scripts
+	$(BIN)/ruff check agent convert fleet demo tests bench models scripts
+	$(BIN)/ruff format --check agent convert fleet demo tests bench models scripts
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

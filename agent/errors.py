@@ -12,6 +12,9 @@ Callers decide what to do by the class, never by parsing messages:
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import dataclass, field
+
 
 class EdgeError(Exception):
     """Base of every error this project raises on purpose."""
@@ -61,3 +64,21 @@ class BackendError(EdgeError):
     """The inference runtime or an accelerator failed."""
 
     code = "backend"
+
+
+@dataclass
+class ErrorLog:
+    """Counts bad input per kind and says when a kind may be logged again (once per period)."""
+
+    period_s: float = 60.0
+    counts: Counter[str] = field(default_factory=Counter)
+    _last_logged: dict[str, float] = field(default_factory=dict)
+
+    def record(self, kind: str, now: float) -> bool:
+        """Count one error of ``kind``; True when it should be logged now."""
+        self.counts[kind] += 1
+        last = self._last_logged.get(kind)
+        if last is None or now - last >= self.period_s:
+            self._last_logged[kind] = now
+            return True
+        return False

@@ -38,7 +38,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.bundle import RecipientKey, Release, build_bundle
 from agent.bundle.keys import encode_private, encode_release_public
-from agent.model.meta import ModelMetadata
+from agent.schema.meta import ModelMetadata
 from bench.report import BenchResult, Measure, Plot, Target, plot_path, report
 from convert.api import ConvertOptions, convert_keras
 from convert.samples import digit_frames, write_video

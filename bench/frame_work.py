@@ -42,10 +42,10 @@ def _child(kind: str, frames: int, work: Path) -> None:
         return
     from agent.config import OutputConfig
     from agent.model.active import ActiveModel
-    from agent.model.meta import ModelMetadata
     from agent.model.pipeline import Pipeline
     from agent.mqtt.messages import ModelRef, ResultMessage
     from agent.runtime import open_model
+    from agent.schema.meta import ModelMetadata
     from agent.sources.camera import CameraSource
     from agent.store.outbox import Outbox
 

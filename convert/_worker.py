@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from agent.errors import BackendError, EdgeError, InputError
-from agent.model.meta import Preprocess
+from agent.schema.meta import Preprocess
 from convert.datasets import MIN_RECOMMENDED_SAMPLES, load_representative, load_validation
 
 PROGRESS_PREFIX = "PROGRESS "

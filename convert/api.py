@@ -22,8 +22,8 @@ import numpy as np
 
 from agent.errors import BackendError, InputError
 from agent.fsutil import atomic_write
-from agent.model.meta import ModelMetadata, Preprocess, Quantization
 from agent.pipeline.tensors import quantize
+from agent.schema.meta import ModelMetadata, Preprocess, Quantization
 from convert._worker import PROGRESS_PREFIX
 from convert.artifacts import Canary, build_metadata, default_atol
 from convert.datasets import IMAGE_SUFFIXES

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from agent.model.meta import ModelMetadata, Preprocess, Quantization, Scores, Task
+from agent.schema.meta import ModelMetadata, Preprocess, Quantization, Scores, Task
 from convert.tflite_info import TFLiteInfo
 
 _PASS_THROUGH_OPS = ("DEQUANTIZE", "QUANTIZE", "RESHAPE", "SQUEEZE")

@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from agent.errors import InputError
-from agent.model.meta import Preprocess
+from agent.schema.meta import Preprocess
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 MIN_RECOMMENDED_SAMPLES = 100

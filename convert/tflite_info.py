@@ -12,7 +12,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from agent.model.meta import TensorSpec
+from agent.schema.meta import TensorSpec
 
 FILE_IDENTIFIER = b"TFL3"
 

@@ -16,7 +16,7 @@ from agent.bundle.container import Limits
 from agent.bundle.crypto import CIPHERS, ciphertext_length
 from agent.errors import BundleRejected
 from agent.jsonutil import StrictJSONError, dumps_canonical, loads_strict
-from agent.model.meta import MetadataError, ModelMetadata
+from agent.schema.meta import MetadataError, ModelMetadata
 
 FORMAT = 1
 MANIFEST_TYPE = "edge-agent/model-bundle"

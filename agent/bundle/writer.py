@@ -28,7 +28,7 @@ from agent.bundle.crypto import (
     wrap_payload_key,
 )
 from agent.bundle.manifest import FILE_NAMES, REQUIRED_FILE, FileEntry, Manifest, PayloadInfo
-from agent.model.meta import ModelMetadata
+from agent.schema.meta import ModelMetadata
 
 DEFAULT_CHUNK_SIZE = 64 << 10
 DEFAULT_BLOCK_SIZE = 64 << 10

@@ -23,7 +23,7 @@ from agent.bundle.state import ReleaseState, StateStore
 from agent.bundle.trust import MAX_TRUST_BYTES, TrustRoot, load_trust
 from agent.bundle.verify import BundleVerifier, DecryptedBundle, DeviceIdentity, open_bundle
 from agent.errors import BundleRejected, InputError
-from agent.model.canary import Canary, CanaryError, CanaryResult, check_canary, load_canary
+from agent.schema.canary import Canary, CanaryError, CanaryResult, check_canary, load_canary
 
 
 @dataclass(frozen=True)

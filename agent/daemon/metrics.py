@@ -7,7 +7,7 @@ p50/p95 are cheap to compute on demand; nothing is done per frame beyond an appe
 from __future__ import annotations
 
 import os
-from collections import Counter, deque
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,24 +38,6 @@ class RollingStats:
         if not self._latencies:
             return None
         return float(np.percentile(np.fromiter(self._latencies, dtype=np.float64), q)) * 1000.0
-
-
-@dataclass
-class ErrorLog:
-    """Counts bad input per kind and says when a kind may be logged again (once per period)."""
-
-    period_s: float = 60.0
-    counts: Counter[str] = field(default_factory=Counter)
-    _last_logged: dict[str, float] = field(default_factory=dict)
-
-    def record(self, kind: str, now: float) -> bool:
-        """Count one error of ``kind``; True when it should be logged now."""
-        self.counts[kind] += 1
-        last = self._last_logged.get(kind)
-        if last is None or now - last >= self.period_s:
-            self._last_logged[kind] = now
-            return True
-        return False
 
 
 def rss_bytes(status_path: Path = Path("/proc/self/status")) -> int | None:

@@ -23,10 +23,10 @@ from pathlib import Path
 from agent.bundle import DecryptedBundle
 from agent.config import AgentConfig, load_config
 from agent.daemon.lifecycle import Flags
-from agent.daemon.metrics import ErrorLog, RollingStats, cpu_temperature_c, rss_bytes
+from agent.daemon.metrics import RollingStats, cpu_temperature_c, rss_bytes
 from agent.daemon.sdnotify import Notifier
 from agent.daemon.watchdog import Progress, stall_limit_s
-from agent.errors import BackendError, BundleRejected, ConfigError, EdgeError, InputError
+from agent.errors import BackendError, BundleRejected, ConfigError, EdgeError, ErrorLog, InputError
 from agent.hass.announcer import HassAnnouncer
 from agent.model.active import (
     ActiveModel,

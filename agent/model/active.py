@@ -33,9 +33,9 @@ from agent.bundle.files import read_bundle
 from agent.bundle.keys import decode_device_private, decode_release_public
 from agent.config import AgentConfig
 from agent.errors import BundleRejected, ConfigError
-from agent.model.meta import MetadataError, ModelMetadata
 from agent.model.slots import SlotStore
 from agent.runtime import LoadedModel, open_model
+from agent.schema.meta import MetadataError, ModelMetadata
 from agent.secrets import FileResolver, read_public, read_secret
 
 log = logging.getLogger(__name__)

@@ -20,11 +20,11 @@ import numpy as np
 from agent.config import OutputConfig
 from agent.errors import InputError
 from agent.model.active import ActiveModel
-from agent.model.meta import ModelMetadata
 from agent.pipeline.geometry import Letterbox
 from agent.pipeline.postprocess import classify, detect_postprocessed, raw_outputs
 from agent.pipeline.tensors import window_to_input
 from agent.pipeline.windowing import Windower
+from agent.schema.meta import ModelMetadata
 from agent.sources.base import Frame, FrameNeed, Reading
 from agent.store.policy import Summary
 

@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 
 from agent.errors import InputError
-from agent.model.meta import TensorSpec
 from agent.pipeline.geometry import Letterbox
 from agent.pipeline.tensors import dequantize
+from agent.schema.meta import TensorSpec
 
 DEFAULT_MAX_RAW_VALUES = 4096
 # SSD box-coder scales (y, x, h, w): the reciprocals of the usual variances (0.1, 0.1, 0.2, 0.2).

@@ -14,7 +14,6 @@ import cv2
 import numpy as np
 
 from agent.errors import InputError
-from agent.model.meta import ModelMetadata, TensorSpec
 from agent.pipeline.geometry import (
     MAX_FRAME_PIXELS,
     MAX_FRAME_SIDE,
@@ -24,6 +23,7 @@ from agent.pipeline.geometry import (
     validate_frame,
 )
 from agent.pipeline.tensors import quantize
+from agent.schema.meta import ModelMetadata, TensorSpec
 
 
 class Preprocessor:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from agent.errors import InputError
-from agent.model.meta import TensorSpec
+from agent.schema.meta import TensorSpec
 
 _FLOAT_DTYPES = ("float32", "float16")
 

@@ -11,9 +11,9 @@ from typing import Any, Literal
 import numpy as np
 
 from agent.errors import BackendError, ConfigError, InputError
-from agent.model.meta import TensorSpec
 from agent.runtime.edgetpu import load_edgetpu_delegate
 from agent.runtime.registry import Backend, resolve_backend
+from agent.schema.meta import TensorSpec
 
 logger = logging.getLogger(__name__)
 

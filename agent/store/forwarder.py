@@ -12,8 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from agent.daemon.metrics import ErrorLog
-from agent.errors import TransportError
+from agent.errors import ErrorLog, TransportError
 from agent.mqtt.events import (
     BoundedQueue,
     Connected,

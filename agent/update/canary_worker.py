@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from agent.bundle.container import Limits
-from agent.model.canary import MAX_CANARY_BYTES
+from agent.schema.canary import MAX_CANARY_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -147,9 +147,9 @@ def read_request(stream: BinaryIO) -> tuple[CanarySettings, bytes, bytes]:
 def judge(settings: CanarySettings, model_bytes: bytes, canary_bytes: bytes) -> dict[str, Any]:
     """Load, run and compare; the verdict as the JSON object the parent reads."""
     from agent.errors import BackendError
-    from agent.model.canary import CanaryError, check_canary, load_canary
     from agent.pipeline.tensors import dequantize
     from agent.runtime import open_model
+    from agent.schema.canary import CanaryError, check_canary, load_canary
 
     verdict: dict[str, Any] = {"reason": None, "detail": "", "latency_ms": None}
     verdict["max_abs_error"] = None

@@ -16,8 +16,8 @@ from agent.bundle.manifest import MAX_COUNTER
 from agent.bundle.writer import RecipientKey, Release, build_bundle
 from agent.errors import InputError
 from agent.fsutil import atomic_write
-from agent.model.canary import MAX_CANARY_BYTES, CanaryError, load_canary
-from agent.model.meta import MAX_METADATA_BYTES, MetadataError, ModelMetadata
+from agent.schema.canary import MAX_CANARY_BYTES, CanaryError, load_canary
+from agent.schema.meta import MAX_METADATA_BYTES, MetadataError, ModelMetadata
 
 _DURATION = re.compile(r"(\d+)([smhdw])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from agent.bundle import RecipientKey, open_bundle
-from agent.model.canary import check_canary, load_canary
-from agent.model.meta import ModelMetadata
 from agent.pipeline.tensors import dequantize, quantize
 from agent.runtime import open_model
+from agent.schema.canary import check_canary, load_canary
+from agent.schema.meta import ModelMetadata
 from tests.bundle.world import World
 from tests.support.models import HELDOUT, LABELS, ModelFactory
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from agent.errors import InputError
-from agent.model.meta import Preprocess
+from agent.schema.meta import Preprocess
 from convert.datasets import load_representative, load_validation
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agent.model.meta import TensorSpec
 from agent.pipeline.tensors import dequantize, quantize
+from agent.schema.meta import TensorSpec
 from convert.validation import compare
 
 

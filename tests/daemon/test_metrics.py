@@ -6,7 +6,8 @@ import signal
 from pathlib import Path
 
 from agent.daemon.lifecycle import Flags
-from agent.daemon.metrics import ErrorLog, RollingStats, cpu_temperature_c, rss_bytes
+from agent.daemon.metrics import RollingStats, cpu_temperature_c, rss_bytes
+from agent.errors import ErrorLog
 
 
 def test_fps_and_percentiles_over_the_window() -> None:

@@ -19,7 +19,7 @@ RESULT = re.compile(r"\[edge/demo-pi/results\] seq +(\d+) +digits v(\d) +digit (
 
 def _demo(tmp_path: Path, *args: str) -> str:
     done = subprocess.run(
-        [sys.executable, "-m", "agent.demo.run", "--out", str(tmp_path), "--results", "5", *args],
+        [sys.executable, "-m", "demo.run", "--out", str(tmp_path), "--results", "5", *args],
         capture_output=True,
         text=True,
         cwd=ROOT,

@@ -14,8 +14,8 @@ from hypothesis import given
 
 from agent.config import parse_config, parse_toml
 from agent.errors import ConfigError
-from agent.model.canary import CanaryError, load_canary
-from agent.model.meta import MetadataError, ModelMetadata, Preprocess, TensorSpec
+from agent.schema.canary import CanaryError, load_canary
+from agent.schema.meta import MetadataError, ModelMetadata, Preprocess, TensorSpec
 from tests.support.fuzz import check_parser, fuzz_settings, json_bytes, json_variants, outside_bytes
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.demo.broker import DemoBroker
 from agent.mqtt.client import MqttClient
 from agent.mqtt.settings import MqttSettings
 from agent.mqtt.topics import DeviceTopics, TopicFilter
+from demo.broker import DemoBroker
 
 pytest.importorskip("amqtt", reason="amqtt is in the dev and demo extras")
 

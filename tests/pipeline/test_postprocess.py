@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from agent.errors import InputError
-from agent.model.meta import TensorSpec
 from agent.pipeline.geometry import letterbox_geometry
 from agent.pipeline.postprocess import (
     BBox,
@@ -19,6 +18,7 @@ from agent.pipeline.postprocess import (
     nms,
     raw_outputs,
 )
+from agent.schema.meta import TensorSpec
 
 LABELS = ("zero", "one", "two", "three")
 PROBS = TensorSpec("probs", (1, 4), "float32")

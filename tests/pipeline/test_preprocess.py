@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 from agent.errors import InputError
-from agent.model.meta import ModelMetadata, Preprocess, TensorSpec
 from agent.pipeline.geometry import letterbox_geometry, validate_frame
 from agent.pipeline.preprocess import Preprocessor
 from agent.pipeline.tensors import window_to_input
+from agent.schema.meta import ModelMetadata, Preprocess, TensorSpec
 
 
 def _meta(

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from agent.model.meta import TensorSpec
 from agent.pipeline.tensors import dequantize, quantize
+from agent.schema.meta import TensorSpec
 
 INT8 = TensorSpec("x", (4,), "int8", scale=0.5, zero_point=-3)
 UINT8 = TensorSpec("x", (4,), "uint8", scale=1 / 255, zero_point=0)

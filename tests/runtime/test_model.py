@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from agent.errors import BackendError, InputError
-from agent.model.meta import TensorSpec
 from agent.pipeline.tensors import dequantize, quantize
 from agent.runtime import LoadedModel, open_model
+from agent.schema.meta import TensorSpec
 from tests.support.models import HELDOUT, ModelFactory
 
 pytestmark = pytest.mark.tensorflow

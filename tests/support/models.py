@@ -34,7 +34,7 @@ from typing import Any
 import pytest
 
 from agent.fsutil import atomic_write
-from agent.model.meta import ModelMetadata
+from agent.schema.meta import ModelMetadata
 
 ROOT = Path(__file__).resolve().parents[2]
 DIGITS = ROOT / "models" / "digits"

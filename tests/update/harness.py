@@ -23,9 +23,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.bundle import RecipientKey, Release, build_bundle
 from agent.bundle.keys import encode_release_public
-from agent.model.meta import ModelMetadata
 from agent.mqtt.messages import ResultMessage, StatusMessage, UpdateStatus
 from agent.mqtt.topics import DeviceTopics
+from agent.schema.meta import ModelMetadata
 from agent.update.commands import desired_command, rollback_command, sign_command
 from agent.update.protocol import command_topic
 from agent.update.transfer import Bitmap

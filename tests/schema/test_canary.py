@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from agent.model.canary import CanaryError, check_canary, load_canary
+from agent.schema.canary import CanaryError, check_canary, load_canary
 
 
 def _npz(**arrays: Any) -> bytes:

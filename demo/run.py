@@ -16,7 +16,7 @@
 7. stop the agent with SIGTERM (as systemd does), show its retained ``offline`` availability,
    and stop the broker.
 
-Run from the repository root: ``.venv/bin/python -m agent.demo.run [--out DIR] [--results N]``.
+Run from the repository root: ``.venv/bin/python -m demo.run [--out DIR] [--results N]``.
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ from typing import Any
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from agent.demo.broker import DemoBroker
 from agent.fsutil import atomic_write
+from demo.broker import DemoBroker
 
 ROOT = Path(__file__).resolve().parents[2]
 DIGITS = ROOT / "models" / "digits"
@@ -57,7 +57,7 @@ def _say(message: str) -> None:
 
 def convert_step(out: Path) -> Path:
     """Convert the sample model to int8 in ``out``; print the report; return the .tflite path."""
-    # The converter is a workstation tool; import it only when the demo runs (never on a device).
+    # The converter loads TensorFlow: import it only when this step runs.
     from convert.api import ConvertOptions, check_accuracy, convert_keras
     from convert.report import format_table
 
@@ -363,7 +363,7 @@ def push_step(out: Path, broker: DemoBroker) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m agent.demo.run", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m demo.run", description=__doc__)
     parser.add_argument("--out", type=Path, help="keep the outputs here (default: a temp dir)")
     parser.add_argument("--results", type=int, default=20, help="results to show (default 20)")
     parser.add_argument(

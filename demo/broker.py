@@ -2,7 +2,7 @@
 
 Either runs as a child process on a free port of 127.0.0.1 with anonymous access, which is
 fine for a demo on the loopback interface and nothing else (docs/security.md has the real
-recipe). ``python -m agent.demo.broker --port N`` is the amqtt child.
+recipe). ``python -m demo.broker --port N`` is the amqtt child.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ class DemoBroker:
 
     def _argv(self) -> list[str]:
         if self.mosquitto is None:
-            return [sys.executable, "-m", "agent.demo.broker", "--port", str(self.port)]
+            return [sys.executable, "-m", "demo.broker", "--port", str(self.port)]
         config = self.workdir / "mosquitto.conf"
         lines = [f"listener {self.port} {HOST}", "allow_anonymous true", "log_dest stderr"]
         if os.getuid() == 0:  # mosquitto would otherwise drop to a user that may not exist
@@ -112,7 +112,7 @@ async def _serve(port: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m agent.demo.broker", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m demo.broker", description=__doc__)
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args(argv)
     asyncio.run(_serve(args.port))
