@@ -12,7 +12,7 @@ from agent.config import SCHEMA_KEYS, parse_config, parse_toml
 from agent.errors import ConfigError
 from agent.secrets import FileResolver, check_files, read_secret
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MINIMAL = {"device_id": "pi-1", "state_dir": "/tmp/x", "source": {"type": "video", "path": "v.mp4"}}
 
 
