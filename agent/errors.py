@@ -6,8 +6,16 @@ Callers decide what to do by the class, never by parsing messages:
 * :class:`ConfigError` -- the configuration is wrong; names the dotted key.
 * :class:`BundleRejected` -- a bundle (or signed command) failed verification; carries a
   reason code that a status message can publish. Never retried with the same bytes.
+* :class:`DeviceError` -- the device could not take a bundle that may well be good (no space,
+  an I/O error, its runtime refused the model); carries a reason code too.
 * :class:`TransportError` -- the network or broker failed; retrying may help.
 * :class:`BackendError` -- the inference runtime or accelerator failed.
+
+:class:`BundleRejected` and :class:`DeviceError` are both :class:`Rejected`: catch that to report
+any refusal of an update; their codes are :class:`agent.reasons.Reason` members. The parsers'
+own errors (``MetadataError``, ``CanaryError``, ``StrictJSONError``, ``TopicError``,
+``StreamError``, ``TFLiteFormatError``) are :class:`InputError` and stay ``ValueError`` for
+callers that catch that.
 """
 
 from __future__ import annotations
@@ -15,11 +23,13 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from agent.reasons import Reason
+
 
 class EdgeError(Exception):
     """Base of every error this project raises on purpose."""
 
-    code: str = "error"
+    code: str = Reason.ERROR
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -32,38 +42,51 @@ class EdgeError(Exception):
 class InputError(EdgeError):
     """A file or argument supplied by the user is missing, malformed or unsuitable."""
 
-    code = "bad_input"
+    code = Reason.BAD_INPUT
 
 
 class ConfigError(EdgeError):
     """The configuration is invalid. ``key`` is the dotted path of the offending entry."""
 
-    code = "bad_config"
+    code = Reason.BAD_CONFIG
 
     def __init__(self, key: str, message: str) -> None:
         super().__init__(f"{key}: {message}" if key else message)
         self.key = key
 
 
-class BundleRejected(EdgeError):
-    """A bundle or signed message failed verification. ``code`` is a stable reason code."""
+class Rejected(EdgeError):
+    """An update step was refused. ``code`` is the reason the status publishes, ``reason`` the
+    human sentence. Catch this to report any refusal; raise one of the two subclasses."""
 
-    def __init__(self, code: str, message: str) -> None:
+    code: Reason
+
+    def __init__(self, code: Reason, message: str) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.reason = message
 
 
+class BundleRejected(Rejected):
+    """A bundle or signed message failed verification: the bytes are bad, never retry them."""
+
+
+class DeviceError(Rejected):
+    """The device could not install or serve a bundle that may be good: ``no_space``,
+    ``io_error``, ``load_failed`` (its runtime refused a model that passed the canary),
+    ``no_previous_slot``. The fix is on the device, not in the bundle."""
+
+
 class TransportError(EdgeError):
     """The broker or network failed; the operation may succeed when retried."""
 
-    code = "transport"
+    code = Reason.TRANSPORT
 
 
 class BackendError(EdgeError):
     """The inference runtime or an accelerator failed."""
 
-    code = "backend"
+    code = Reason.BACKEND
 
 
 @dataclass

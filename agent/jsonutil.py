@@ -6,8 +6,10 @@ import json
 import math
 from typing import Any
 
+from agent.errors import InputError
 
-class StrictJSONError(ValueError):
+
+class StrictJSONError(InputError, ValueError):
     """The bytes are not acceptable JSON (too large, malformed, duplicate keys, NaN)."""
 
 

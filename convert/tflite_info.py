@@ -12,6 +12,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from agent.errors import InputError
 from agent.schema.meta import TensorSpec
 
 FILE_IDENTIFIER = b"TFL3"
@@ -72,7 +73,7 @@ _METADATA_NAME, _METADATA_BUFFER = 0, 1
 _PLACEHOLDER_FOR_GREATER_OP_CODES = 127
 
 
-class TFLiteFormatError(ValueError):
+class TFLiteFormatError(InputError, ValueError):
     """The bytes are not a well-formed TFLite FlatBuffer; the message says what is wrong."""
 
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from agent.mqtt.messages import UpdateStatus
+from agent.reasons import Reason
 from fleet.rollout import PENDING, DeviceOutcome, Outcome
 from fleet.status import DeviceRow
 
 # A device that already runs this release answers ``rejected:already_installed``: it is there.
-_ALREADY = "already_installed"
+_ALREADY = Reason.ALREADY_INSTALLED
 
 
 def update_for(row: DeviceRow | None, bid: str) -> UpdateStatus | None:

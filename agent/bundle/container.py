@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from agent.bundle.crypto import KEYID_SIZE, SIGNATURE_SIZE, WRAPPED_KEY_SIZE
 from agent.errors import BundleRejected
+from agent.reasons import Reason
 
 MAGIC = b"EDGEPKG\x01"
 PREFIX = struct.Struct(">8sIHQ")  # magic, body length, signature count, payload length
@@ -74,23 +75,26 @@ def parse_prefix(data: bytes | memoryview, limits: Limits) -> Prefix:
     """Read and cap the fixed prefix; enough to know how many header bytes to fetch."""
     if len(data) < PREFIX_SIZE:
         raise BundleRejected(
-            "stream_truncated", f"bundle is {len(data)} bytes, shorter than its prefix"
+            Reason.STREAM_TRUNCATED, f"bundle is {len(data)} bytes, shorter than its prefix"
         )
     magic, body_length, signature_count, payload_length = PREFIX.unpack_from(data, 0)
     if magic != MAGIC:
-        raise BundleRejected("malformed", "not an edge-agent bundle (bad magic or format version)")
+        raise BundleRejected(
+            Reason.MALFORMED, "not an edge-agent bundle (bad magic or format version)"
+        )
     prefix = Prefix(body_length, signature_count, payload_length)
     if signature_count > limits.max_signatures:
         raise BundleRejected(
-            "too_large", f"{signature_count} signatures, limit is {limits.max_signatures}"
+            Reason.TOO_LARGE, f"{signature_count} signatures, limit is {limits.max_signatures}"
         )
     if prefix.header_length > limits.max_header:
         raise BundleRejected(
-            "too_large", f"header is {prefix.header_length} bytes, limit is {limits.max_header}"
+            Reason.TOO_LARGE,
+            f"header is {prefix.header_length} bytes, limit is {limits.max_header}",
         )
     if payload_length > limits.max_payload:
         raise BundleRejected(
-            "too_large", f"payload is {payload_length} bytes, limit is {limits.max_payload}"
+            Reason.TOO_LARGE, f"payload is {payload_length} bytes, limit is {limits.max_payload}"
         )
     return prefix
 
@@ -100,7 +104,7 @@ def parse_header(data: bytes | memoryview, limits: Limits) -> RawHeader:
     prefix = parse_prefix(data, limits)
     if len(data) < prefix.header_length:
         raise BundleRejected(
-            "stream_truncated",
+            Reason.STREAM_TRUNCATED,
             f"header needs {prefix.header_length} bytes, only {len(data)} present",
         )
     body_end = PREFIX_SIZE + prefix.body_length
@@ -120,14 +124,16 @@ def _parse_body(body: bytes, limits: Limits) -> tuple[bytes, tuple[Recipient, ..
     manifest = reader.take(reader.u32(), "manifest")
     count = reader.u16()
     if count > limits.max_recipients:
-        raise BundleRejected("too_large", f"{count} recipients, limit is {limits.max_recipients}")
+        raise BundleRejected(
+            Reason.TOO_LARGE, f"{count} recipients, limit is {limits.max_recipients}"
+        )
     recipients = []
     for _ in range(count):
         raw_id = reader.take(reader.u8(), "recipient id")
         try:
             recipient_id = raw_id.decode("utf-8")
         except UnicodeDecodeError:
-            raise BundleRejected("malformed", "recipient id is not UTF-8") from None
+            raise BundleRejected(Reason.MALFORMED, "recipient id is not UTF-8") from None
         recipients.append(
             Recipient(
                 recipient_id,
@@ -136,7 +142,9 @@ def _parse_body(body: bytes, limits: Limits) -> tuple[bytes, tuple[Recipient, ..
             )
         )
     if reader.remaining:
-        raise BundleRejected("malformed", f"{reader.remaining} stray bytes after the recipients")
+        raise BundleRejected(
+            Reason.MALFORMED, f"{reader.remaining} stray bytes after the recipients"
+        )
     return manifest, tuple(recipients)
 
 
@@ -152,7 +160,8 @@ class _Reader:
     def take(self, size: int, what: str) -> bytes:
         if size > self.remaining:
             raise BundleRejected(
-                "malformed", f"{what} needs {size} bytes, header body has {self.remaining} left"
+                Reason.MALFORMED,
+                f"{what} needs {size} bytes, header body has {self.remaining} left",
             )
         chunk = self._data[self._pos : self._pos + size]
         self._pos += size

@@ -23,6 +23,8 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from agent.errors import InputError
+
 PAYLOAD_TYPE = "application/vnd.edge-agent.bundle.v1"
 TRUST_PAYLOAD_TYPE = "application/vnd.edge-agent.trust.v1+json"
 CIPHERS = ("chacha20-poly1305", "aes-256-gcm")
@@ -49,7 +51,7 @@ class AEAD(Protocol):
 AEADFactory = Callable[[str, bytes], AEAD]
 
 
-class StreamError(ValueError):
+class StreamError(InputError, ValueError):
     """The encrypted stream does not authenticate. ``truncated`` tells a cut-short stream apart."""
 
     def __init__(self, message: str, *, truncated: bool = False) -> None:

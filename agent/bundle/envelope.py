@@ -18,6 +18,7 @@ from agent.bundle.container import Signature
 from agent.bundle.crypto import keyid, sign
 from agent.errors import BundleRejected
 from agent.jsonutil import StrictJSONError, dumps_canonical, loads_strict
+from agent.reasons import Reason
 
 MAX_SIGNATURES = 32
 _KEYS = {"payloadType", "payload", "signatures"}
@@ -43,7 +44,7 @@ def open_envelope(
             raise ValueError(f"signatures must be a list of at most {MAX_SIGNATURES} entries")
         return payload, [_signature(e) for e in entries]
     except (StrictJSONError, ValueError, binascii.Error, TypeError, KeyError) as exc:
-        raise BundleRejected("malformed", f"{what}: {exc}") from None
+        raise BundleRejected(Reason.MALFORMED, f"{what}: {exc}") from None
 
 
 def make_envelope(payload_type: str, payload: bytes, signers: Sequence[Ed25519PrivateKey]) -> bytes:

@@ -16,6 +16,7 @@ from agent.bundle.container import Limits
 from agent.bundle.crypto import CIPHERS, ciphertext_length
 from agent.errors import BundleRejected
 from agent.jsonutil import StrictJSONError, dumps_canonical, loads_strict
+from agent.reasons import Reason
 from agent.schema.meta import MetadataError, ModelMetadata
 
 FORMAT = 1
@@ -101,14 +102,14 @@ def parse_manifest(data: bytes, limits: Limits) -> Manifest:
         raw = loads_strict(data, limits.max_header)
         return _manifest(raw, limits)
     except (StrictJSONError, MetadataError) as exc:
-        raise BundleRejected("malformed", f"manifest: {exc}") from None
+        raise BundleRejected(Reason.MALFORMED, f"manifest: {exc}") from None
 
 
 def _manifest(raw: object, limits: Limits) -> Manifest:
     obj = _object(raw, "manifest")
     _exact_keys(obj, "manifest", _MANIFEST_KEYS)
     if obj["format"] != FORMAT or obj["type"] != MANIFEST_TYPE:
-        raise BundleRejected("malformed", "manifest: unsupported format or type")
+        raise BundleRejected(Reason.MALFORMED, "manifest: unsupported format or type")
     name = _matching(obj["name"], _NAME, "manifest.name")
     counter = _int(obj["counter"], "manifest.counter", 0, MAX_COUNTER)
     hardware = tuple(
@@ -125,7 +126,7 @@ def _manifest(raw: object, limits: Limits) -> Manifest:
     expected = ciphertext_length(manifest.plaintext_length, payload.chunk_size)
     if payload.length != expected:
         raise BundleRejected(
-            "malformed",
+            Reason.MALFORMED,
             f"manifest: payload length {payload.length} does not fit files of "
             f"{manifest.plaintext_length} bytes (expected {expected})",
         )
@@ -135,20 +136,20 @@ def _manifest(raw: object, limits: Limits) -> Manifest:
 def _files(value: object, limits: Limits) -> tuple[FileEntry, ...]:
     items = _list(value, "files")
     if len(items) > limits.max_files:
-        raise BundleRejected("too_large", f"{len(items)} files, limit is {limits.max_files}")
+        raise BundleRejected(Reason.TOO_LARGE, f"{len(items)} files, limit is {limits.max_files}")
     files = []
     for item in items:
         obj = _object(item, "manifest.files[]")
         _exact_keys(obj, "manifest.files[]", {"name", "length", "sha256"})
         name = obj["name"]
         if name not in FILE_NAMES:
-            raise BundleRejected("malformed", f"manifest: unknown file name {name!r}")
+            raise BundleRejected(Reason.MALFORMED, f"manifest: unknown file name {name!r}")
         length = _int(obj["length"], f"manifest.files[{name}].length", 0, limits.max_payload)
         files.append(FileEntry(name, length, _matching(obj["sha256"], _HEX64, "files[].sha256")))
     names = [f.name for f in files]
     if len(set(names)) != len(names) or REQUIRED_FILE not in names:
         raise BundleRejected(
-            "malformed", "manifest: files must be distinct and include model.tflite"
+            Reason.MALFORMED, "manifest: files must be distinct and include model.tflite"
         )
     return tuple(files)
 
@@ -159,14 +160,15 @@ def _payload(value: object, limits: Limits) -> PayloadInfo:
     _exact_keys(obj, "manifest.payload", keys)
     cipher = obj["cipher"]
     if cipher not in CIPHERS:
-        raise BundleRejected("malformed", f"manifest: unknown cipher {cipher!r}")
+        raise BundleRejected(Reason.MALFORMED, f"manifest: unknown cipher {cipher!r}")
     chunk_size = _int(obj["chunk_size"], "manifest.payload.chunk_size", 1 << 10, 1 << 24)
     length = _int(obj["length"], "manifest.payload.length", 0, limits.max_payload)
     block_size = _int(obj["block_size"], "manifest.payload.block_size", 1 << 10, 1 << 26)
     blocks = _list(obj["blocks"], "payload.blocks")
     if len(blocks) > limits.max_blocks or len(blocks) != -(-length // block_size):
         raise BundleRejected(
-            "malformed", f"manifest: {len(blocks)} block hashes for {length} bytes in {block_size}"
+            Reason.MALFORMED,
+            f"manifest: {len(blocks)} block hashes for {length} bytes in {block_size}",
         )
     return PayloadInfo(
         cipher,
@@ -180,29 +182,29 @@ def _payload(value: object, limits: Limits) -> PayloadInfo:
 
 def _object(raw: object, where: str) -> dict[str, Any]:
     if not isinstance(raw, dict):
-        raise BundleRejected("malformed", f"{where} must be an object")
+        raise BundleRejected(Reason.MALFORMED, f"{where} must be an object")
     return cast(dict[str, Any], raw)
 
 
 def _exact_keys(obj: dict[str, Any], where: str, keys: set[str]) -> None:
     if set(obj) != keys:
         odd = sorted(set(obj) ^ keys)
-        raise BundleRejected("malformed", f"{where}: missing or unknown key {odd[0]!r}")
+        raise BundleRejected(Reason.MALFORMED, f"{where}: missing or unknown key {odd[0]!r}")
 
 
 def _list(value: object, where: str) -> list[object]:
     if not isinstance(value, list):
-        raise BundleRejected("malformed", f"manifest.{where} must be a list")
+        raise BundleRejected(Reason.MALFORMED, f"manifest.{where} must be a list")
     return value
 
 
 def _int(value: object, where: str, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise BundleRejected("malformed", f"{where} must be an integer in {low}..{high}")
+        raise BundleRejected(Reason.MALFORMED, f"{where} must be an integer in {low}..{high}")
     return value
 
 
 def _matching(value: object, pattern: re.Pattern[str], where: str) -> str:
     if not isinstance(value, str) or not pattern.fullmatch(value):
-        raise BundleRejected("malformed", f"{where} has an invalid value {value!r}")
+        raise BundleRejected(Reason.MALFORMED, f"{where} has an invalid value {value!r}")
     return value

@@ -21,6 +21,7 @@ from agent.bundle.crypto import TRUST_PAYLOAD_TYPE, keyid, raw_public, signature
 from agent.bundle.envelope import b64, make_envelope, open_envelope, unb64
 from agent.errors import BundleRejected
 from agent.jsonutil import StrictJSONError, dumps_canonical, loads_strict
+from agent.reasons import Reason
 
 MAX_TRUST_BYTES = 64 << 10
 TRUST_TYPE = "edge-agent/trust"
@@ -69,18 +70,18 @@ class TrustRoot:
                 continue
             if not signature_valid(public, entry.signature, payload_type, body):
                 raise BundleRejected(
-                    "signature_invalid",
+                    Reason.SIGNATURE_INVALID,
                     f"signature by {trusted} {entry.keyid.hex()[:16]} does not verify",
                 )
             valid.add(entry.keyid)
         if not valid:
             what = "carries no signature" if not signatures else f"has no signature by a {trusted}"
             raise BundleRejected(
-                "signature_invalid", f"signature does not verify with any {trusted} ({what})"
+                Reason.SIGNATURE_INVALID, f"signature does not verify with any {trusted} ({what})"
             )
         if len(valid) < self.threshold:
             raise BundleRejected(
-                "threshold_not_met",
+                Reason.THRESHOLD_NOT_MET,
                 f"{len(valid)} distinct {trusted}(s) signed, threshold is {self.threshold}",
             )
         return frozenset(valid)
@@ -100,12 +101,16 @@ def rotate_trust(current: TrustRoot, envelope: bytes) -> TrustRoot:
     current.verify(TRUST_PAYLOAD_TYPE, payload, signatures)
     new = _parse_root(payload)
     if new.version < current.version:
-        raise BundleRejected("rollback", f"trust file version {new.version} < {current.version}")
+        raise BundleRejected(
+            Reason.ROLLBACK, f"trust file version {new.version} < {current.version}"
+        )
     if new.version == current.version:
-        raise BundleRejected("already_installed", f"trust file version {new.version} is current")
+        raise BundleRejected(
+            Reason.ALREADY_INSTALLED, f"trust file version {new.version} is current"
+        )
     if new.version != current.version + 1:
         raise BundleRejected(
-            "malformed",
+            Reason.MALFORMED,
             f"trust file version {new.version} skips {current.version + 1}; rotate one at a time",
         )
     new.verify(TRUST_PAYLOAD_TYPE, payload, signatures)
@@ -150,4 +155,4 @@ def _parse_root(payload: bytes) -> TrustRoot:
             raise ValueError("keys must be distinct")
         return TrustRoot.from_keys(keys, threshold, version)
     except (StrictJSONError, ValueError, binascii.Error, TypeError) as exc:
-        raise BundleRejected("malformed", f"trust file payload: {exc}") from None
+        raise BundleRejected(Reason.MALFORMED, f"trust file payload: {exc}") from None

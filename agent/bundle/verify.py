@@ -36,6 +36,7 @@ from agent.bundle.manifest import Manifest, parse_manifest
 from agent.bundle.state import ReleaseState
 from agent.bundle.trust import TrustRoot
 from agent.errors import BundleRejected
+from agent.reasons import Reason
 
 ManifestParser = Callable[[bytes, Limits], Manifest]
 
@@ -79,14 +80,18 @@ def check_block(verified: VerifiedManifest, index: int, block: bytes | memoryvie
     """Check ciphertext block ``index`` against the signed per-block SHA-256 (pure)."""
     payload = verified.manifest.payload
     if not 0 <= index < len(payload.blocks):
-        raise BundleRejected("malformed", f"block {index} does not exist ({len(payload.blocks)})")
+        raise BundleRejected(
+            Reason.MALFORMED, f"block {index} does not exist ({len(payload.blocks)})"
+        )
     start, end = payload.block_range(index)
     if len(block) != end - start:
         raise BundleRejected(
-            "digest_mismatch", f"block {index} is {len(block)} bytes, expected {end - start}"
+            Reason.DIGEST_MISMATCH, f"block {index} is {len(block)} bytes, expected {end - start}"
         )
     if not hmac.compare_digest(hashlib.sha256(block).hexdigest(), payload.blocks[index]):
-        raise BundleRejected("digest_mismatch", f"block {index} SHA-256 differs from the manifest")
+        raise BundleRejected(
+            Reason.DIGEST_MISMATCH, f"block {index} SHA-256 differs from the manifest"
+        )
 
 
 class BundleVerifier:
@@ -137,7 +142,7 @@ class BundleVerifier:
         manifest = self._parse_manifest(raw.manifest, self._limits)
         if manifest.payload.length != raw.prefix.payload_length:
             raise BundleRejected(
-                "malformed",
+                Reason.MALFORMED,
                 f"prefix payload length {raw.prefix.payload_length} differs from the manifest's "
                 f"{manifest.payload.length}",
             )
@@ -162,11 +167,13 @@ class BundleVerifier:
         info = verified.manifest.payload
         if len(payload) < info.length:
             raise BundleRejected(
-                "stream_truncated", f"payload is {len(payload)} bytes, manifest says {info.length}"
+                Reason.STREAM_TRUNCATED,
+                f"payload is {len(payload)} bytes, manifest says {info.length}",
             )
         if len(payload) > info.length:
             raise BundleRejected(
-                "digest_mismatch", f"payload is {len(payload)} bytes, manifest says {info.length}"
+                Reason.DIGEST_MISMATCH,
+                f"payload is {len(payload)} bytes, manifest says {info.length}",
             )
         view = memoryview(payload)
         for index in range(len(info.blocks)):
@@ -178,7 +185,7 @@ class BundleVerifier:
         try:
             decrypt_stream_into(self._aead_factory(info.cipher, key), view, info.chunk_size, out)
         except StreamError as exc:
-            code = "stream_truncated" if exc.truncated else "digest_mismatch"
+            code = Reason.STREAM_TRUNCATED if exc.truncated else Reason.DIGEST_MISMATCH
             raise BundleRejected(code, f"payload stream: {exc}") from None
         return DecryptedBundle(verified, _split_files(verified.manifest, out))
 
@@ -188,7 +195,7 @@ class BundleVerifier:
             if recipient.recipient_id in ours:
                 return recipient
         raise BundleRejected(
-            "not_a_recipient", f"bundle is not encrypted for device {self._device.device_id!r}"
+            Reason.NOT_A_RECIPIENT, f"bundle is not encrypted for device {self._device.device_id!r}"
         )
 
     def _unwrap(self, verified: VerifiedManifest) -> bytes:
@@ -202,7 +209,7 @@ class BundleVerifier:
         )
         if key is None:
             raise BundleRejected(
-                "not_a_recipient",
+                Reason.NOT_A_RECIPIENT,
                 f"payload key for {recipient.recipient_id!r} does not unwrap with this device key",
             )
         return key
@@ -210,7 +217,7 @@ class BundleVerifier:
     def _check_hardware(self, manifest: Manifest) -> None:
         if manifest.hardware and self._device.hardware not in manifest.hardware:
             raise BundleRejected(
-                "wrong_hardware",
+                Reason.WRONG_HARDWARE,
                 f"bundle is for hardware {', '.join(manifest.hardware)}; "
                 f"this device is {self._device.hardware or 'unspecified'}",
             )
@@ -221,22 +228,22 @@ class BundleVerifier:
             return
         if manifest.counter < highest and not self._own_slot:
             raise BundleRejected(
-                "rollback",
+                Reason.ROLLBACK,
                 f"{manifest.name} release {manifest.counter} is older than installed {highest}",
             )
         if manifest.counter == highest and not self._reopen_installed:
             raise BundleRejected(
-                "already_installed", f"{manifest.name} release {manifest.counter} is installed"
+                Reason.ALREADY_INSTALLED, f"{manifest.name} release {manifest.counter} is installed"
             )
 
     def _check_expiry(self, manifest: Manifest) -> None:
         if manifest.expires is None:
             return
         if manifest.expires <= self._now:
-            raise BundleRejected("expired", f"bundle expired at {manifest.expires}")
+            raise BundleRejected(Reason.EXPIRED, f"bundle expired at {manifest.expires}")
         if manifest.expires <= self._state.time_floor:
             raise BundleRejected(
-                "clock_behind_floor",
+                Reason.CLOCK_BEHIND_FLOOR,
                 f"wall clock {self._now} is behind the time floor {self._state.time_floor}; "
                 f"by the floor the bundle expired at {manifest.expires}",
             )
@@ -250,7 +257,7 @@ def _split_files(manifest: Manifest, plaintext: memoryview) -> Mapping[str, memo
         offset += entry.length
         if not hmac.compare_digest(hashlib.sha256(part).hexdigest(), entry.sha256):
             raise BundleRejected(
-                "digest_mismatch", f"{entry.name} SHA-256 differs from the manifest"
+                Reason.DIGEST_MISMATCH, f"{entry.name} SHA-256 differs from the manifest"
             )
         files[entry.name] = part.toreadonly()
     return MappingProxyType(files)

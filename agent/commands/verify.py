@@ -23,6 +23,7 @@ from agent.bundle.state import ReleaseState, StateStore
 from agent.bundle.trust import MAX_TRUST_BYTES, TrustRoot, load_trust
 from agent.bundle.verify import BundleVerifier, DecryptedBundle, DeviceIdentity, open_bundle
 from agent.errors import BundleRejected, InputError
+from agent.reasons import Reason
 from agent.schema.canary import Canary, CanaryError, CanaryResult, check_canary, load_canary
 
 
@@ -107,7 +108,7 @@ def _test_load(bundle: DecryptedBundle, backend: str, accelerator: str) -> LoadR
             try:
                 result = check_canary(dequantize(outputs[0], model.outputs[0]), canary)
             except CanaryError as exc:
-                raise BundleRejected("malformed", f"canary.npz: {exc}") from None
+                raise BundleRejected(Reason.MALFORMED, f"canary.npz: {exc}") from None
         return LoadReport(model.backend, model.accelerator, latency_ms, result)
     finally:
         model.close()
@@ -117,7 +118,7 @@ def _canary(data: memoryview) -> Canary:
     try:
         return load_canary(data)
     except CanaryError as exc:
-        raise BundleRejected("malformed", f"canary.npz: {exc}") from None
+        raise BundleRejected(Reason.MALFORMED, f"canary.npz: {exc}") from None
 
 
 def _summary(bundle: DecryptedBundle, report: LoadReport, verify_ms: float) -> str:

@@ -26,7 +26,7 @@ from agent.daemon.lifecycle import Flags
 from agent.daemon.metrics import RollingStats, cpu_temperature_c, rss_bytes
 from agent.daemon.sdnotify import Notifier
 from agent.daemon.watchdog import Progress, stall_limit_s
-from agent.errors import BackendError, BundleRejected, ConfigError, EdgeError, ErrorLog, InputError
+from agent.errors import BackendError, ConfigError, EdgeError, ErrorLog, InputError, Rejected
 from agent.hass.announcer import HassAnnouncer
 from agent.model.active import (
     ActiveModel,
@@ -270,7 +270,7 @@ class Service:
             active = open_active_model(
                 self.config, self.resolver, self.store, credentials, now=self.wall()
             )
-        except (BundleRejected, BackendError, ConfigError, InputError) as exc:
+        except (Rejected, BackendError, ConfigError, InputError) as exc:
             log.error("no model can be served: %s", exc)
             self.health.fail(exc.code, str(exc))
             self._set_state("error")

@@ -34,6 +34,7 @@ from agent.bundle.keys import decode_device_private, decode_release_public
 from agent.config import AgentConfig
 from agent.errors import BundleRejected, ConfigError
 from agent.model.slots import SlotStore
+from agent.reasons import Reason
 from agent.runtime import LoadedModel, open_model
 from agent.schema.meta import MetadataError, ModelMetadata
 from agent.secrets import FileResolver, read_public, read_secret
@@ -209,11 +210,13 @@ def load_bundle(bundle: DecryptedBundle, config: AgentConfig) -> ActiveModel:
 def _metadata(bundle: DecryptedBundle) -> ModelMetadata:
     raw = bundle.file("metadata.json")
     if raw is None:
-        raise BundleRejected("malformed", "bundle has no metadata.json; rebuild it with --metadata")
+        raise BundleRejected(
+            Reason.MALFORMED, "bundle has no metadata.json; rebuild it with --metadata"
+        )
     try:
         metadata = ModelMetadata.from_json(bytes(raw))
     except MetadataError as exc:
-        raise BundleRejected("malformed", f"metadata.json: {exc}") from None
+        raise BundleRejected(Reason.MALFORMED, f"metadata.json: {exc}") from None
     labels = bundle.file("labels.txt")
     if labels is not None and not metadata.labels:
         text = bytes(labels).decode("utf-8", "replace")

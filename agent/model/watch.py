@@ -12,6 +12,8 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 
+from agent.reasons import Reason
+
 PASSED = "passed"
 MIN_LATENCY_SAMPLES = 5
 MAX_ERRORS = 3
@@ -33,18 +35,18 @@ class Watch:
         """One result of the new model; a rollback reason or ``None``."""
         self.observed += 1
         if not finite:
-            return "nan_output"
+            return Reason.NAN_OUTPUT
         self._latencies.append(total_s)
         if self.baseline_p50_s is not None and len(self._latencies) >= MIN_LATENCY_SAMPLES:
             p50 = statistics.median(self._latencies)
             if p50 > self.latency_factor * self.baseline_p50_s:
-                return "latency"
+                return Reason.LATENCY
         return None
 
     def observe_error(self) -> str | None:
         """One failed inference (backend error) of the new model."""
         self.errors += 1
-        return "errors" if self.errors >= self.max_errors else None
+        return Reason.ERRORS if self.errors >= self.max_errors else None
 
     def done(self, now: float) -> bool:
         """Whether the window is over (the new model stays; the previous can be released)."""

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from agent.errors import InputError
+
 MAX_TOPIC_BYTES = 65535
 MAX_DEVICE_ID_CHARS = 128
 
 
-class TopicError(ValueError):
+class TopicError(InputError, ValueError):
     """A topic, topic filter or device id is not valid."""
 
 

@@ -17,12 +17,14 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from agent.errors import InputError
+
 MAX_CANARY_BYTES = 16 << 20
 _KEYS = {"input", "expected", "atol"}
 _INPUT_DTYPES = ("float32", "float16", "int8", "uint8", "int16", "int32", "int64", "bool")
 
 
-class CanaryError(ValueError):
+class CanaryError(InputError, ValueError):
     """The canary file is malformed, too large, or does not fit the model's output."""
 
 

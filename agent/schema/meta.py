@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, cast
 
+from agent.errors import InputError
 from agent.jsonutil import StrictJSONError, dumps_canonical, loads_strict
 
 MAX_METADATA_BYTES = 1 << 20
@@ -29,7 +30,7 @@ ResizeMode = Literal["stretch", "letterbox"]
 Scores = Literal["probabilities", "logits", "sigmoid"]
 
 
-class MetadataError(ValueError):
+class MetadataError(InputError, ValueError):
     """Model metadata is malformed or inconsistent; the message names the field."""
 
 

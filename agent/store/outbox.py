@@ -40,6 +40,7 @@ from pathlib import Path
 
 from agent.errors import EdgeError
 from agent.mqtt.messages import OutboxStats
+from agent.reasons import Reason
 
 _log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 class OutboxError(EdgeError):
     """The outbox could not store or update an item (disk full, I/O error, item too large)."""
 
-    code = "outbox"
+    code = Reason.OUTBOX
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from agent.bundle.container import Limits
+from agent.reasons import Reason
 from agent.schema.canary import MAX_CANARY_BYTES
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ class CanarySettings:
 class CanaryReport:
     """The verdict. ``reason`` is ``None`` when the canary passed, else a ``canary_*`` code."""
 
-    reason: str | None
+    reason: Reason | None
     detail: str
     latency_ms: float | None = None
     max_abs_error: float | None = None
@@ -90,25 +91,25 @@ def run_canary(
             command, input=request, capture_output=True, timeout=timeout_s, check=False
         )
     except subprocess.TimeoutExpired:
-        return CanaryReport("canary_timeout", f"canary did not finish within {timeout_s:g} s")
+        return CanaryReport(Reason.CANARY_TIMEOUT, f"canary did not finish within {timeout_s:g} s")
     stderr = done.stderr.decode("utf-8", "replace").strip().splitlines()
     why = stderr[-1][:300] if stderr else "no output"
     if done.returncode != 0:
         return CanaryReport(
-            "canary_crash", f"canary process exited with status {done.returncode}: {why}"
+            Reason.CANARY_CRASH, f"canary process exited with status {done.returncode}: {why}"
         )
     try:
         return _report(done.stdout)
     except (ValueError, KeyError, TypeError) as exc:
-        return CanaryReport("canary_crash", f"canary process gave no verdict ({exc}): {why}")
+        return CanaryReport(Reason.CANARY_CRASH, f"canary process gave no verdict ({exc}): {why}")
 
 
 def _report(stdout: bytes) -> CanaryReport:
     if len(stdout) > MAX_REPORT_BYTES:
         raise ValueError("report too large")
     obj = json.loads(stdout.decode("utf-8").strip().splitlines()[-1])
-    reason = obj["reason"]
-    if reason is not None and not (isinstance(reason, str) and reason.startswith("canary_")):
+    reason = None if obj["reason"] is None else Reason(obj["reason"])
+    if reason is not None and not reason.startswith("canary_"):
         raise ValueError(f"bad reason {reason!r}")
     return CanaryReport(
         reason,
@@ -156,7 +157,7 @@ def judge(settings: CanarySettings, model_bytes: bytes, canary_bytes: bytes) -> 
     try:
         canary = load_canary(canary_bytes)
     except CanaryError as exc:
-        return {**verdict, "reason": "canary_malformed", "detail": str(exc)}
+        return {**verdict, "reason": Reason.CANARY_MALFORMED, "detail": str(exc)}
     try:
         model = open_model(
             model_bytes,
@@ -172,11 +173,11 @@ def judge(settings: CanarySettings, model_bytes: bytes, canary_bytes: bytes) -> 
             timings.append(time.perf_counter() - started)
         result = check_canary(dequantize(outputs[0], model.outputs[0]), canary)
     except (BackendError, CanaryError, ValueError) as exc:
-        return {**verdict, "reason": "canary_load", "detail": str(exc)}
+        return {**verdict, "reason": Reason.CANARY_LOAD, "detail": str(exc)}
     verdict["latency_ms"] = statistics.median(timings) * 1000.0
     verdict["max_abs_error"] = result.max_abs_error
     if not result.passed:
-        verdict["reason"] = "canary_mismatch"
+        verdict["reason"] = Reason.CANARY_MISMATCH
         verdict["detail"] = (
             f"output differs from the expected canary output by {result.max_abs_error:.6g}, "
             f"tolerance {result.atol:.6g}"
@@ -192,7 +193,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings, model, canary = read_request(sys.stdin.buffer)
     except (ValueError, TypeError, struct.error) as exc:
-        verdict: dict[str, Any] = {"reason": "canary_malformed", "detail": f"bad request: {exc}"}
+        verdict: dict[str, Any] = {
+            "reason": Reason.CANARY_MALFORMED,
+            "detail": f"bad request: {exc}",
+        }
         verdict.update(latency_ms=None, max_abs_error=None)
     else:
         verdict = judge(settings, model, canary)

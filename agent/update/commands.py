@@ -34,6 +34,7 @@ from agent.bundle.manifest import MAX_COUNTER
 from agent.bundle.trust import TrustRoot
 from agent.errors import BundleRejected
 from agent.jsonutil import StrictJSONError, dumps_canonical, loads_strict
+from agent.reasons import Reason
 from agent.update.protocol import COMMAND_DESIRED, COMMAND_ROLLBACK, COMMANDS, bundle_id
 
 COMMAND_PAYLOAD_TYPE = "application/vnd.edge-agent.command+json"
@@ -182,10 +183,10 @@ def open_command(envelope: bytes, fleet: TrustRoot, device_id: str) -> SignedCom
     try:
         command = Command.from_json(payload)
     except (StrictJSONError, ValueError, TypeError) as exc:
-        raise BundleRejected("malformed", f"command payload: {exc}") from None
+        raise BundleRejected(Reason.MALFORMED, f"command payload: {exc}") from None
     if command.device != device_id:
         raise BundleRejected(
-            "wrong_device", f"{command.command} command is for device {command.device!r}"
+            Reason.WRONG_DEVICE, f"{command.command} command is for device {command.device!r}"
         )
     return SignedCommand(command, hashlib.sha256(payload).hexdigest(), signers)
 
@@ -214,7 +215,7 @@ class CommandLedger:
         if retained and command.seq == previous.seq and signed.digest == previous.digest:
             return False
         raise BundleRejected(
-            "replayed",
+            Reason.REPLAYED,
             f"{command.command} command seq {command.seq} is not newer than the last accepted "
             f"seq {previous.seq}",
         )

@@ -19,10 +19,11 @@ import numpy as np
 
 from agent.bundle import BundleVerifier, DecryptedBundle, StateStore, open_bundle
 from agent.config import AgentConfig
-from agent.errors import BackendError, BundleRejected
+from agent.errors import BackendError, BundleRejected, DeviceError
 from agent.model.active import ActiveModel, Credentials
 from agent.model.pipeline import Pipeline
 from agent.model.slots import SlotState, SlotStore
+from agent.reasons import Reason
 from agent.update.canary_worker import CanarySettings, run_canary
 from agent.update.protocol import bundle_id, split_bundle
 
@@ -117,7 +118,7 @@ class Installer:
         """The canary in its own process; raises :class:`BundleRejected` ``canary_*``."""
         canary = bundle.file("canary.npz")
         if canary is None:
-            raise BundleRejected("canary_missing", "bundle has no canary.npz to prove it with")
+            raise BundleRejected(Reason.CANARY_MISSING, "bundle has no canary.npz to prove it with")
         model = bundle.file("model_cpu.tflite") or bundle.files["model.tflite"]
         uses_cpu_variant = bundle.file("model_cpu.tflite") is not None
         settings = CanarySettings(
@@ -138,7 +139,7 @@ class Installer:
         budget = None if running_p50_ms is None else update.latency_budget_factor * running_p50_ms
         if budget is not None and report.latency_ms is not None and report.latency_ms > budget:
             raise BundleRejected(
-                "canary_latency",
+                Reason.CANARY_LATENCY,
                 f"canary invoke takes {report.latency_ms:.2f} ms, budget {budget:.2f} ms "
                 f"({update.latency_budget_factor:g} x the running p50 {running_p50_ms:.2f} ms)",
             )
@@ -157,7 +158,7 @@ class Installer:
         """Load the previous slot's model and make it active (a rollback command)."""
         state = self.slots.load()
         if state.previous is None:
-            raise BundleRejected("no_previous_slot", "there is no previous model to roll back to")
+            raise DeviceError(Reason.NO_PREVIOUS_SLOT, "there is no previous model to roll back to")
         data = self.slots.read(state.previous)
         bundle = open_bundle(data, self.verifier(own_slot=True))
         active, pipeline = self._load(bundle)
@@ -178,5 +179,5 @@ class Installer:
             active, pipeline = self.load(bundle)
             active.model.invoke([np.zeros(s.shape, np.dtype(s.dtype)) for s in active.model.inputs])
         except BackendError as exc:
-            raise BundleRejected("load_failed", f"model does not load: {exc}") from None
+            raise DeviceError(Reason.LOAD_FAILED, f"model does not load: {exc}") from None
         return active, pipeline

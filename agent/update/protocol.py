@@ -22,6 +22,7 @@ from agent.bundle.container import Limits, parse_prefix
 from agent.errors import BundleRejected
 from agent.mqtt.messages import UPDATE_STATES, UpdateStatus
 from agent.mqtt.topics import DeviceTopics, Topic, TopicError, TopicFilter, validate_prefix
+from agent.reasons import Reason
 
 BUNDLES_LEVEL = "bundles"
 COMMAND_DESIRED = "desired"
@@ -67,7 +68,7 @@ def split_bundle(data: bytes | memoryview, limits: Limits | None = None) -> tupl
     expected = prefix.header_length + prefix.payload_length
     if len(data) != expected:
         raise BundleRejected(
-            "malformed", f"bundle is {len(data)} bytes; its prefix says {expected}"
+            Reason.MALFORMED, f"bundle is {len(data)} bytes; its prefix says {expected}"
         )
     return bytes(data[: prefix.header_length]), prefix.payload_length
 

@@ -12,13 +12,14 @@ from pathlib import Path
 from agent.fsutil import atomic_write, read_capped
 from agent.jsonutil import StrictJSONError, dumps_canonical, loads_strict
 from agent.mqtt.messages import MessageError, UpdateStatus
+from agent.reasons import Reason
 from agent.update.commands import CommandLedger
 
 log = logging.getLogger(__name__)
 
 MAX_RECORD_BYTES = 64 * 1024
 FINAL_STATES = ("installed", "rejected", "rolled_back")
-RETRIED_REASONS = ("too_slow", "deadline", "transport")
+RETRIED_REASONS = (Reason.TOO_SLOW, Reason.DEADLINE, Reason.TRANSPORT)
 
 
 def is_final(status: UpdateStatus) -> bool:

@@ -20,6 +20,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from agent.backoff import Backoff
+from agent.reasons import Reason
 
 _BITMAP_MAGIC = b"EDGEBMP1"
 _BITMAP_HEAD = struct.Struct(">8sI")
@@ -186,11 +187,11 @@ class Transfer:
         if self.complete:
             return None
         if now - self._started > self.limits.deadline_s:
-            return "deadline"
+            return Reason.DEADLINE
         if now - self._resumed >= self.limits.rate_window_s and (
             self.bytes_per_s(now) < self.limits.min_bytes_per_s
         ):
-            return "too_slow"
+            return Reason.TOO_SLOW
         return None
 
     def _trim(self, now: float) -> None:

@@ -21,12 +21,13 @@ from pathlib import Path
 from agent.backoff import Backoff
 from agent.bundle import BundleVerifier, TrustRoot, VerifiedManifest, check_block
 from agent.config import AgentConfig
-from agent.errors import BundleRejected, EdgeError
+from agent.errors import BundleRejected, DeviceError, EdgeError, Rejected
 from agent.model.active import ActiveModel
 from agent.mqtt.client import MqttClient
 from agent.mqtt.events import BoundedQueue, IncomingMessage, Subscription
 from agent.mqtt.messages import UpdateStatus
 from agent.mqtt.topics import DeviceTopics, TopicFilter
+from agent.reasons import Reason
 from agent.update.commands import BundleOffer, CommandLedger, SignedCommand, open_command
 from agent.update.install import Installer, Swap, prompt_switching
 from agent.update.partial import PartialPayload, discard_others, free_bytes
@@ -164,11 +165,11 @@ class Updater:
                     next_tick = now + ACTIVE_TICK_S
                     self._drain_feedback()
                     self._tick(now)
-            except BundleRejected as exc:
+            except Rejected as exc:
                 self._reject_job(exc.code, exc.reason, keep_partial=True)
             except (EdgeError, OSError, ValueError) as exc:
                 log.exception("update step failed")
-                self._reject_job(getattr(exc, "code", "io_error"), str(exc), keep_partial=True)
+                self._reject_job(getattr(exc, "code", Reason.IO_ERROR), str(exc), keep_partial=True)
 
     def _dispatch(self, message: IncomingMessage) -> None:
         topic, payload = message.topic, message.payload
@@ -200,10 +201,10 @@ class Updater:
             signed = open_command(payload, self.fleet, self.device_id)
             if signed.command.command != kind:
                 raise BundleRejected(
-                    "malformed", f"a {signed.command.command} command on the {kind} topic"
+                    Reason.MALFORMED, f"a {signed.command.command} command on the {kind} topic"
                 )
             new = self._ledger.is_new(signed)
-        except BundleRejected as exc:
+        except Rejected as exc:
             log.warning("%s command rejected: %s", kind, exc)
             self._show(UpdateStatus("rejected", exc.code, f"{kind} command: {exc.reason}"))
             return None
@@ -241,14 +242,14 @@ class Updater:
         try:
             with prompt_switching():
                 swap = self.installer.previous()
-        except BundleRejected as exc:
+        except Rejected as exc:
             log.warning("rollback command not carried out: %s", exc)
             self._show(UpdateStatus("rejected", exc.code, exc.reason))
             return
         self._swaps.put(swap)
         log.info("rolled back to the previous slot by command")
         base = self._outcome or UpdateStatus()
-        self._record(replace(base, state="rolled_back", reason="command", detail=None))
+        self._record(replace(base, state="rolled_back", reason=Reason.COMMAND, detail=None))
 
     def _rolled_back(self, bundle: str | None, reason: str, retired: ActiveModel) -> None:
         retired.model.close()
@@ -281,7 +282,8 @@ class Updater:
         job.header_sub = None
         if not job.offer.header_matches(payload):
             raise BundleRejected(
-                "header_mismatch", "the header's SHA-256 differs from the signed desired command"
+                Reason.HEADER_MISMATCH,
+                "the header's SHA-256 differs from the signed desired command",
             )
         verifier = self.installer.verifier()
         verified = verifier.verify_header(payload)
@@ -293,7 +295,7 @@ class Updater:
         self.updates_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         free = free_bytes(self.updates_dir)
         if free < need:
-            raise BundleRejected("no_space", f"{free} bytes free in state_dir, {need} needed")
+            raise DeviceError(Reason.NO_SPACE, f"{free} bytes free in state_dir, {need} needed")
         job.header, job.verifier, job.verified = payload, verifier, verified
         job.partial = PartialPayload(self.updates_dir, job.offer.id, info.length, len(info.blocks))
         now = self.clock()
@@ -310,7 +312,7 @@ class Updater:
         size = header + manifest.payload.length
         if actual != (offer.name, offer.counter, offer.blocks) or size != offer.size:
             raise BundleRejected(
-                "offer_mismatch",
+                Reason.OFFER_MISMATCH,
                 f"header is {manifest.name} release {manifest.counter}, {actual[2]} blocks, "
                 f"{size} bytes; the command said {offer.name} release {offer.counter}, "
                 f"{offer.blocks} blocks, {offer.size} bytes",
@@ -327,7 +329,7 @@ class Updater:
         now = self.clock()
         try:
             check_block(verified, index, payload)
-        except BundleRejected as exc:
+        except Rejected as exc:
             delay = transfer.corrupt(index, now)
             log.warning("block %s rejected (%s); fetching it again in %.1f s", index, exc, delay)
             self._progress(now, force=True)
@@ -428,7 +430,7 @@ class Updater:
         payload = job.partial.read()
         try:
             bundle = job.verifier.decrypt(payload)
-        except BundleRejected as exc:
+        except Rejected as exc:
             self._reject_job(exc.code, exc.reason, keep_partial=False)
             return None
         state, slot = self.installer.stage(job.header + payload)
@@ -438,7 +440,7 @@ class Updater:
         try:
             self.installer.prove(bundle, self._running_p50_ms)
             swap = self.installer.go_live(bundle, state, slot, job.offer.id)
-        except BundleRejected as exc:
+        except Rejected as exc:
             log.warning("bundle %s rejected: %s", job.offer.id, exc)
             self._reject_job(exc.code, exc.reason, keep_partial=False)
             return None
