@@ -45,10 +45,16 @@ soak: $(STAMP) mosquitto
 heavy: $(STAMP) mosquitto
 	$(BIN)/pytest -q --heavy -m heavy -s
 
-# Device install: runtime only, no TensorFlow.
+# Device install: the device wheel (agent/ and edge-agent only: no convert/, fleet/, demo/, no
+# TensorFlow), built by scripts/device_wheel.py into dist/device/. VENV=/opt/edge-agent on a Pi;
+# DEVICE_EXTRAS=tflite-runtime for the legacy runtime. The first pip replaces an older install.
+DEVICE_EXTRAS ?= device
 install:
 	@scripts/bootstrap.sh $(PYTHON) $(VENV)
-	$(BIN)/pip install -q '.[device]'
+	@wheel=$$($(BIN)/python scripts/device_wheel.py dist/device) && \
+	  $(BIN)/pip install -q --force-reinstall --no-deps "$$wheel" && \
+	  $(BIN)/pip install -q "$$wheel[$(DEVICE_EXTRAS)]" && \
+	  echo "installed $$wheel[$(DEVICE_EXTRAS)] into $(VENV)"
 
 # The systemd service (run as root): config skeleton, device key, credentials, unit.
 # DESTDIR installs under another root; AGENT_BIN is the edge-agent executable to run.
