@@ -1,0 +1,1 @@
+"""``make demo``: the whole path on the sample model, run as a user would (workstation only)."""

@@ -11,6 +11,7 @@ import that runs the wrong way (docs/architecture.md draws the same rules).
 from __future__ import annotations
 
 import ast
+import re
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -284,3 +285,25 @@ def test_no_module_of_agent_is_over_400_lines() -> None:
 def test_agent_keeps_at_most_8_top_level_modules() -> None:
     top = sorted(p.name for p in (ROOT / "agent").glob("*.py") if p.name != "__init__.py")
     assert len(top) <= MAX_TOP_LEVEL_MODULES, top
+
+
+def test_architecture_doc_names_every_package_and_top_level_module() -> None:
+    text = (ROOT / "docs/architecture.md").read_text()
+    table = text.split("## Where things live\n", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"`([^`]+)`", table))
+    missing = []
+    for top in ("agent", *WORKSTATION):
+        for entry in sorted((ROOT / top).iterdir()):
+            if entry.name in ("__init__.py", "__main__.py"):
+                continue
+            if entry.is_dir() and (entry / "__init__.py").exists():
+                names = {f"{top}/{entry.name}/", f"{entry.name}/"}
+            elif entry.suffix == ".py":
+                names = {f"{top}/{entry.name}", entry.name}
+            else:
+                continue
+            if top == "agent":
+                names = {n for n in names if n.startswith("agent/")}
+            if not names & named:
+                missing.append(f"{top}/{entry.name}")
+    assert missing == []

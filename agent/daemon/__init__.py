@@ -1,0 +1,1 @@
+"""The daemon: the service loop that wires everything, signals, sd_notify, watchdog, metrics."""

@@ -1,0 +1,1 @@
+"""Home Assistant MQTT discovery: the payloads (pure) and the announcer that publishes them."""
