@@ -41,7 +41,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from agent.fsutil import atomic_write
 from demo.broker import DemoBroker
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 DIGITS = ROOT / "models" / "digits"
 DEVICE_ID = "demo-pi"
 PREFIX = "edge"
