@@ -76,4 +76,4 @@ mosquitto:
 	@scripts/ensure-mosquitto.sh
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info dist/device
