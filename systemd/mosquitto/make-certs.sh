@@ -7,9 +7,15 @@
 #                                       or "homeassistant" (the broker's ACL keys off the CN)
 #
 # DAYS (default 825) sets the validity of broker and client certificates.
+# BROKER_GROUP (default mosquitto): broker.key is made root:BROKER_GROUP 0640 when that group
+# exists here, because mosquitto 2 reads its key after dropping root to the mosquitto user. On
+# another machine it stays 0600; install it on the broker with
+#   install -o root -g mosquitto -m 0640 broker.key /etc/mosquitto/edge-agent/broker.key
+# Every other key stays 0600 (owner only); certificates are 0644.
 set -euo pipefail
 
 DAYS="${DAYS:-825}"
+BROKER_GROUP="${BROKER_GROUP:-mosquitto}"
 die() { echo "make-certs: error: $*" >&2; exit 1; }
 
 new_key() { (umask 077; openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1") }
@@ -22,7 +28,20 @@ sign() {  # sign DIR NAME EXTFILE SUBJECT
     openssl x509 -req -in "$dir/$name.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" \
         -CAcreateserial -days "$DAYS" -sha256 -extfile "$ext" -out "$dir/$name.crt" 2>/dev/null
     rm -f "$dir/$name.csr" "$ext"
+    chmod 0644 "$dir/$name.crt"
     echo "make-certs: $dir/$name.crt ($subject)"
+}
+
+broker_key_access() {  # the mosquitto group reads the key; nobody else does
+    local key="$1"
+    if getent group "$BROKER_GROUP" >/dev/null 2>&1 && chgrp "$BROKER_GROUP" "$key" 2>/dev/null; then
+        [ "$(id -u)" = 0 ] && chown root "$key"
+        chmod 0640 "$key"
+        echo "make-certs: $key is group $BROKER_GROUP, mode 0640 (mosquitto reads it after dropping root)"
+    else
+        echo "make-certs: note: $key is 0600; on the broker install it with" \
+            "'install -o root -g $BROKER_GROUP -m 0640 broker.key /etc/mosquitto/edge-agent/'"
+    fi
 }
 
 cmd="${1:-}"; dir="${2:-}"
@@ -48,6 +67,7 @@ case "$cmd" in
         printf 'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=%s\n' \
             "${san%,}" > "$ext"
         sign "$dir" broker "$ext" "/CN=$1"
+        broker_key_access "$dir/broker.key"
         ;;
     client)
         name="${3:-}"

@@ -73,9 +73,12 @@ class MosquittoBroker:
         host: str = "127.0.0.1",
         port: int | None = None,
         recipe: str | None = None,
+        config_file: Path | None = None,
     ) -> None:
         """``recipe``: a complete mosquitto config (its own listener, TLS and ACL lines) used
-        instead of the generated one; only the user and logging lines are added."""
+        instead of the generated one; only the user and logging lines are added.
+        ``config_file``: a config file used exactly as it is (its own user, logging, includes),
+        as a packaged mosquitto is started: ``mosquitto -c <config_file>``."""
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.host = host
@@ -86,6 +89,9 @@ class MosquittoBroker:
         self.config_path = self.workdir / "mosquitto.conf"
         self.log_path = self.workdir / "mosquitto.log"
         self._process: subprocess.Popen[bytes] | None = None
+        if config_file is not None:
+            self.config_path = config_file
+            return
         if recipe is not None:
             self.config_path.write_text("\n".join([*self._base_lines(), recipe]), encoding="utf-8")
             return

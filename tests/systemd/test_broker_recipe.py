@@ -1,5 +1,9 @@
 """The broker recipe (systemd/mosquitto/) on real mosquitto with certificates from its script.
 
+mosquitto runs as the Debian package runs it: the package's stock mosquitto.conf including
+conf.d/edge-agent.conf (the recipe, unchanged but for its port and key directory), started as
+root and dropping to the mosquitto user (tests/support/debian_mosquitto.py).
+
 Every client authenticates with a certificate whose CN is its MQTT username; the ACL gives each
 device its own topics only. The negative checks are ordered, not timed: the broker handles one
 packet at a time, so a message that a later marker overtook was never delivered.
@@ -7,7 +11,8 @@ packet at a time, so a message that a later marker overtook was never delivered.
 
 from __future__ import annotations
 
-import subprocess
+import stat
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,21 +24,19 @@ from paho.mqtt.enums import CallbackAPIVersion
 from agent.mqtt.client import MqttClient
 from agent.mqtt.settings import MqttSettings, TLSFiles
 from agent.mqtt.topics import DeviceTopics, TopicFilter
-from tests.support.broker import ClientTLS, MosquittoBroker, Received, Subscriber, free_port
+from tests.support.broker import ClientTLS, MosquittoBroker, Received, Subscriber
+from tests.support.debian_mosquitto import (
+    STOCK_CONFIG,
+    DebianBroker,
+    config_keys,
+    mosquitto_account,
+    start_debian_broker,
+    stock_config_text,
+)
 
 pytestmark = pytest.mark.broker
 
 ROOT = Path(__file__).resolve().parents[2]
-RECIPE = ROOT / "systemd" / "mosquitto"
-INSTALLED = "/etc/mosquitto/edge-agent/"
-
-
-def _certs(directory: Path) -> None:
-    script = str(RECIPE / "make-certs.sh")
-    subprocess.run([script, "ca", str(directory)], check=True, capture_output=True)
-    subprocess.run([script, "broker", str(directory), "localhost", "127.0.0.1"], check=True)
-    for name in ("dev-a", "dev-b", "fleet", "homeassistant"):
-        subprocess.run([script, "client", str(directory), name], check=True, capture_output=True)
 
 
 @dataclass(frozen=True)
@@ -43,20 +46,16 @@ class RecipeBroker:
 
 
 @pytest.fixture(scope="module")
-def recipe_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RecipeBroker]:
-    workdir = tmp_path_factory.mktemp("recipe")
-    certs = workdir / "certs"
-    _certs(certs)
-    (certs / "acl").write_text((RECIPE / "acl").read_text())
-    (workdir / "persist").mkdir()
-    port = free_port()
-    text = (RECIPE / "edge-agent.conf").read_text()
-    text = text.replace("listener 8883", f"listener {port} 127.0.0.1")
-    text = text.replace(INSTALLED, f"{certs}/")
-    text = text.replace("/var/lib/mosquitto/", f"{workdir}/persist/")
-    broker = MosquittoBroker(workdir, port=port, recipe=text).start()
-    yield RecipeBroker(broker, certs)
-    broker.close()
+def debian() -> Iterator[DebianBroker]:
+    """The recipe in conf.d of a stock Debian mosquitto, running as the mosquitto user."""
+    started = start_debian_broker()
+    yield started
+    started.close()
+
+
+@pytest.fixture(scope="module")
+def recipe_broker(debian: DebianBroker) -> RecipeBroker:
+    return RecipeBroker(debian.broker, debian.certs)
 
 
 @pytest.fixture
@@ -123,7 +122,7 @@ def test_a_device_cannot_publish_as_another_device_nor_forge_commands_or_bundles
     assert _payloads(results) == [b"own-result"]
     assert b"forged-status" not in _payloads(status)
 
-    fleet = client("fleet", "edge/+/status")
+    fleet = results  # one connection per certificate: the broker binds the client id to the CN
     fleet.publish("edge/dev-a/commands/marker-2", b"marker-2")
     device_a.wait_for(_has(b"marker-2"))
     assert b"forged-command" not in _payloads(device_a)
@@ -171,8 +170,8 @@ def test_the_agents_own_client_works_within_its_acl(
     recipe_broker: RecipeBroker, client: Callable[[str, str], Subscriber]
 ) -> None:
     certs, broker = recipe_broker.certs, recipe_broker.broker
-    watcher = client("fleet", "edge/dev-a/availability")
-    fleet = client("fleet", "edge/+/status")
+    watcher = fleet = client("fleet", "edge/dev-a/availability")
+    fleet.subscribe("edge/+/status")
     fleet.publish("edge/dev-a/commands/desired", b"offer", retain=True)
     fleet.publish("edge/bundles/feedface/blocks/0", b"block-0", retain=True)
     settings = MqttSettings.from_url(
@@ -199,3 +198,96 @@ def test_the_agents_own_client_works_within_its_acl(
     finally:
         agent.stop(5)
     watcher.wait_for(lambda got: got[-1].payload == b"offline")
+
+
+# --- Stock Debian / Raspberry Pi OS packaging ------------------------------------------------
+
+
+def test_the_recipe_sets_no_key_that_the_stock_debian_config_already_sets() -> None:
+    stock = config_keys(stock_config_text())
+    assert {"pid_file", "persistence", "persistence_location", "log_dest"} <= stock
+    recipe = config_keys((ROOT / "systemd" / "mosquitto" / "edge-agent.conf").read_text())
+    assert recipe & stock == set()
+    assert STOCK_CONFIG.read_text().rstrip().endswith("include_dir /etc/mosquitto/conf.d")
+
+
+def test_the_stock_broker_runs_as_the_mosquitto_user_reading_a_group_readable_key(
+    debian: DebianBroker,
+) -> None:
+    account = mosquitto_account()
+    assert debian.process_uid() == account.pw_uid
+    key = debian.key_file.stat()
+    assert (stat.S_IMODE(key.st_mode), key.st_uid, key.st_gid) == (0o640, 0, account.pw_gid)
+    made = (debian.certs / "broker.key").stat()  # as make-certs.sh left it
+    assert (stat.S_IMODE(made.st_mode), made.st_gid) == (0o640, account.pw_gid)
+    assert stat.S_IMODE((debian.certs / "dev-a.key").stat().st_mode) == 0o600
+
+
+def _tracked_client(certs: Path, identity: str, client_id: str) -> tuple[paho.Client, list[str]]:
+    """A paho client with ``identity``'s certificate that records connects and disconnects."""
+    events: list[str] = []
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
+    client.tls_set(
+        str(certs / "ca.crt"), str(certs / f"{identity}.crt"), str(certs / f"{identity}.key")
+    )
+    client.on_connect = lambda _c, _u, _f, rc, _p: events.append(f"connect {rc}")
+    client.on_disconnect = lambda _c, _u, _f, rc, _p: events.append(f"disconnect {rc}")
+    return client, events
+
+
+def _connect(client: paho.Client, events: list[str], broker: MosquittoBroker) -> None:
+    client.connect(broker.host, broker.port, keepalive=10)
+    client.loop_start()
+    deadline = time.monotonic() + 10
+    while not events and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert events == ["connect Success"]
+
+
+def test_attack_4_a_device_certificate_cannot_take_over_another_devices_client_id(
+    recipe_broker: RecipeBroker, client: Callable[[str, str], Subscriber]
+) -> None:
+    """Device A's certificate with client id "dev-b" must not disconnect the real dev-b: the
+    broker uses the certificate's CN as the client id (use_username_as_clientid)."""
+    certs, broker = recipe_broker.certs, recipe_broker.broker
+    fleet = client("fleet", "edge/dev-b/status")
+    real_b, b_events = _tracked_client(certs, "dev-b", "dev-b")
+    attacker, attacker_events = _tracked_client(certs, "dev-a", "dev-b")
+    try:
+        _connect(real_b, b_events, broker)
+        _connect(attacker, attacker_events, broker)
+        # The takeover, if any, happened before the attacker's CONNACK. dev-b's next PUBACK
+        # comes after paho has seen its socket closed, so the order below proves it stayed.
+        real_b.publish("edge/dev-b/status", b"still-here", qos=1).wait_for_publish(10)
+        fleet.wait_for(_has(b"still-here"))
+        attacker.publish("edge/dev-b/status", b"forged", qos=1).wait_for_publish(10)
+        real_b.publish("edge/dev-b/status", b"marker", qos=1).wait_for_publish(10)
+        fleet.wait_for(_has(b"marker"))
+        assert b_events == ["connect Success"]
+        assert attacker_events == ["connect Success"]
+        assert b"forged" not in _payloads(fleet)  # it is dev-a to the broker, ACL and all
+    finally:
+        for mqtt in (attacker, real_b):
+            mqtt.disconnect()
+            mqtt.loop_stop()
+
+
+def test_the_agents_client_connects_to_the_stock_broker_with_its_certificate(
+    debian: DebianBroker, client: Callable[[str, str], Subscriber]
+) -> None:
+    certs, broker = debian.certs, debian.broker
+    fleet = client("fleet", "edge/dev-b/status")
+    settings = MqttSettings.from_url(
+        f"mqtts://127.0.0.1:{broker.port}",
+        client_id="dev-b",
+        tls=TLSFiles(certs / "ca.crt", certs / "dev-b.crt", certs / "dev-b.key"),
+    )
+    topics = DeviceTopics("edge", "dev-b")
+    agent = MqttClient(settings, topics)
+    agent.start()
+    try:
+        agent.wait_connected(15)
+        agent.publish(topics.status, b"agent-status", retain=True)
+        fleet.wait_for(_has(b"agent-status"))
+    finally:
+        agent.stop(5)
