@@ -23,14 +23,22 @@ import numpy as np
 from agent.errors import BackendError, EdgeError, InputError
 from agent.schema.meta import Preprocess
 from convert.datasets import MIN_RECOMMENDED_SAMPLES, load_representative, load_validation
+from convert.progress import tick_line
 
 PROGRESS_PREFIX = "PROGRESS "
 _SELECT_OPS = re.compile(r"TF Select ops: ([^\n]+)")
 _TF_OP = re.compile(r"\btf\.([A-Z][A-Za-z0-9]*)\(")
 
 
+KERAS_BATCH = 64
+
+
 def _progress(message: str) -> None:
     print(PROGRESS_PREFIX + message, file=sys.stderr, flush=True)
+
+
+def _tick(stage: str, done: int, total: int) -> None:
+    print(PROGRESS_PREFIX + tick_line(stage, done, total), file=sys.stderr, flush=True)
 
 
 def flex_ops_in(message: str) -> list[str]:
@@ -133,8 +141,18 @@ def _convert(model: _Model, mode: str, io_type: str, calibration: Any) -> bytes:
 
 
 def _samples(calibration: Any) -> Iterator[list[Any]]:
-    for sample in calibration:
+    for done, sample in enumerate(calibration, 1):
         yield [sample[None, ...]]
+        _tick("calibration", done, len(calibration))
+
+
+def _keras_outputs(model: _Model, x: Any) -> Any:
+    """Keras on the validation samples in batches, one progress tick per batch."""
+    outputs = []
+    for start in range(0, len(x), KERAS_BATCH):
+        outputs.append(np.asarray(model.fn(x[start : start + KERAS_BATCH]), np.float32))
+        _tick("validation-keras", min(start + KERAS_BATCH, len(x)), len(x))
+    return np.concatenate(outputs, axis=0)
 
 
 def _run(request: dict[str, Any]) -> dict[str, Any]:
@@ -163,7 +181,7 @@ def _run(request: dict[str, Any]) -> dict[str, Any]:
     if validation is not None:
         _progress(f"running Keras on {len(validation.x)} validation samples")
         np.save(workdir / "validate_x.npy", validation.x)
-        np.save(workdir / "keras_outputs.npy", np.asarray(model.fn(validation.x), np.float32))
+        np.save(workdir / "keras_outputs.npy", _keras_outputs(model, validation.x))
         if validation.y is not None:
             np.save(workdir / "validate_y.npy", validation.y)
     samples = 0 if calibration is None else len(calibration)

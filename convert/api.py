@@ -29,6 +29,7 @@ from convert.artifacts import Canary, build_metadata, default_atol
 from convert.datasets import IMAGE_SUFFIXES
 from convert.edgetpu_compiler import compile_for_edgetpu
 from convert.litert_run import LiteRTModel
+from convert.progress import parse_tick
 from convert.report import ReportInputs, build_report
 from convert.tflite_info import TFLiteInfo, read_tflite
 from convert.validation import Validation, compare
@@ -43,6 +44,10 @@ _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 def _quiet(_: str) -> None:
     """Default progress sink: say nothing."""
+
+
+def _quiet_tick(_stage: str, _done: int, _total: int) -> None:
+    """Default counted-progress sink: say nothing."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,8 @@ class ConvertOptions:
     reference_float32: bool = True
     float32_size_bytes: int | None = None  # known float32 size: skips the reference conversion
     progress: Callable[[str], None] = field(default=_quiet, compare=False)
+    # (stage, done, total) for calibration and validation: convert.progress draws bars from it.
+    tick: Callable[[str, int, int], None] = field(default=_quiet_tick, compare=False)
 
 
 @dataclass(frozen=True)
@@ -200,7 +207,9 @@ def _validate(
     y_path = workdir / "validate_y.npy"
     y = np.load(y_path) if y_path.exists() else None
     options.progress(f"running the TFLite model on {len(x)} validation samples")
-    tflite_out = runtime.predict(x)
+    tflite_out = runtime.predict(
+        x, on_sample=lambda done: options.tick("validation-tflite", done, len(x))
+    )
     validation = compare(keras_out.reshape(tflite_out.shape), tflite_out, y)
     canary = Canary(
         input=quantize(x[:1], runtime.input_spec),
@@ -261,7 +270,7 @@ def _run_worker(src: Path, workdir: Path, options: ConvertOptions) -> dict[str, 
     }
     request_path = workdir / "request.json"
     request_path.write_text(json.dumps(request))
-    noise = _stream_worker(request_path, options.progress)
+    noise = _stream_worker(request_path, options.progress, options.tick)
     result_path = workdir / "result.json"
     if not result_path.exists():
         raise BackendError("the conversion worker died without a result") from WorkerTraceback(
@@ -274,7 +283,9 @@ def _run_worker(src: Path, workdir: Path, options: ConvertOptions) -> dict[str, 
     return result
 
 
-def _stream_worker(request: Path, progress: Callable[[str], None]) -> str:
+def _stream_worker(
+    request: Path, progress: Callable[[str], None], tick: Callable[[str, int, int], None]
+) -> str:
     """Run the worker, forwarding its progress lines; return the rest of its stderr."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
     root = str(Path(__file__).resolve().parent.parent)
@@ -291,7 +302,12 @@ def _stream_worker(request: Path, progress: Callable[[str], None]) -> str:
         assert proc.stderr is not None
         for line in proc.stderr:
             if line.startswith(PROGRESS_PREFIX):
-                progress(line[len(PROGRESS_PREFIX) :].rstrip("\n"))
+                text = line[len(PROGRESS_PREFIX) :].rstrip("\n")
+                counted = parse_tick(text)
+                if counted is not None:
+                    tick(*counted)
+                else:
+                    progress(text)
             else:
                 noise.append(line)
     logger.debug("conversion worker exited with %s", proc.returncode)

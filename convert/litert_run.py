@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -43,14 +44,17 @@ class LiteRTModel:
         out: npt.NDArray[Any] = self._interpreter.get_tensor(self._output["index"]).copy()
         return out
 
-    def predict(self, x: Float32Array) -> Float32Array:
-        """Dequantized outputs for float samples ``x`` of shape ``(N, *input)``, one at a time."""
-        outputs = [
-            dequantize(
-                self.invoke_raw(quantize(sample[None, ...], self.input_spec)), self.output_spec
-            )
-            for sample in x
-        ]
+    def predict(
+        self, x: Float32Array, on_sample: Callable[[int], None] | None = None
+    ) -> Float32Array:
+        """Dequantized outputs for float samples ``x`` of shape ``(N, *input)``, one at a time;
+        ``on_sample(done)`` after each."""
+        outputs = []
+        for done, sample in enumerate(x, 1):
+            raw = self.invoke_raw(quantize(sample[None, ...], self.input_spec))
+            outputs.append(dequantize(raw, self.output_spec))
+            if on_sample is not None:
+                on_sample(done)
         return np.concatenate(outputs, axis=0)
 
     def median_latency_ms(self, runs: int = 20, warmup: int = 3) -> float:

@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # Install or remove the edge-agent systemd service.
 #
-#   systemd/install.sh install      # config skeleton, device key, credentials, unit, daemon-reload
-#   systemd/install.sh uninstall    # unit removed; config, keys and state are kept
+#   systemd/install.sh install      # venv, config skeleton, device key, credentials, unit
+#   systemd/install.sh venv         # only the venv: /opt/edge-agent from this checkout
+#   systemd/install.sh uninstall    # Home Assistant entities, unit and venv removed; config,
+#                                   # keys and state are kept
 #   systemd/install.sh uninstall --purge   # ... and config, keys and state are deleted too
 #
 # Environment:
 #   DESTDIR    install under this root instead of / (packaging, tests); systemctl is not called
-#   AGENT_BIN  the edge-agent executable (default /opt/edge-agent/bin/edge-agent; see
-#              docs/quickstart-pi.md for making that venv)
+#   AGENT_BIN  an existing edge-agent executable to run instead of making the venv (the unit's
+#              ExecStart then names it); unset: the venv below is created or upgraded
+#   VENV       where the venv goes (default /opt/edge-agent): the checkout with its device extra
+#              only (LiteRT, OpenCV, paho-mqtt, cryptography; never TensorFlow)
+#   PYTHON     the interpreter the venv is made with (default python3, >= 3.11)
 #   DEVICE_ID  this device's id (default: the short host name)
 #
 # The unit runs as a DynamicUser, so no account is created: systemd allocates one at start and
@@ -18,8 +23,11 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="${DESTDIR:-}"
-AGENT_BIN="${AGENT_BIN:-/opt/edge-agent/bin/edge-agent}"
+CHECKOUT="$(cd "$HERE/.." && pwd)"
+VENV="${VENV:-/opt/edge-agent}"
+PYTHON="${PYTHON:-python3}"
 DEFAULT_BIN="/opt/edge-agent/bin/edge-agent"
+MARKER=".edge-agent-venv"   # in a venv this script made, so uninstall removes only that
 ETC="$ROOT/etc/edge-agent"
 CREDS="$ETC/credentials"
 UNIT="$ROOT/etc/systemd/system/edge-agent.service"
@@ -46,8 +54,32 @@ secret_placeholder() {
     fi
 }
 
+make_venv() {
+    # The agent's own venv, from this checkout, device extra only; re-running upgrades it.
+    local venv="$ROOT$VENV"
+    if [ ! -x "$venv/bin/python" ]; then
+        "$CHECKOUT/scripts/bootstrap.sh" "$PYTHON" "$venv" >&2
+        touch "$venv/$MARKER"
+        say "created venv $venv"
+    elif [ ! -e "$venv/$MARKER" ]; then
+        die "$venv exists and was not made by this script: remove it or set VENV"
+    fi
+    say "installing edge-agent from $CHECKOUT into $venv (device extra, no TensorFlow)"
+    "$venv/bin/pip" install -q --upgrade "$CHECKOUT[device]" >&2
+    "$venv/bin/edge-agent" --version >/dev/null || die "$venv/bin/edge-agent does not run"
+    say "installed $("$venv/bin/edge-agent" --version) in $venv"
+}
+
 do_install() {
-    [ -x "$AGENT_BIN" ] || die "$AGENT_BIN is not executable: install the agent first (docs/quickstart-pi.md) or set AGENT_BIN"
+    local run_bin   # what the installer runs now (under DESTDIR) and what the unit names
+    if [ -n "${AGENT_BIN:-}" ]; then
+        [ -x "$AGENT_BIN" ] || die "$AGENT_BIN is not executable: unset AGENT_BIN to build the venv $VENV, or point it at an edge-agent"
+        run_bin="$AGENT_BIN"
+    else
+        make_venv
+        AGENT_BIN="$VENV/bin/edge-agent"
+        run_bin="$ROOT$AGENT_BIN"
+    fi
     local id
     id="$(device_id)"
     install -d -m 0755 "$ETC" "$DOC" "$(dirname "$UNIT")"
@@ -64,7 +96,7 @@ do_install() {
     if [ -e "$CREDS/device.key" ]; then
         say "keeping existing device key $CREDS/device.key"
     else
-        "$AGENT_BIN" keygen --out "$CREDS" --device-id "$id" --name device >/dev/null
+        "$run_bin" keygen --out "$CREDS" --device-id "$id" --name device >/dev/null
         mv "$CREDS/device.pub" "$ETC/device.pub"
         chmod 0644 "$ETC/device.pub"
         say "generated device key $CREDS/device.key; give $ETC/device.pub to the fleet manager"
@@ -84,16 +116,35 @@ do_install() {
     fi
 }
 
+hass_remove() {
+    # Empty retained discovery configs: Home Assistant forgets the device (best effort: the
+    # broker may be unreachable; `edge-agent hass remove` can be run again later).
+    local bin="$ROOT$VENV/bin/edge-agent"
+    [ -x "$bin" ] && [ -e "$ETC/edge-agent.toml" ] || return 0
+    if CREDENTIALS_DIRECTORY="$CREDS" "$bin" hass remove --config "$ETC/edge-agent.toml" --if-enabled >&2; then
+        say "removed the device's Home Assistant entities"
+    else
+        say "could not remove the Home Assistant entities (broker unreachable?); see docs/operations.md"
+    fi
+}
+
 do_uninstall() {
     local purge="${1:-}"
     if systemd_running; then
         systemctl disable --now edge-agent.service || true
+    fi
+    if [ -z "${KEEP_HASS:-}" ]; then
+        hass_remove
     fi
     rm -f "$UNIT" "$DOC/operations.md"
     rmdir "$DOC" 2>/dev/null || true
     say "removed $UNIT"
     if systemd_running; then
         systemctl daemon-reload
+    fi
+    if [ -e "$ROOT$VENV/$MARKER" ]; then
+        rm -rf "$ROOT$VENV"
+        say "removed venv $ROOT$VENV"
     fi
     if [ "$purge" = "--purge" ]; then
         rm -rf "$ETC" "$STATE" "$ROOT/var/lib/private/edge-agent"
@@ -105,6 +156,7 @@ do_uninstall() {
 
 case "${1:-}" in
     install) do_install ;;
+    venv) make_venv ;;
     uninstall) do_uninstall "${2:-}" ;;
-    *) echo "usage: $0 install | uninstall [--purge]" >&2; exit 2 ;;
+    *) echo "usage: $0 install | venv | uninstall [--purge]" >&2; exit 2 ;;
 esac

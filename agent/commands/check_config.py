@@ -1,12 +1,20 @@
-"""``edge-agent check-config PATH``: validate a config offline; exit 0 when it is usable, else 1."""
+"""``edge-agent check-config PATH``: validate a config offline.
+
+Exit 0 when it is usable, 4 (the exit code ``edge-agent run`` gives the same config) when it is
+not; every problem is printed, one per line, ``PATH:LINE: key: message``. ``--json`` prints one
+document on stdout instead (docs/cli.md).
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
+from typing import Any
 
-from agent.config import load_config
+from agent.clikit import EXIT_CONFIG, EXIT_OK, add_json_flag
+from agent.config import AgentConfig, load_config
 from agent.errors import ConfigError
 from agent.secrets import FileResolver, check_files
 
@@ -18,18 +26,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="check the config text only, not the files it names (for checking on a workstation)",
     )
+    add_json_flag(parser)
+
+
+def config_problems(exc: ConfigError) -> list[dict[str, Any]]:
+    """Every problem a ConfigError carries, as ``{"key", "line", "message"}`` records."""
+    listed = getattr(exc, "problems", None)
+    if listed is not None:
+        return list(listed)
+    return [{"key": exc.key, "line": None, "message": str(exc)}]
+
+
+def _where(path: Path, problem: dict[str, Any]) -> str:
+    return f"{path}:{problem['line']}" if problem.get("line") else str(path)
 
 
 def run(args: argparse.Namespace) -> int:
+    config: AgentConfig | None = None
     try:
         config = load_config(args.config)
     except ConfigError as exc:
-        print(f"{args.config}: {exc}", file=sys.stderr)
-        return 1
-    problems = [] if args.schema_only else check_files(config, FileResolver.from_env(args.config))
+        problems = config_problems(exc)
+    else:
+        files = [] if args.schema_only else check_files(config, FileResolver.from_env(args.config))
+        problems = [{"key": None, "line": None, "message": problem} for problem in files]
+    code = EXIT_CONFIG if problems else EXIT_OK
+    if args.json:
+        document: dict[str, Any] = {"config": str(args.config), "ok": not problems}
+        document["problems"] = problems
+        if config is not None:
+            document |= {"device_id": config.device_id, "source": config.source.type}
+        print(json.dumps(document, indent=2, sort_keys=True))
+        return code
     for problem in problems:
-        print(f"{args.config}: {problem}", file=sys.stderr)
-    if problems:
-        return 1
-    print(f"{args.config}: ok (device {config.device_id}, source {config.source.type})")
-    return 0
+        print(f"{_where(args.config, problem)}: {problem['message']}", file=sys.stderr)
+    if config is not None and not problems:
+        print(f"{args.config}: ok (device {config.device_id}, source {config.source.type})")
+    return code

@@ -1,10 +1,12 @@
 """``edge-agent verify``: verify a bundle, decrypt it in memory, load it into LiteRT, run its
-canary, and print a summary. Exit 0 when all is well, 3 with a reason code when the bundle is
-rejected, 1 when the model fails its canary or cannot be loaded."""
+canary, and print a summary (``--json``: one JSON document). Exit 0 when all is well, 3 with a
+reason code when the bundle is rejected, 1 when the model fails its canary or cannot be loaded
+(the exit-code table: docs/cli.md)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +24,7 @@ from agent.bundle.files import (
 from agent.bundle.state import ReleaseState, StateStore
 from agent.bundle.trust import MAX_TRUST_BYTES, TrustRoot, load_trust
 from agent.bundle.verify import BundleVerifier, DecryptedBundle, DeviceIdentity, open_bundle
+from agent.clikit import EXIT_FAILED, EXIT_OK, add_json_flag
 from agent.errors import BundleRejected, InputError
 from agent.reasons import Reason
 from agent.schema.canary import Canary, CanaryError, CanaryResult, check_canary, load_canary
@@ -47,6 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--state-dir", type=Path, help="check counters and the time floor here")
     parser.add_argument("--backend", default="auto", help="LiteRT backend (default auto)")
     parser.add_argument("--accelerator", default="cpu", choices=("cpu", "edgetpu", "auto"))
+    add_json_flag(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,8 +64,11 @@ def run(args: argparse.Namespace) -> int:
     bundle = open_bundle(data, verifier)
     verify_ms = (time.perf_counter() - started) * 1000
     report = _test_load(bundle, args.backend, args.accelerator)
-    print(_summary(bundle, report, verify_ms))
-    return 0 if report.canary is None or report.canary.passed else 1
+    if args.json:
+        print(json.dumps(_as_json(bundle, report, verify_ms), indent=2, sort_keys=True))
+    else:
+        print(_summary(bundle, report, verify_ms))
+    return EXIT_OK if report.canary is None or report.canary.passed else EXIT_FAILED
 
 
 def _device_id(args: argparse.Namespace) -> str:
@@ -142,3 +149,29 @@ def _summary(bundle: DecryptedBundle, report: LoadReport, verify_ms: float) -> s
             f"(max abs error {canary.max_abs_error:.3g}, atol {canary.atol:.3g})"
         )
     return "\n".join(lines)
+
+
+def _as_json(bundle: DecryptedBundle, report: LoadReport, verify_ms: float) -> dict[str, object]:
+    manifest = bundle.verified.manifest
+    canary = report.canary
+    return {
+        "ok": canary is None or canary.passed,
+        "bundle": {
+            "name": manifest.name,
+            "counter": manifest.counter,
+            "signers": len(bundle.verified.signers),
+            "recipient": bundle.verified.recipient.recipient_id,
+            "files": {f.name: f.length for f in manifest.files},
+        },
+        "verify_ms": round(verify_ms, 3),
+        "backend": report.backend,
+        "accelerator": report.accelerator,
+        "latency_ms": round(report.latency_ms, 3),
+        "canary": None
+        if canary is None
+        else {
+            "passed": canary.passed,
+            "max_abs_error": canary.max_abs_error,
+            "atol": canary.atol,
+        },
+    }

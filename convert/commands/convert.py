@@ -18,6 +18,7 @@ from convert.api import (
     check_accuracy,
     convert_keras,
 )
+from convert.progress import ProgressBars
 from convert.report import format_table
 
 MAX_LABELS_BYTES = 1 << 20
@@ -80,11 +81,7 @@ def _labels(path: Path | None) -> tuple[str, ...]:
     return tuple(line.strip() for line in data.decode("utf-8").splitlines() if line.strip())
 
 
-def _progress(message: str) -> None:
-    print(f"edge-convert: {message}...", file=sys.stderr, flush=True)
-
-
-def options_from_args(args: argparse.Namespace) -> ConvertOptions:
+def options_from_args(args: argparse.Namespace, bars: ProgressBars) -> ConvertOptions:
     if args.canary is not None and args.validate is None:
         raise InputError("--canary needs --validate: the canary is the first validation sample")
     return ConvertOptions(
@@ -101,7 +98,8 @@ def options_from_args(args: argparse.Namespace) -> ConvertOptions:
         labels=_labels(args.labels),
         edgetpu=args.edgetpu,
         min_tpu_coverage=args.min_tpu_coverage,
-        progress=_progress,
+        progress=bars.message,
+        tick=bars.tick,
     )
 
 
@@ -115,8 +113,12 @@ def write_outputs(result: ConversionResult, args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    options = options_from_args(args)
-    result = convert_keras(args.src, args.output, options)
+    bars = ProgressBars(sys.stderr)  # bars only when stderr is a terminal
+    options = options_from_args(args, bars)
+    try:
+        result = convert_keras(args.src, args.output, options)
+    finally:
+        bars.close()
     write_outputs(result, args)
     print(format_table(result.report))
     check_accuracy(result.validation, options.max_accuracy_drop)

@@ -17,6 +17,7 @@ from agent.bundle.crypto import PAYLOAD_TYPE
 from agent.bundle.files import read_bundle, read_release_public
 from agent.bundle.manifest import Manifest, parse_manifest
 from agent.bundle.trust import TrustRoot
+from agent.clikit import add_json_flag
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--trusted-key", type=Path, action="append", default=[], help="verify signatures first"
     )
     parser.add_argument("--threshold", type=int, default=1)
-    parser.add_argument("--json", action="store_true", help="print the manifest as JSON")
+    add_json_flag(parser)
 
 
 def run(args: argparse.Namespace) -> int:

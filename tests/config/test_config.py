@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from agent.cli import main
+from agent.clikit import EXIT_CONFIG
 from agent.config import SCHEMA_KEYS, parse_config, parse_toml
 from agent.errors import ConfigError
 from agent.secrets import FileResolver, check_files, read_secret
@@ -162,7 +163,7 @@ def test_check_config_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(["check-config", str(good)]) == 0
     bad = tmp_path / "bad.toml"
     bad.write_text('device_id = "pi-1"\nstate_dir = "s"\n[source]\ntype = "camera"\n')
-    assert main(["check-config", str(bad)]) == 1
+    assert main(["check-config", str(bad)]) == EXIT_CONFIG
     assert "source.device" in capsys.readouterr().err
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.clikit import EXIT_CONFIG
 from convert.samples import digit_frames, write_video
 from tests.support.agent_env import DEVICE_ID, AgentProcess, AgentWorld
 from tests.support.broker import MosquittoBroker, Received, Subscriber
@@ -162,13 +163,13 @@ def test_safe_mode_is_ready_with_the_reason_and_keeps_the_watchdog_fed(
     status.close()
 
 
-def test_unparseable_config_exits_2_before_touching_systemd(
+def test_unparseable_config_exits_4_before_touching_systemd(
     world: AgentWorld, start: Callable[[Path, NotifyListener], AgentProcess]
 ) -> None:
     config = world.write_config()
     config.write_text("colour = 'blue'\n" + config.read_text())
     listener = NotifyListener(watchdog_s=WATCHDOG_S)
     agent = start(config, listener)
-    assert agent.process.wait(30) == 2
-    assert "edge-agent: error: colour: unknown key" in agent.log()
+    assert agent.process.wait(30) == EXIT_CONFIG
+    assert "colour: unknown key" in agent.log()
     assert listener.received == []
