@@ -1,13 +1,21 @@
-"""`make install-service` and `make uninstall-service` in a temp root (DESTDIR), not /etc."""
+"""`make install-service` and `make uninstall-service` in a temp root (DESTDIR), not /etc.
+
+Most tests hand the installer this checkout's own edge-agent (``AGENT_BIN``); the slow one lets it
+build the /opt/edge-agent venv itself from the checkout, for real, as on a device.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from agent import __version__
 from agent.bundle.keys import decode_device_public
 from agent.config import load_config
 
@@ -75,5 +83,43 @@ def test_install_refuses_a_missing_agent_executable(tmp_path: Path) -> None:
     args.append(f"AGENT_BIN={tmp_path / 'nowhere' / 'edge-agent'}")
     result = subprocess.run(args, capture_output=True, text=True, check=False)
     assert result.returncode != 0
-    assert "is not executable: install the agent first" in result.stderr
+    assert "is not executable: unset AGENT_BIN to build the venv" in result.stderr
     assert not (tmp_path / "etc" / "systemd").exists()
+
+
+@pytest.mark.slow
+def test_install_builds_the_venv_from_the_checkout_and_uninstall_removes_it(
+    tmp_path: Path,
+) -> None:
+    """The one path from a clone to a service: no AGENT_BIN, the installer makes the venv."""
+    python = shutil.which("python3") or sys.executable
+    args = ["make", "-s", "-C", str(ROOT), "install-service", f"DESTDIR={tmp_path}"]
+    env = dict(os.environ, DEVICE_ID="pi-venv-test")
+    env.pop("VIRTUAL_ENV", None)
+    result = subprocess.run([*args, f"PYTHON={python}"], capture_output=True, text=True, env=env,
+                            check=False, timeout=900)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    venv = tmp_path / "opt" / "edge-agent"
+    version = subprocess.run([str(venv / "bin" / "edge-agent"), "--version"],
+                             capture_output=True, text=True, check=True)  # fmt: skip
+    assert version.stdout == f"edge-agent {__version__}\n"
+    # The device extra only: the runtime is there, TensorFlow is not, and nothing from the
+    # checkout's own .venv leaks in (no --system-site-packages, no editable install).
+    probe = (
+        "import importlib.util as u, agent; "
+        "print(bool(u.find_spec('ai_edge_litert')), bool(u.find_spec('tensorflow')),"
+        " agent.__file__)"
+    )
+    found = subprocess.run([str(venv / "bin" / "python"), "-c", probe],
+                           capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
+    assert found[:2] == ["True", "False"]
+    assert found[2].startswith(str(venv))
+    unit = (tmp_path / "etc" / "systemd" / "system" / "edge-agent.service").read_text()
+    assert "ExecStart=/opt/edge-agent/bin/edge-agent run --config" in unit
+    public = decode_device_public((tmp_path / "etc/edge-agent/device.pub").read_bytes(), "pub")
+    assert public.device_id == "pi-venv-test"
+
+    removed = _make("uninstall-service", tmp_path)
+    assert removed.returncode == 0, removed.stderr
+    assert not venv.exists()
+    assert (tmp_path / "etc" / "edge-agent" / "credentials" / "device.key").is_file()
