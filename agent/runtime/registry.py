@@ -9,11 +9,14 @@ reaches it unless it is named explicitly or ``auto`` found nothing else.
 from __future__ import annotations
 
 import importlib
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from agent.errors import BackendError, ConfigError
+
+log = logging.getLogger(__name__)
 
 # name -> (module to import, attribute path to the namespace holding Interpreter, install hint)
 BACKENDS: dict[str, tuple[str, str, str]] = {
@@ -36,6 +39,7 @@ class Backend:
     name: str
     interpreter: Callable[..., Any]
     load_delegate: Callable[..., Any]
+    reason: str = "named in the config"  # why this one: what ``auto`` tried before it
 
 
 def resolve_backend(name: str = "auto") -> Backend:
@@ -60,12 +64,17 @@ def resolve_backend(name: str = "auto") -> Backend:
 
 
 def _resolve_auto() -> Backend:
-    missing = []
+    missing: list[str] = []
     for name in AUTO_ORDER:
         try:
-            return _import_backend(name)
-        except ImportError:
-            missing.append(name)
+            backend = _import_backend(name)
+        except ImportError as exc:
+            missing.append(f"{name} not installed ({exc.name or exc})")
+            continue
+        skipped = f" ({'; '.join(missing)})" if missing else ""
+        reason = f"auto: {name} is the first of {', '.join(AUTO_ORDER)} that imports{skipped}"
+        log.info("backend %s picked; %s", name, reason)
+        return Backend(backend.name, backend.interpreter, backend.load_delegate, reason)
     raise BackendError(
         "no TFLite runtime is installed (tried "
         + ", ".join(missing)

@@ -111,7 +111,8 @@ def test_install_builds_the_venv_from_the_checkout_and_uninstall_removes_it(
         " agent.__file__)"
     )
     found = subprocess.run([str(venv / "bin" / "python"), "-c", probe],
-                           capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
+                           capture_output=True, text=True, check=True,
+                           cwd=tmp_path).stdout.split()  # fmt: skip
     assert found[:2] == ["True", "False"]
     assert found[2].startswith(str(venv))
     unit = (tmp_path / "etc" / "systemd" / "system" / "edge-agent.service").read_text()
