@@ -105,3 +105,17 @@ class ErrorLog:
             self._last_logged[kind] = now
             return True
         return False
+
+
+class ConfigErrors(ConfigError):
+    """Every problem found in one config file. ``problems`` holds ``{"key", "line", "message"}``
+    records (``line`` is the TOML line of the key, or of its table, or None)."""
+
+    def __init__(self, path: str, problems: list[dict[str, object]]) -> None:
+        first = problems[0]
+        super().__init__(str(first["key"] or ""), str(first["message"]))
+        self.problems = problems
+        self.message = "\n".join(
+            f"{path}:{p['line']}: {p['message']}" if p["line"] else f"{path}: {p['message']}"
+            for p in problems
+        )

@@ -21,7 +21,7 @@ from agent.clikit import EXIT_CODES, EXIT_CONFIG, EXIT_USAGE
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 TOOLS = ("edge-agent", "edge-convert", "edge-fleet")
-# An unknown key, a bad value and a missing required key: three problems in one file.
+# A camera without its device: the problem is reported at the [source] table's line.
 BAD_CONFIG = """device_id = "pi-1"
 state_dir = "state"
 [mqtt]
@@ -64,8 +64,8 @@ def test_the_same_bad_config_exits_with_the_same_code_from_check_config_and_run(
     run = _tool("edge-agent", "run", "--config", str(config))
     assert (check.returncode, run.returncode) == (EXIT_CONFIG, EXIT_CONFIG)
     assert (check.stdout, run.stdout) == ("", "")
-    assert f"{config}:6: source.device: " in check.stderr
-    assert f"{config}:6: source.device: " in run.stderr
+    assert f"{config}:5: source.device: " in check.stderr
+    assert f"{config}:5: source.device: " in run.stderr
 
 
 def test_check_config_json_is_one_document_on_stdout(tmp_path: Path) -> None:
@@ -75,7 +75,7 @@ def test_check_config_json_is_one_document_on_stdout(tmp_path: Path) -> None:
     assert result.returncode == EXIT_CONFIG
     document = json.loads(result.stdout)
     assert document["ok"] is False
-    assert [(p["key"], p["line"]) for p in document["problems"]] == [("source.device", 6)]
+    assert [(p["key"], p["line"]) for p in document["problems"]] == [("source.device", 5)]
     good = tmp_path / "good.toml"
     good.write_text(BAD_CONFIG + "device = 0\n")
     result = _tool("edge-agent", "check-config", "--schema-only", "--json", str(good))
