@@ -11,6 +11,7 @@ COMMANDS = (
     Command("check-config", "agent.commands.check_config", "validate a config file offline"),
     Command("keygen", "agent.commands.keygen", "create this device's X25519 key pair"),
     Command("verify", "agent.commands.verify", "verify, decrypt and test-load a model bundle"),
+    Command("hass", "agent.commands.hass", "Home Assistant: remove this device's entities"),
 )
 
 

@@ -362,6 +362,7 @@ class Service:
                 self.topics,
                 self.config.homeassistant.discovery_prefix,
                 after_announce=self._publish_status,
+                expire_after_s=max(10, round(3 * self.config.status.interval_s)),
             )
         if self.config.source.type == "mqtt_sensor" and self.config.source.topic:
             self._sensor_sub = self.client.subscribe(

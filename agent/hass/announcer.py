@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 
 from agent.errors import EdgeError
-from agent.hass.discovery import discovery_messages, status_topic
+from agent.hass.discovery import DEFAULT_EXPIRE_AFTER_S, discovery_messages, status_topic
 from agent.mqtt.client import MqttClient
 from agent.mqtt.events import Subscription
 from agent.mqtt.topics import DeviceTopics, TopicFilter
@@ -30,9 +30,10 @@ class HassAnnouncer:
         topics: DeviceTopics,
         discovery_prefix: str,
         after_announce: Callable[[], None] = lambda: None,
+        expire_after_s: int = DEFAULT_EXPIRE_AFTER_S,
     ) -> None:
         self._client = client
-        self._messages = discovery_messages(topics, discovery_prefix)
+        self._messages = discovery_messages(topics, discovery_prefix, expire_after_s)
         self._after = after_announce
         self._birth: Subscription = client.subscribe(
             TopicFilter(str(status_topic(discovery_prefix))), max_payload=MAX_BIRTH_BYTES

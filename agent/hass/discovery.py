@@ -12,7 +12,8 @@ inference rate            sensor          ``<prefix>/<id>/status`` ``fps``
 latency (p50)             sensor          ``<prefix>/<id>/status`` ``latency_ms.p50``
 accelerator               binary_sensor   ``<prefix>/<id>/status``: on while an Edge TPU serves
 model                     update          ``<prefix>/<id>/status``: installed model version vs
-                                          the version an update is bringing in
+                                          the release the signed desired state orders, with
+                                          in_progress, update_percentage, release_summary
 ========================  ==============  ================================================
 
 All share one device block and the agent's availability topic (``online``/``offline``, the
@@ -53,16 +54,30 @@ RESULT_ATTRIBUTES_TEMPLATE = (
 ACCELERATOR_TEMPLATE = (
     "{{ 'ON' if value_json.accelerator not in ('cpu', '') and not value_json.degraded else 'OFF' }}"
 )
-# Installed = the serving model's version; latest = the counter an update in progress brings.
-# (``value_json['update']``, not ``.update``: Jinja would find the dict method first.)
+# Installed = the serving model's version. Latest = the release the device's signed desired state
+# asks for (status ``update.counter``) unless a rollback was ordered, so Home Assistant shows
+# "update available" from the moment the device accepts the order, and keeps showing it, with
+# the reason in the release summary, if the device refused that release. While blocks arrive:
+# in_progress and update_percentage. (``value_json['update']``, not ``.update``: Jinja would
+# find the dict method first.)
 UPDATE_TEMPLATE = (
     "{% set m = value_json.model %}{% set u = value_json['update'] %}"
     "{% set installed = m.version if m else 'none' %}"
+    "{% set active = (u.state in ('downloading', 'verifying', 'canary')) if u else false %}"
     "{% set latest = (u.counter | string) if u and u.counter is not none"
-    " and u.state in ('downloading', 'verifying', 'canary') else installed %}"
+    " and u.state not in ('idle', 'rolled_back') else installed %}"
+    "{% set pct = ((100 * u.blocks_held / u.blocks) | round(1))"
+    " if active and u.state == 'downloading' and u.blocks else none %}"
+    "{% set summary = ((u.name or 'model') ~ ' release ' ~ u.counter ~ ': ' ~ u.state"
+    " ~ ((' (' ~ u.reason ~ ')') if u.reason else '')"
+    " ~ ((': ' ~ u.detail) if u.detail else ''))[:255] if u and u.counter is not none"
+    " else 'no update ordered' %}"
     "{{ {'installed_version': installed, 'latest_version': latest,"
-    " 'title': (m.name if m else 'model')} | tojson }}"
+    " 'title': (m.name if m else 'model'), 'in_progress': active,"
+    " 'update_percentage': pct, 'release_summary': summary} | tojson }}"
 )
+# Status sensors go unavailable when no status arrived for this long (3 status intervals).
+DEFAULT_EXPIRE_AFTER_S = 90
 
 
 @dataclass(frozen=True)
@@ -93,7 +108,14 @@ def device_block(device_id: str) -> dict[str, Any]:
     }
 
 
-def discovery_messages(topics: DeviceTopics, discovery_prefix: str) -> list[Discovery]:
+def removal_messages(topics: DeviceTopics, discovery_prefix: str) -> list[Topic]:
+    """The config topics to clear (empty retained message) to remove the device from HA."""
+    return [d.topic for d in discovery_messages(topics, discovery_prefix)]
+
+
+def discovery_messages(
+    topics: DeviceTopics, discovery_prefix: str, expire_after_s: int = DEFAULT_EXPIRE_AFTER_S
+) -> list[Discovery]:
     """Every entity's discovery config for the device that ``topics`` belongs to."""
     device_id = topics.device_id
     status = str(topics.status)
@@ -120,6 +142,7 @@ def discovery_messages(topics: DeviceTopics, discovery_prefix: str) -> list[Disc
                 "value_template": "{{ value_json.fps }}",
                 "unit_of_measurement": "fps",
                 "state_class": "measurement",
+                "expire_after": expire_after_s,
             },
         ),
         (
@@ -132,6 +155,7 @@ def discovery_messages(topics: DeviceTopics, discovery_prefix: str) -> list[Disc
                 "unit_of_measurement": "ms",
                 "device_class": "duration",
                 "state_class": "measurement",
+                "expire_after": expire_after_s,
             },
         ),
         (
@@ -145,6 +169,7 @@ def discovery_messages(topics: DeviceTopics, discovery_prefix: str) -> list[Disc
                 "payload_on": "ON",
                 "payload_off": "OFF",
                 "entity_category": "diagnostic",
+                "expire_after": expire_after_s,
             },
         ),
         (
