@@ -361,7 +361,11 @@ def _homeassistant(t: _Table) -> HomeAssistantConfig:
             t.key("discovery_prefix"),
             "must be topic levels without wildcards, e.g. 'homeassistant'",
         )
-    return HomeAssistantConfig(enabled=t.boolean("enabled", False), discovery_prefix=prefix)
+    return HomeAssistantConfig(
+        enabled=t.boolean("enabled", False),
+        discovery_prefix=prefix,
+        state_interval_s=t.number("state_interval_s", 1.0, 0.1, 3600.0),
+    )
 
 
 def parse_toml(text: bytes) -> AgentConfig:

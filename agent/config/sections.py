@@ -119,6 +119,7 @@ class StoreConfig:
 class HomeAssistantConfig:
     enabled: bool = False
     discovery_prefix: str = "homeassistant"
+    state_interval_s: float = 1.0
 
 
 @dataclass(frozen=True)

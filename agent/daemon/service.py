@@ -27,7 +27,7 @@ from agent.daemon.metrics import RollingStats, cpu_temperature_c, rss_bytes
 from agent.daemon.sdnotify import Notifier
 from agent.daemon.watchdog import Progress, stall_limit_s
 from agent.errors import BackendError, ConfigError, EdgeError, ErrorLog, InputError, Rejected
-from agent.hass.announcer import HassAnnouncer
+from agent.hass.announcer import HassAnnouncer, HassOptions
 from agent.model.active import (
     ActiveModel,
     Credentials,
@@ -362,7 +362,11 @@ class Service:
                 self.topics,
                 self.config.homeassistant.discovery_prefix,
                 after_announce=self._publish_status,
-                expire_after_s=max(10, round(3 * self.config.status.interval_s)),
+                options=HassOptions(
+                    expire_after_s=max(10, round(3 * self.config.status.interval_s)),
+                    state_interval_s=self.config.homeassistant.state_interval_s,
+                    clock=self.clock,
+                ),
             )
         if self.config.source.type == "mqtt_sensor" and self.config.source.topic:
             self._sensor_sub = self.client.subscribe(
@@ -430,11 +434,13 @@ class Service:
             ).to_json()
 
         try:
-            self.outbox.enqueue(str(self.topics.results), payload)
+            seq = self.outbox.enqueue(str(self.topics.results), payload)
         except OutboxError as exc:
             self._bad("outbox_write", exc)
             return
         self.results_published += 1
+        if self.hass is not None:
+            self.hass.offer_result(payload(seq))
 
     def _bad(self, kind: str, exc: Exception) -> None:
         if self.health.errors.record(kind, self.clock()):

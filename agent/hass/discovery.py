@@ -7,7 +7,9 @@ extra state messages are published:
 ========================  ==============  ================================================
 entity                    component       reads
 ========================  ==============  ================================================
-latest result             sensor          ``<prefix>/<id>/results``: top label (outputs: attributes)
+latest result             sensor          ``<prefix>/<id>/hass/result``: the newest result at
+                                          most once per ``state_interval_s``: top label
+                                          (outputs: attributes)
 inference rate            sensor          ``<prefix>/<id>/status`` ``fps``
 latency (p50)             sensor          ``<prefix>/<id>/status`` ``latency_ms.p50``
 accelerator               binary_sensor   ``<prefix>/<id>/status``: on while an Edge TPU serves
@@ -15,6 +17,10 @@ model                     update          ``<prefix>/<id>/status``: installed mo
                                           the release the signed desired state orders, with
                                           in_progress, update_percentage, release_summary
 ========================  ==============  ================================================
+
+Results themselves may arrive many times a second; each would be a state change recorded by
+Home Assistant, so the agent republishes the newest one on ``<prefix>/<id>/hass/result``
+(retained) at a bounded rate instead (:mod:`agent.hass.throttle`).
 
 All share one device block and the agent's availability topic (``online``/``offline``, the
 latter through the MQTT will). The agent re-publishes them on every connect and whenever
@@ -108,6 +114,11 @@ def device_block(device_id: str) -> dict[str, Any]:
     }
 
 
+def result_state_topic(topics: DeviceTopics) -> Topic:
+    """The bounded-rate copy of the results that the result sensor reads."""
+    return topics.base.child("hass", "result")
+
+
 def removal_messages(topics: DeviceTopics, discovery_prefix: str) -> list[Topic]:
     """The config topics to clear (empty retained message) to remove the device from HA."""
     return [d.topic for d in discovery_messages(topics, discovery_prefix)]
@@ -126,10 +137,11 @@ def discovery_messages(
             {
                 "name": "Latest result",
                 "icon": "mdi:eye",
-                "state_topic": str(topics.results),
+                "state_topic": str(result_state_topic(topics)),
                 "value_template": RESULT_TEMPLATE,
-                "json_attributes_topic": str(topics.results),
+                "json_attributes_topic": str(result_state_topic(topics)),
                 "json_attributes_template": RESULT_ATTRIBUTES_TEMPLATE,
+                "expire_after": expire_after_s,
             },
         ),
         (

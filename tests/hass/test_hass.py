@@ -216,11 +216,11 @@ def test_update_entity_shows_installed_and_ordered_release_with_progress(
     assert json.loads(render(template, nothing))["installed_version"] == "none"
 
 
-def test_status_sensors_expire_and_the_result_sensor_does_not(
+def test_sensors_expire_after_three_status_intervals_and_the_update_entity_never(
     discoveries: dict[str, Discovery],
 ) -> None:
     assert {k: d.config.get("expire_after") for k, d in discoveries.items()} == {
-        "result": None, "fps": 90, "latency": 90, "accelerator": 90, "model": None,
+        "result": 90, "fps": 90, "latency": 90, "accelerator": 90, "model": None,
     }  # fmt: skip
     shorter = discovery_messages(TOPICS, "homeassistant", expire_after_s=15)
     assert {d.config.get("expire_after") for d in shorter} == {None, 15}
@@ -239,3 +239,11 @@ def test_update_state_uses_only_keys_home_assistant_reads(
     state = json.loads(render(template, StatusMessage(ts=1.0, state="running").to_json()))
     assert set(state) <= UPDATE_STATE_KEYS
     assert len(state["release_summary"]) <= 255
+
+
+def test_the_result_sensor_reads_the_bounded_rate_copy_of_the_results(
+    discoveries: dict[str, Discovery],
+) -> None:
+    config = discoveries["result"].config
+    assert config["state_topic"] == "edge/pi-kitchen-01/hass/result"
+    assert config["json_attributes_topic"] == "edge/pi-kitchen-01/hass/result"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -55,7 +56,7 @@ def test_discovery_is_retained_and_re_announced_when_home_assistant_comes_online
         f"homeassistant/update/{DEVICE_ID}/model/config",
     }
     assert {c["state_topic"] for c in by_topic.values()} == {
-        f"edge/{DEVICE_ID}/results",
+        f"edge/{DEVICE_ID}/hass/result",
         f"edge/{DEVICE_ID}/status",
     }
 
@@ -66,4 +67,25 @@ def test_discovery_is_retained_and_re_announced_when_home_assistant_comes_online
     assert agent.log().count(f"announced {ENTITIES} entities to Home Assistant") >= 2
     assert agent.terminate() == 0
     for sub in (live, retained, home_assistant):
+        sub.close()
+
+
+def test_the_result_entity_changes_at_most_once_per_state_interval(
+    agent: AgentProcess, broker: MosquittoBroker
+) -> None:
+    """The video gives ~20 results a second; Home Assistant's copy moves at most once a second
+    (the default ``homeassistant.state_interval_s``). Counted, not timed: N copies need at
+    least N-1 intervals between the first and the last, measured here as an upper bound."""
+    results = Subscriber(broker, f"edge/{DEVICE_ID}/results")
+    copies = Subscriber(broker, f"edge/{DEVICE_ID}/hass/result")
+    results.wait_for(lambda got: len(got) >= 5, timeout=60, describe=lambda _: agent.log())
+    started = time.monotonic()
+    copies.wait_for(lambda got: len(got) >= 4, timeout=30)
+    elapsed = time.monotonic() - started
+    fresh = [m for m in copies.messages if not m.retain]
+    assert len(fresh) - 1 <= elapsed / 1.0 + 1  # +1: the first may be a retained catch-up
+    assert len(results.messages) > 2 * len(copies.messages)
+    last = json.loads(copies.messages[-1].payload)
+    assert {"seq", "model", "outputs"} <= set(last)
+    for sub in (results, copies):
         sub.close()

@@ -144,6 +144,11 @@ def test_home_assistant_discovery_and_birth_topics_are_per_device(
     assert _payloads(hass) == [b"own-config"]
     hass.publish("homeassistant/status", b"online")
     device_a.wait_for(_has(b"online"))
+    hass.subscribe("edge/+/hass/result")
+    device_a.publish("edge/dev-b/hass/result", b"forged-state", retain=True)
+    device_a.publish("edge/dev-a/hass/result", b"own-state", retain=True)
+    hass.wait_for(_has(b"own-state"))
+    assert b"forged-state" not in _payloads(hass)
 
 
 def test_a_client_without_a_certificate_is_refused(recipe_broker: RecipeBroker) -> None:
