@@ -561,6 +561,7 @@ class Service:
             frames_dropped=source_stats.get("dropped", 0),
             queue_depth=self.outbox.stats().depth,
             backend=model.backend if model else "",
+            backend_reason=model.backend_reason if model else "",
             accelerator=model.accelerator if model else "cpu",
             degraded=bool(model and model.degraded),
             model=(

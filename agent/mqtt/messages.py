@@ -45,6 +45,12 @@ def _obj(value: Any, where: str) -> dict[str, Any]:
     return value
 
 
+def _reason(value: object) -> str:
+    if not isinstance(value, str) or len(value) > 512:
+        raise MessageError("status.backend_reason must be a string of at most 512 characters")
+    return value
+
+
 def _only(obj: Mapping[str, Any], allowed: set[str], where: str) -> None:
     unknown = sorted(set(obj) - allowed)
     if unknown:
@@ -311,6 +317,7 @@ class StatusMessage:
     accelerator: str = "cpu"
     degraded: bool = False
     model: ModelRef | None = None
+    backend_reason: str = ""  # why this backend: "named in the config" or what auto tried
     rss_bytes: int | None = None
     cpu_temp_c: float | None = None
     errors: dict[str, int] = field(default_factory=dict)
@@ -333,6 +340,7 @@ class StatusMessage:
             "frames_dropped": self.frames_dropped,
             "queue_depth": self.queue_depth,
             "backend": self.backend,
+            "backend_reason": self.backend_reason,
             "accelerator": self.accelerator,
             "degraded": self.degraded,
             "model": self.model.to_obj() if self.model else None,
@@ -351,7 +359,8 @@ class StatusMessage:
     @classmethod
     def from_json(cls, data: bytes) -> StatusMessage:
         loaded = _load(data, MAX_STATUS_BYTES, "status")
-        obj = {"groups": [], "update": None, **loaded}  # absent from agents before updates
+        # absent from older agents: groups and update (before updates), backend_reason
+        obj = {"groups": [], "update": None, "backend_reason": "", **loaded}
         _only(obj, set(cls(ts=0.0, state="running").to_obj()), "status")
         groups = obj["groups"]
         if not isinstance(groups, list) or len(groups) > MAX_GROUPS:
@@ -368,6 +377,7 @@ class StatusMessage:
             frames_dropped=_int(obj["frames_dropped"], "status.frames_dropped"),
             queue_depth=_int(obj["queue_depth"], "status.queue_depth"),
             backend=_str(obj["backend"], "status.backend", 64),
+            backend_reason=_reason(obj["backend_reason"]),
             accelerator=_str(obj["accelerator"], "status.accelerator", 64),
             degraded=_bool(obj["degraded"], "status.degraded"),
             model=None if obj["model"] is None else ModelRef.from_obj(obj["model"], "status.model"),

@@ -38,8 +38,10 @@ class LoadedModel:
         threads: int,
         degraded: bool = False,
         fallback_reason: str | None = None,
+        backend_reason: str = "",
     ) -> None:
         self._interpreter = interpreter
+        self.backend_reason = backend_reason
         self._lock = threading.Lock()
         self.backend = backend
         self.accelerator = accelerator
@@ -126,15 +128,19 @@ def open_model(
     num_threads = threads or os.cpu_count() or 1
     chosen = resolve_backend(backend)
     if accelerator == "cpu":
-        return _cpu_model(chosen, model, num_threads)
+        cpu = _cpu_model(chosen, model, num_threads)
+        cpu.backend_reason = chosen.reason
+        return cpu
     accelerated = _edgetpu_model(chosen, model, num_threads, edgetpu_library)
     if isinstance(accelerated, LoadedModel):
+        accelerated.backend_reason = chosen.reason
         return accelerated
     reason = accelerated
     logger.warning("falling back to CPU: %s", reason)
     loaded = _cpu_model(chosen, cpu_fallback_model or model, num_threads)
     loaded.degraded = accelerator == "edgetpu"
     loaded.fallback_reason = reason
+    loaded.backend_reason = chosen.reason
     return loaded
 
 
@@ -154,6 +160,7 @@ def open_on_edgetpu(
     accelerated = _edgetpu_model(chosen, model, threads or os.cpu_count() or 1, edgetpu_library)
     if isinstance(accelerated, str):
         raise BackendError(accelerated)
+    accelerated.backend_reason = chosen.reason
     return accelerated
 
 

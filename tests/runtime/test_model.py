@@ -88,6 +88,16 @@ def test_auto_accelerator_without_a_tpu_runs_on_cpu_not_degraded(
     assert model.fallback_reason is not None
 
 
+def test_the_loaded_model_says_which_backend_auto_picked_and_why(
+    sample_models: ModelFactory,
+) -> None:
+    auto = open_model(sample_models("float32").model_bytes(), backend="auto", accelerator="auto")
+    assert auto.backend == "litert"
+    assert auto.backend_reason.startswith("auto: litert is the first of litert, tflite_runtime")
+    named = open_model(sample_models("float32").model_bytes(), backend="litert")
+    assert named.backend_reason == "named in the config"
+
+
 def test_invoke_rejects_wrong_shape_dtype_and_count(sample_models: ModelFactory) -> None:
     model = open_model(sample_models("int8", "int8").model_bytes())
     with pytest.raises(InputError, match=r"input 'x' needs int8\[1, 8, 8, 1\], got float32"):
