@@ -27,7 +27,8 @@ latter through the MQTT will). The agent re-publishes them on every connect and 
 Home Assistant announces itself on ``<discovery_prefix>/status`` with ``online``.
 The keys used are those of Home Assistant's MQTT discovery schemas (sensor, binary_sensor,
 update, plus the entity-common availability/device/origin keys); ``tests/hass/test_hass.py`` checks
-every payload against them.
+every payload against them, and ``tests/hass/test_hass_upstream_schema.py`` against the key sets
+of Home Assistant's own schemas, read from its released source.
 """
 
 from __future__ import annotations

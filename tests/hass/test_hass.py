@@ -4,6 +4,8 @@ The schema below is written from Home Assistant's MQTT docs (integrations/sensor
 binary_sensor.mqtt, update.mqtt, and the entity-common availability/device/origin options): for
 each component, the keys it requires and every key it accepts. The templates are then rendered
 with Jinja2's sandbox (what Home Assistant renders them with) against real agent messages.
+``tests/hass/test_hass_upstream_schema.py`` checks the same payloads, and this hand-written
+schema, against the key sets of Home Assistant's own released MQTT schemas.
 """
 
 from __future__ import annotations
