@@ -11,6 +11,7 @@ packet at a time, so a message that a later marker overtook was never delivered.
 
 from __future__ import annotations
 
+import json
 import stat
 import time
 from collections.abc import Callable, Iterator
@@ -24,6 +25,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from agent.mqtt.client import MqttClient
 from agent.mqtt.settings import MqttSettings, TLSFiles
 from agent.mqtt.topics import DeviceTopics, TopicFilter
+from tests.support.agent_env import AgentProcess, AgentWorld
 from tests.support.broker import ClientTLS, MosquittoBroker, Received, Subscriber
 from tests.support.debian_mosquitto import (
     STOCK_CONFIG,
@@ -33,6 +35,7 @@ from tests.support.debian_mosquitto import (
     start_debian_broker,
     stock_config_text,
 )
+from tests.support.models import ModelFactory
 
 pytestmark = pytest.mark.broker
 
@@ -296,3 +299,38 @@ def test_the_agents_client_connects_to_the_stock_broker_with_its_certificate(
         fleet.wait_for(_has(b"agent-status"))
     finally:
         agent.stop(5)
+
+
+@pytest.mark.tensorflow
+@pytest.mark.slow
+def test_the_real_agent_serves_over_mqtts_on_the_stock_broker(
+    debian: DebianBroker,
+    client: Callable[[str, str], Subscriber],
+    sample_models: ModelFactory,
+    tmp_path: Path,
+) -> None:
+    """`edge-agent run` with dev-a's certificate: results and status reach the fleet."""
+    certs = debian.certs
+    world = AgentWorld(tmp_path / "device", sample_models("int8"), debian.broker.url)
+    world.device_id = "dev-a"
+    world.bundle_path = world.write_bundle(counter=1)  # encrypted for dev-a
+    tls = {
+        "url": f"mqtts://127.0.0.1:{debian.broker.port}",
+        "ca_file": str(certs / "ca.crt"),
+        "cert_file": str(certs / "dev-a.crt"),
+        "key_file": str(certs / "dev-a.key"),
+    }
+    fleet = client("fleet", "edge/dev-a/results")
+    fleet.subscribe("edge/dev-a/status")
+    agent = AgentProcess(world.write_config(mqtt=tls), tmp_path / "agent.log")
+    try:
+        fleet.wait_for(
+            lambda got: {m.topic for m in got} >= {"edge/dev-a/results", "edge/dev-a/status"},
+            timeout=90,
+            describe=lambda _: agent.log()[-3000:],
+        )
+        statuses = [m for m in fleet.messages if m.topic == "edge/dev-a/status"]
+        assert json.loads(statuses[-1].payload)["backend"] == "litert"
+        assert agent.terminate() == 0
+    finally:
+        agent.close()
