@@ -12,10 +12,11 @@ from __future__ import annotations
 import copy
 import difflib
 import re
+import tomllib
 from typing import Any
 
-from agent.config import SCHEMA_KEYS, AgentConfig, parse_config
-from agent.errors import ConfigError
+from agent.config import MAX_CONFIG_BYTES, SCHEMA_KEYS, AgentConfig, parse_config
+from agent.errors import ConfigError, ConfigErrors
 
 MAX_PROBLEMS = 64
 _HEADER = re.compile(r"^\s*\[\[?\s*([A-Za-z0-9_.\"'-]+)\s*\]\]?")
@@ -124,3 +125,35 @@ def _present(work: dict[str, Any], parts: list[str]) -> bool:
             return False
         node = node[part]
     return True
+
+
+def check_toml(data: bytes, path: str) -> AgentConfig:
+    """Like :func:`parse_toml`, but reports every problem, each with its line
+    (:class:`~agent.errors.ConfigErrors`; :mod:`agent.config_problems`)."""
+    try:
+        text, raw = _decode(data)
+    except ConfigError as exc:
+        found = re.search(r"at line (\d+)", str(exc))
+        line = int(found.group(1)) if found else None
+        raise ConfigErrors(path, [{"key": "", "line": line, "message": str(exc)}]) from None
+    config, problems = find_problems(raw)
+    if config is not None:
+        return config
+    lines = key_lines(text)
+    records: list[dict[str, object]] = [
+        {"key": p.key, "line": line_of(p.key, lines), "message": str(p)} for p in problems
+    ]
+    records.sort(key=lambda r: r["line"] if isinstance(r["line"], int) else 1 << 30)
+    raise ConfigErrors(path, records)
+
+
+def _decode(data: bytes) -> tuple[str, dict[str, Any]]:
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError("", f"config is {len(data)} bytes, more than {MAX_CONFIG_BYTES}")
+    try:
+        text = data.decode("utf-8")
+        return text, tomllib.loads(text)
+    except UnicodeDecodeError:
+        raise ConfigError("", "config is not valid UTF-8") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("", f"not valid TOML: {exc}") from None

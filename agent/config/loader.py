@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -33,7 +32,7 @@ from agent.config.sections import (
     StoreConfig,
     UpdateConfig,
 )
-from agent.errors import ConfigError, ConfigErrors
+from agent.errors import ConfigError
 
 # Which source keys each source type takes (besides ``type``); anything else is a typo.
 _SOURCE_KEYS: dict[str, frozenset[str]] = {
@@ -388,38 +387,7 @@ def load_config(path: Path) -> AgentConfig:
             data = handle.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise ConfigError("", f"cannot read config {path}: {exc.strerror}") from None
+    from agent.config_problems import check_toml  # every problem, each with its line
+
     return check_toml(data, str(path))
 
-
-def check_toml(data: bytes, path: str) -> AgentConfig:
-    """Like :func:`parse_toml`, but reports every problem, each with its line
-    (:class:`~agent.errors.ConfigErrors`; :mod:`agent.config_problems`)."""
-    from agent.config_problems import find_problems, key_lines, line_of
-
-    try:
-        text, raw = _decode(data)
-    except ConfigError as exc:
-        found = re.search(r"at line (\d+)", str(exc))
-        line = int(found.group(1)) if found else None
-        raise ConfigErrors(path, [{"key": "", "line": line, "message": str(exc)}]) from None
-    config, problems = find_problems(raw)
-    if config is not None:
-        return config
-    lines = key_lines(text)
-    records: list[dict[str, object]] = [
-        {"key": p.key, "line": line_of(p.key, lines), "message": str(p)} for p in problems
-    ]
-    records.sort(key=lambda r: r["line"] if isinstance(r["line"], int) else 1 << 30)
-    raise ConfigErrors(path, records)
-
-
-def _decode(data: bytes) -> tuple[str, dict[str, Any]]:
-    if len(data) > MAX_CONFIG_BYTES:
-        raise ConfigError("", f"config is {len(data)} bytes, more than {MAX_CONFIG_BYTES}")
-    try:
-        text = data.decode("utf-8")
-        return text, tomllib.loads(text)
-    except UnicodeDecodeError:
-        raise ConfigError("", "config is not valid UTF-8") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError("", f"not valid TOML: {exc}") from None

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from agent.clikit import EXIT_CONFIG
+
 ROOT = Path(__file__).resolve().parents[2]
 UNIT = ROOT / "systemd" / "edge-agent.service"
 MAX_EXPOSURE = 2.5
@@ -51,6 +53,8 @@ def test_unit_declares_the_notify_watchdog_and_restart_contract() -> None:
     assert settings["Type"] == ["notify"]
     assert settings["NotifyAccess"] == ["main"]
     assert settings["Restart"] == ["on-failure"]
+    # A config that cannot be parsed will not fix itself: no restart loop (docs/cli.md).
+    assert settings["RestartPreventExitStatus"] == [str(EXIT_CONFIG)]
     assert settings["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
     assert int(settings["WatchdogSec"][0]) > 0
     assert int(settings["StartLimitBurst"][0]) > 1
