@@ -79,6 +79,13 @@ def test_bundle_inspect_and_verify_the_int8_sample_model(
     assert "digits release 3" in out
     assert "canary:   passed" in out
     assert "backend:  " in out
+    assert _verify(keys, bundle, "--hardware", "rpi4", "--json") == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["ok"] is True
+    assert (document["bundle"]["name"], document["bundle"]["counter"]) == ("digits", 3)
+    assert document["bundle"]["recipient"] == "pi-7"
+    assert document["canary"]["passed"] is True
+    assert document["backend"] == "litert"
 
 
 def test_verify_exits_3_with_the_reason_code(
@@ -89,6 +96,10 @@ def test_verify_exits_3_with_the_reason_code(
     bundle = _bundle(keys, model, "--hardware", "rpi4")
     assert _verify(keys, bundle, "--hardware", "rpi3") == 3
     assert "wrong_hardware: bundle is for hardware rpi4" in capsys.readouterr().err
+    assert _verify(keys, bundle, "--hardware", "rpi3", "--json") == 3
+    rejected = json.loads(capsys.readouterr().out)
+    assert (rejected["ok"], rejected["exit_code"]) == (False, 3)
+    assert rejected["error"]["code"] == "wrong_hardware"
     other = [
         "verify", str(bundle), "--trusted-key", str(keys / "release" / "second.pub"),
         "--device-key", str(keys / "dev" / "device.key"), "--hardware", "rpi4",
