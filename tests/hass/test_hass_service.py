@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.hass.test_hass import render
 from tests.support.agent_env import DEVICE_ID, AgentProcess, AgentWorld
 from tests.support.broker import MosquittoBroker, Received, Subscriber
 from tests.support.models import ModelFactory
@@ -88,4 +89,31 @@ def test_the_result_entity_changes_at_most_once_per_state_interval(
     last = json.loads(copies.messages[-1].payload)
     assert {"seq", "model", "outputs"} <= set(last)
     for sub in (results, copies):
+        sub.close()
+
+
+def test_the_update_entity_renders_the_running_agents_status(
+    agent: AgentProcess, broker: MosquittoBroker
+) -> None:
+    """The discovery template of the update entity, rendered as Home Assistant would, on the
+    status the real agent publishes: release 1 installed, nothing ordered."""
+    configs = Subscriber(broker, f"homeassistant/update/{DEVICE_ID}/model/config")
+    status = Subscriber(broker, f"edge/{DEVICE_ID}/status")
+    configs.wait_for(lambda got: len(got) >= 1, timeout=60, describe=lambda _: agent.log())
+    status.wait_for(
+        lambda got: any(json.loads(m.payload)["model"] for m in got), timeout=60,
+        describe=lambda _: agent.log(),
+    )  # fmt: skip
+    template = json.loads(configs.messages[-1].payload)["value_template"]
+    latest = next(m for m in reversed(status.messages) if json.loads(m.payload)["model"])
+    state = json.loads(render(template, latest.payload))
+    assert state == {
+        "installed_version": "1",
+        "latest_version": "1",
+        "title": "digits",
+        "in_progress": False,
+        "update_percentage": None,
+        "release_summary": "no update ordered",
+    }
+    for sub in (configs, status):
         sub.close()
