@@ -301,6 +301,60 @@ def test_the_agents_client_connects_to_the_stock_broker_with_its_certificate(
         agent.stop(5)
 
 
+def _agent_config(world: AgentWorld, debian: DebianBroker, identity: str) -> Path:
+    certs = debian.certs
+    world.device_id = identity
+    world.bundle_path = world.write_bundle(counter=1)  # encrypted for this device id
+    tls = {
+        "url": f"mqtts://127.0.0.1:{debian.broker.port}",
+        "ca_file": str(certs / "ca.crt"),
+        "cert_file": str(certs / f"{identity}.crt"),
+        "key_file": str(certs / f"{identity}.key"),
+    }
+    return world.write_config(mqtt=tls)
+
+
+@pytest.mark.tensorflow
+@pytest.mark.slow
+def test_attack_4_the_real_agent_is_not_knocked_off_by_another_certificate_using_its_id(
+    debian: DebianBroker,
+    client: Callable[[str, str], Subscriber],
+    sample_models: ModelFactory,
+    tmp_path: Path,
+) -> None:
+    """Issue 15, attack 4, as found: a real agent (dev-b), and dev-a's certificate connecting
+    again and again with client id "dev-b". Its availability must not flap: a kicked agent
+    reconnects and says ``online`` again before anything else on the new connection."""
+    world = AgentWorld(tmp_path / "device", sample_models("int8"), debian.broker.url)
+    fleet = client("fleet", "edge/dev-b/availability")
+    fleet.subscribe("edge/dev-b/status")
+    agent = AgentProcess(_agent_config(world, debian, "dev-b"), tmp_path / "agent.log")
+    try:
+        fleet.wait_for(_has(b"online"), timeout=90, describe=lambda _: agent.log()[-3000:])
+        for _ in range(5):  # each CONNACK comes after any takeover it caused
+            attacker, events = _tracked_client(debian.certs, "dev-a", "dev-b")
+            attacker.connect(debian.broker.host, debian.broker.port, keepalive=10)
+            attacker.loop_start()
+            deadline = time.monotonic() + 10
+            while "connect Success" not in events and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert "connect Success" in events
+            attacker.disconnect()
+            attacker.loop_stop()
+        after = time.time() + 2.0
+        fleet.wait_for(
+            lambda got: any(
+                m.topic.endswith("/status") and json.loads(m.payload)["ts"] > after for m in got
+            ),
+            timeout=30,
+        )
+        availability = [m.payload for m in fleet.messages if m.topic.endswith("/availability")]
+        assert availability == [b"online"]
+        assert agent.terminate() == 0
+    finally:
+        agent.close()
+
+
 @pytest.mark.tensorflow
 @pytest.mark.slow
 def test_the_real_agent_serves_over_mqtts_on_the_stock_broker(
@@ -310,19 +364,10 @@ def test_the_real_agent_serves_over_mqtts_on_the_stock_broker(
     tmp_path: Path,
 ) -> None:
     """`edge-agent run` with dev-a's certificate: results and status reach the fleet."""
-    certs = debian.certs
     world = AgentWorld(tmp_path / "device", sample_models("int8"), debian.broker.url)
-    world.device_id = "dev-a"
-    world.bundle_path = world.write_bundle(counter=1)  # encrypted for dev-a
-    tls = {
-        "url": f"mqtts://127.0.0.1:{debian.broker.port}",
-        "ca_file": str(certs / "ca.crt"),
-        "cert_file": str(certs / "dev-a.crt"),
-        "key_file": str(certs / "dev-a.key"),
-    }
     fleet = client("fleet", "edge/dev-a/results")
     fleet.subscribe("edge/dev-a/status")
-    agent = AgentProcess(world.write_config(mqtt=tls), tmp_path / "agent.log")
+    agent = AgentProcess(_agent_config(world, debian, "dev-a"), tmp_path / "agent.log")
     try:
         fleet.wait_for(
             lambda got: {m.topic for m in got} >= {"edge/dev-a/results", "edge/dev-a/status"},
