@@ -56,11 +56,13 @@ install:
 	  $(BIN)/pip install -q "$$wheel[$(DEVICE_EXTRAS)]" && \
 	  echo "installed $$wheel[$(DEVICE_EXTRAS)] into $(VENV)"
 
-# The systemd service (run as root): the venv /opt/edge-agent from this checkout (device extra
-# only), config skeleton, device key, credentials, unit. DESTDIR installs under another root;
+# The systemd service (run as root): the venv /opt/edge-agent with the device wheel of this
+# checkout (as make install; DEVICE_EXTRAS), config skeleton, device key, credentials, unit.
+# DESTDIR installs under another root;
 # AGENT_BIN=path runs an existing edge-agent instead of making the venv (docs/operations.md).
 install-service:
-	DESTDIR="$(DESTDIR)" AGENT_BIN="$(AGENT_BIN)" PYTHON="$(PYTHON)" systemd/install.sh install
+	DESTDIR="$(DESTDIR)" AGENT_BIN="$(AGENT_BIN)" PYTHON="$(PYTHON)" DEVICE_EXTRAS="$(DEVICE_EXTRAS)" \
+	  systemd/install.sh install
 
 uninstall-service:
 	DESTDIR="$(DESTDIR)" systemd/install.sh uninstall $(if $(PURGE),--purge)

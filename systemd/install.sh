@@ -11,8 +11,9 @@
 #   DESTDIR    install under this root instead of / (packaging, tests); systemctl is not called
 #   AGENT_BIN  an existing edge-agent executable to run instead of making the venv (the unit's
 #              ExecStart then names it); unset: the venv below is created or upgraded
-#   VENV       where the venv goes (default /opt/edge-agent): the checkout with its device extra
-#              only (LiteRT, OpenCV, paho-mqtt, cryptography; never TensorFlow)
+#   VENV       where the venv goes (default /opt/edge-agent): the device wheel of this checkout
+#              (agent/ and edge-agent only) with DEVICE_EXTRAS (default device: LiteRT, OpenCV,
+#              paho-mqtt, cryptography; tflite-runtime for the legacy runtime); never TensorFlow
 #   PYTHON     the interpreter the venv is made with (default python3, >= 3.11)
 #   DEVICE_ID  this device's id (default: the short host name)
 #
@@ -26,6 +27,7 @@ ROOT="${DESTDIR:-}"
 CHECKOUT="$(cd "$HERE/.." && pwd)"
 VENV="${VENV:-/opt/edge-agent}"
 PYTHON="${PYTHON:-python3}"
+DEVICE_EXTRAS="${DEVICE_EXTRAS:-device}"
 DEFAULT_BIN="/opt/edge-agent/bin/edge-agent"
 MARKER=".edge-agent-venv"   # in a venv this script made, so uninstall removes only that
 ETC="$ROOT/etc/edge-agent"
@@ -55,8 +57,9 @@ secret_placeholder() {
 }
 
 make_venv() {
-    # The agent's own venv, from this checkout, device extra only; re-running upgrades it.
-    local venv="$ROOT$VENV"
+    # The agent's own venv: the device wheel built from this checkout (scripts/device_wheel.py:
+    # agent/ and edge-agent only) with its DEVICE_EXTRAS; re-running upgrades it (as make install).
+    local venv="$ROOT$VENV" wheel
     if [ ! -x "$venv/bin/python" ]; then
         "$CHECKOUT/scripts/bootstrap.sh" "$PYTHON" "$venv" >&2
         touch "$venv/$MARKER"
@@ -64,8 +67,10 @@ make_venv() {
     elif [ ! -e "$venv/$MARKER" ]; then
         die "$venv exists and was not made by this script: remove it or set VENV"
     fi
-    say "installing edge-agent from $CHECKOUT into $venv (device extra, no TensorFlow)"
-    "$venv/bin/pip" install -q --upgrade "$CHECKOUT[device]" >&2
+    wheel="$("$venv/bin/python" "$CHECKOUT/scripts/device_wheel.py" "$CHECKOUT/dist/device")"
+    say "installing $(basename "$wheel")[$DEVICE_EXTRAS] into $venv (no TensorFlow)"
+    "$venv/bin/pip" install -q --force-reinstall --no-deps "$wheel" >&2
+    "$venv/bin/pip" install -q "$wheel[$DEVICE_EXTRAS]" >&2
     "$venv/bin/edge-agent" --version >/dev/null || die "$venv/bin/edge-agent does not run"
     say "installed $("$venv/bin/edge-agent" --version) in $venv"
 }

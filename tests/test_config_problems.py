@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from agent.config import load_config
-from agent.config_problems import key_lines, suggestion
+from agent.config.problems import key_lines, suggestion
 from agent.errors import ConfigErrors
 
 BAD = """device_id = "pi-1"

@@ -387,7 +387,6 @@ def load_config(path: Path) -> AgentConfig:
             data = handle.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise ConfigError("", f"cannot read config {path}: {exc.strerror}") from None
-    from agent.config_problems import check_toml  # every problem, each with its line
+    from agent.config.problems import check_toml  # every problem, each with its line
 
     return check_toml(data, str(path))
-

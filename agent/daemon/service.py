@@ -27,7 +27,7 @@ from agent.daemon.metrics import RollingStats, cpu_temperature_c, rss_bytes
 from agent.daemon.sdnotify import Notifier
 from agent.daemon.watchdog import Progress, stall_limit_s
 from agent.errors import BackendError, ConfigError, EdgeError, ErrorLog, InputError, Rejected
-from agent.hass.announcer import HassAnnouncer, HassOptions
+from agent.hass.announcer import HassAnnouncer, announcer_for
 from agent.model.active import (
     ActiveModel,
     Credentials,
@@ -356,18 +356,9 @@ class Service:
         return pipeline.frame_need if pipeline is not None else None
 
     def _subscribe(self) -> None:
-        if self.config.homeassistant.enabled:
-            self.hass = HassAnnouncer(
-                self.client,
-                self.topics,
-                self.config.homeassistant.discovery_prefix,
-                after_announce=self._publish_status,
-                options=HassOptions(
-                    expire_after_s=max(10, round(3 * self.config.status.interval_s)),
-                    state_interval_s=self.config.homeassistant.state_interval_s,
-                    clock=self.clock,
-                ),
-            )
+        self.hass = announcer_for(
+            self.client, self.topics, self.config, self._publish_status, self.clock
+        )
         if self.config.source.type == "mqtt_sensor" and self.config.source.topic:
             self._sensor_sub = self.client.subscribe(
                 TopicFilter(self.config.source.topic),

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from agent.config import AgentConfig
 from agent.errors import EdgeError
 from agent.hass.discovery import (
     DEFAULT_EXPIRE_AFTER_S,
@@ -39,6 +40,23 @@ class HassOptions:
     expire_after_s: int = DEFAULT_EXPIRE_AFTER_S
     state_interval_s: float = 1.0
     clock: Callable[[], float] = time.monotonic
+
+
+def announcer_for(
+    client: MqttClient,
+    topics: DeviceTopics,
+    config: AgentConfig,
+    after_announce: Callable[[], None],
+    clock: Callable[[], float],
+) -> HassAnnouncer | None:
+    """The announcer the config asks for (None when Home Assistant is off); entities expire
+    after three status intervals."""
+    hass = config.homeassistant
+    if not hass.enabled:
+        return None
+    expire = max(10, round(3 * config.status.interval_s))
+    options = HassOptions(expire, hass.state_interval_s, clock)
+    return HassAnnouncer(client, topics, hass.discovery_prefix, after_announce, options)
 
 
 class HassAnnouncer:

@@ -45,12 +45,6 @@ def _obj(value: Any, where: str) -> dict[str, Any]:
     return value
 
 
-def _reason(value: object) -> str:
-    if not isinstance(value, str) or len(value) > 512:
-        raise MessageError("status.backend_reason must be a string of at most 512 characters")
-    return value
-
-
 def _only(obj: Mapping[str, Any], allowed: set[str], where: str) -> None:
     unknown = sorted(set(obj) - allowed)
     if unknown:
@@ -359,8 +353,7 @@ class StatusMessage:
     @classmethod
     def from_json(cls, data: bytes) -> StatusMessage:
         loaded = _load(data, MAX_STATUS_BYTES, "status")
-        # absent from older agents: groups and update (before updates), backend_reason
-        obj = {"groups": [], "update": None, "backend_reason": "", **loaded}
+        obj = {"groups": [], "update": None, "backend_reason": "", **loaded}  # older agents
         _only(obj, set(cls(ts=0.0, state="running").to_obj()), "status")
         groups = obj["groups"]
         if not isinstance(groups, list) or len(groups) > MAX_GROUPS:
@@ -377,7 +370,7 @@ class StatusMessage:
             frames_dropped=_int(obj["frames_dropped"], "status.frames_dropped"),
             queue_depth=_int(obj["queue_depth"], "status.queue_depth"),
             backend=_str(obj["backend"], "status.backend", 64),
-            backend_reason=_reason(obj["backend_reason"]),
+            backend_reason=_str(obj["backend_reason"], "status.backend_reason", 512),
             accelerator=_str(obj["accelerator"], "status.accelerator", 64),
             degraded=_bool(obj["degraded"], "status.degraded"),
             model=None if obj["model"] is None else ModelRef.from_obj(obj["model"], "status.model"),

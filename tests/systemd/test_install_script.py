@@ -107,14 +107,14 @@ def test_install_builds_the_venv_from_the_checkout_and_uninstall_removes_it(
     # checkout's own .venv leaks in (no --system-site-packages, no editable install).
     probe = (
         "import importlib.util as u, agent; "
-        "print(bool(u.find_spec('ai_edge_litert')), bool(u.find_spec('tensorflow')),"
-        " agent.__file__)"
+        "print(*(bool(u.find_spec(m)) for m in ('ai_edge_litert', 'tensorflow', 'convert',"
+        " 'fleet')), agent.__file__)"
     )
     found = subprocess.run([str(venv / "bin" / "python"), "-c", probe],
                            capture_output=True, text=True, check=True,
                            cwd=tmp_path).stdout.split()  # fmt: skip
-    assert found[:2] == ["True", "False"]
-    assert found[2].startswith(str(venv))
+    assert found[:4] == ["True", "False", "False", "False"]  # the device wheel: agent/ only
+    assert found[4].startswith(str(venv))
     unit = (tmp_path / "etc" / "systemd" / "system" / "edge-agent.service").read_text()
     assert "ExecStart=/opt/edge-agent/bin/edge-agent run --config" in unit
     public = decode_device_public((tmp_path / "etc/edge-agent/device.pub").read_bytes(), "pub")

@@ -129,7 +129,7 @@ def _present(work: dict[str, Any], parts: list[str]) -> bool:
 
 def check_toml(data: bytes, path: str) -> AgentConfig:
     """Like :func:`parse_toml`, but reports every problem, each with its line
-    (:class:`~agent.errors.ConfigErrors`; :mod:`agent.config_problems`)."""
+    (:class:`~agent.errors.ConfigErrors`; :mod:`agent.config.problems`)."""
     try:
         text, raw = _decode(data)
     except ConfigError as exc:
