@@ -295,7 +295,7 @@ def test_the_agents_client_connects_to_the_stock_broker_with_its_certificate(
     agent.start()
     try:
         agent.wait_connected(15)
-        agent.publish(topics.status, b"agent-status", retain=True)
+        agent.publish(topics.status, b"agent-status")
         fleet.wait_for(_has(b"agent-status"))
     finally:
         agent.stop(5)
@@ -330,7 +330,11 @@ def test_attack_4_the_real_agent_is_not_knocked_off_by_another_certificate_using
     fleet.subscribe("edge/dev-b/status")
     agent = AgentProcess(_agent_config(world, debian, "dev-b"), tmp_path / "agent.log")
     try:
-        fleet.wait_for(_has(b"online"), timeout=90, describe=lambda _: agent.log()[-3000:])
+        fleet.wait_for(
+            lambda got: any(m.payload == b"online" and not m.retain for m in got),
+            timeout=90,
+            describe=lambda _: agent.log()[-3000:],
+        )
         for _ in range(5):  # each CONNACK comes after any takeover it caused
             attacker, events = _tracked_client(debian.certs, "dev-a", "dev-b")
             attacker.connect(debian.broker.host, debian.broker.port, keepalive=10)
@@ -344,11 +348,14 @@ def test_attack_4_the_real_agent_is_not_knocked_off_by_another_certificate_using
         after = time.time() + 2.0
         fleet.wait_for(
             lambda got: any(
-                m.topic.endswith("/status") and json.loads(m.payload)["ts"] > after for m in got
+                m.topic.endswith("/status") and not m.retain and json.loads(m.payload)["ts"] > after
+                for m in got
             ),
             timeout=30,
         )
-        availability = [m.payload for m in fleet.messages if m.topic.endswith("/availability")]
+        availability = [
+            m.payload for m in fleet.messages if m.topic.endswith("/availability") and not m.retain
+        ]
         assert availability == [b"online"]
         assert agent.terminate() == 0
     finally:
