@@ -126,9 +126,7 @@ hass_remove() {
     # broker may be unreachable; `edge-agent hass remove` can be run again later).
     local bin="$ROOT$VENV/bin/edge-agent"
     [ -x "$bin" ] && [ -e "$ETC/edge-agent.toml" ] || return 0
-    if CREDENTIALS_DIRECTORY="$CREDS" "$bin" hass remove --config "$ETC/edge-agent.toml" --if-enabled >&2; then
-        say "removed the device's Home Assistant entities"
-    else
+    if ! CREDENTIALS_DIRECTORY="$CREDS" "$bin" hass remove --config "$ETC/edge-agent.toml" --if-enabled; then
         say "could not remove the Home Assistant entities (broker unreachable?); see docs/operations.md"
     fi
 }

@@ -122,5 +122,7 @@ def test_install_builds_the_venv_from_the_checkout_and_uninstall_removes_it(
 
     removed = _make("uninstall-service", tmp_path)
     assert removed.returncode == 0, removed.stderr
+    # The Home Assistant hook ran with the installed agent (the skeleton leaves HA off).
+    assert "Home Assistant is not enabled in the config: nothing to remove" in removed.stdout
     assert not venv.exists()
     assert (tmp_path / "etc" / "edge-agent" / "credentials" / "device.key").is_file()
