@@ -1,7 +1,8 @@
 """The conversion worker: the only place TensorFlow is imported.
 
-Run as ``python -m convert._worker REQUEST.json`` by :mod:`convert.api`; the TFLite converter
-leaks memory per call, so each conversion gets a fresh process. The request names a work
+Run as ``python -m convert._worker REQUEST.json [REQUEST.json ...]`` by :mod:`convert.api`; the
+TFLite converter leaks memory per call, so each command gets a fresh process (a comparison runs
+its handful of variants in one, to start TensorFlow once). The request names a work
 directory; the worker writes the ``.tflite`` files, the Keras outputs on the validation data and
 ``result.json`` there. Lines starting with ``PROGRESS`` on stderr are progress for the user; all
 other stderr output (TensorFlow's logging) is kept by the parent for ``-v``.
@@ -41,6 +42,11 @@ def _tick(stage: str, done: int, total: int) -> None:
     print(PROGRESS_PREFIX + tick_line(stage, done, total), file=sys.stderr, flush=True)
 
 
+def _epoch_tick(stage: str, done: int, total: int, _text: str = "") -> None:
+    """Training epochs as counted progress (the per-epoch loss text is not shown)."""
+    _tick(stage, done, total)
+
+
 def flex_ops_in(message: str) -> list[str]:
     """The TensorFlow ops a converter error says need Flex (TF Select) kernels."""
     found = _SELECT_OPS.search(message)
@@ -63,21 +69,33 @@ def _load(src: Path) -> _Model:
         raise InputError(f"model {src} does not exist")
     if src.is_dir():
         return _load_saved_model(src)
+    model = load_keras(str(src), "model")
+    shape = tuple(model.inputs[0].shape[1:])
+    return _Model(lambda x: model(x, training=False), shape, model)
+
+
+def load_keras(path: str, what: str) -> Any:
+    """A single-input Keras model with a fully known input shape (no SavedModel)."""
+    src = Path(path)
+    if not src.is_file():
+        raise InputError(f"{what} {src} does not exist")
     if src.suffix not in (".keras", ".h5", ".hdf5"):
-        raise InputError(f"model {src} must be a .keras file, a .h5 file or a SavedModel directory")
-    import tensorflow as tf
+        raise InputError(
+            f"{what} {src} must be a .keras file, a .h5 file or a SavedModel directory"
+        )
+    import keras
 
     try:
-        model = tf.keras.models.load_model(src, compile=False)
+        model = keras.models.load_model(src, compile=False)
     except Exception as exc:
         raise InputError(f"{src} is not a loadable Keras model ({_first_line(exc)})") from exc
     inputs = model.inputs
     if len(inputs) != 1:
-        raise InputError(f"model {src} has {len(inputs)} inputs; only single-input models work")
+        raise InputError(f"{what} {src} has {len(inputs)} inputs; only single-input models work")
     shape = tuple(inputs[0].shape[1:])
     if any(d is None for d in shape):
-        raise InputError(f"model {src} has an input with unknown dimensions {shape}")
-    return _Model(lambda x: model(x, training=False), shape, model)
+        raise InputError(f"{what} {src} has an input with unknown dimensions {shape}")
+    return model
 
 
 def _first_line(exc: BaseException, limit: int = 160) -> str:
@@ -110,15 +128,20 @@ def _load_saved_model(src: Path) -> _Model:
     return _Model(call, shape, loaded)
 
 
-def _convert(model: _Model, mode: str, io_type: str, calibration: Any) -> bytes:
+def _convert(
+    model: _Model, mode: str, io_type: str, calibration: Any, sparse: bool = False
+) -> bytes:
+    """``sparse``: store sparse weights in the TFLite sparse format (a DENSIFY op per weight)."""
     import tensorflow as tf
 
     # A fixed batch of 1 in the signature: the .tflite gets a static input shape (no -1).
     serve = tf.function(model.fn, input_signature=[tf.TensorSpec([1, *model.input_shape])])
 
     converter = tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function()])
-    if mode != "float32":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    optimizations = [] if mode == "float32" else [tf.lite.Optimize.DEFAULT]
+    if sparse:
+        optimizations.append(tf.lite.Optimize.EXPERIMENTAL_SPARSITY)
+    converter.optimizations = optimizations
     if mode == "float16":
         converter.target_spec.supported_types = [tf.float16]
     if mode == "int8":
@@ -159,7 +182,8 @@ def _run(request: dict[str, Any]) -> dict[str, Any]:
     workdir = Path(request["workdir"])
     mode, io_type = request["quantize"], request["io_type"]
     _progress(f"loading {request['src']}")
-    model = _load(Path(request["src"]))
+    reference = _load(Path(request["src"]))
+    model, training = _train(request.get("train"), reference)
     preprocess = Preprocess(**request["preprocess"])
     validation = None
     if request["validate"]:
@@ -175,22 +199,54 @@ def _run(request: dict[str, Any]) -> dict[str, Any]:
     else:
         _progress(f"converting to {mode}")
     (workdir / "model.tflite").write_bytes(_convert(model, mode, io_type, calibration))
-    if request["reference_float32"] and mode != "float32":
-        _progress("converting to float32 for the size reference")
-        (workdir / "float32.tflite").write_bytes(_convert(model, "float32", "float32", None))
+    if request["reference_float32"] and (mode != "float32" or training is not None):
+        _progress("converting the original model to float32 for the size reference")
+        (workdir / "float32.tflite").write_bytes(_convert(reference, "float32", "float32", None))
+    if request.get("sparse_variants"):
+        _progress("converting to float32, dense and in the TFLite sparse format")
+        (workdir / "dense_float32.tflite").write_bytes(_convert(model, "float32", "float32", None))
+        sparse = _convert(model, "float32", "float32", None, sparse=True)
+        (workdir / "sparse_float32.tflite").write_bytes(sparse)
     if validation is not None:
         _progress(f"running Keras on {len(validation.x)} validation samples")
         np.save(workdir / "validate_x.npy", validation.x)
-        np.save(workdir / "keras_outputs.npy", _keras_outputs(model, validation.x))
+        np.save(workdir / "keras_outputs.npy", _keras_outputs(reference, validation.x))
+        if training is not None:
+            np.save(workdir / "trained_outputs.npy", _keras_outputs(model, validation.x))
         if validation.y is not None:
             np.save(workdir / "validate_y.npy", validation.y)
     samples = 0 if calibration is None else len(calibration)
-    return {"ok": True, "input_shape": list(model.input_shape), "calibration_samples": samples}
+    return {
+        "ok": True,
+        "input_shape": list(model.input_shape),
+        "calibration_samples": samples,
+        "training": training,
+    }
+
+
+def _train(train: dict[str, Any] | None, reference: _Model) -> tuple[_Model, dict[str, Any] | None]:
+    """Prune, QAT-fine-tune or distill ``reference`` when asked; else convert it as it is."""
+    if train is None:
+        return reference, None
+    from convert._training import train as run_training
+
+    if not hasattr(reference.obj, "layers"):
+        raise InputError("training needs a Keras model file (.keras or .h5), not a SavedModel")
+    data = load_validation(Path(train["data"]), reference.input_shape, "training data")
+    _progress(f"training ({train['method']}) on {len(data.x)} samples for {train['epochs']} epochs")
+    trained = run_training({**train, "samples": len(data.x)}, reference.obj, data, _epoch_tick)
+    return _Model(trained.fn, reference.input_shape, trained.obj), trained.facts
 
 
 def main(argv: list[str]) -> int:
+    """Run each request file in turn (one TensorFlow start-up for several conversions)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    request = json.loads(Path(argv[0]).read_text())
+    for path in argv:
+        _main_one(json.loads(Path(path).read_text()))
+    return 0
+
+
+def _main_one(request: dict[str, Any]) -> None:
     try:
         result = _run(request)
     except EdgeError as exc:
@@ -204,7 +260,6 @@ def main(argv: list[str]) -> int:
             "traceback": _trace(exc),
         }
     (Path(request["workdir"]) / "result.json").write_text(json.dumps(result))
-    return 0
 
 
 def _trace(exc: BaseException) -> str:

@@ -6,6 +6,7 @@ then loads the result with the real LiteRT interpreter to validate it, time it a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -13,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -31,6 +32,8 @@ from convert.edgetpu_compiler import compile_for_edgetpu
 from convert.litert_run import LiteRTModel
 from convert.progress import parse_tick
 from convert.report import ReportInputs, build_report
+from convert.sparse_path import xnnpack_report
+from convert.sparsity import deflate_size, weight_sparsity
 from convert.tflite_info import TFLiteInfo, read_tflite
 from convert.validation import Validation, compare
 
@@ -70,6 +73,8 @@ class ConvertOptions:
     min_tpu_coverage: float | None = None
     reference_float32: bool = True
     float32_size_bytes: int | None = None  # known float32 size: skips the reference conversion
+    training: dict[str, Any] | None = None  # convert.compress.TrainOptions.request(): train first
+    sparse_variants: bool = False  # also time float32 dense/sparse-format variants (XNNPACK)
     progress: Callable[[str], None] = field(default=_quiet, compare=False)
     # (stage, done, total) for calibration and validation: convert.progress draws bars from it.
     tick: Callable[[str, int, int], None] = field(default=_quiet_tick, compare=False)
@@ -147,29 +152,66 @@ def _has_images(directory: Path) -> bool:
     return any(p.suffix.lower() in IMAGE_SUFFIXES for p in directory.iterdir())
 
 
+Job = tuple[Path, Path, ConvertOptions]  # source, output, options
+
+
 def convert_keras(src: Path, out: Path, options: ConvertOptions) -> ConversionResult:
     """Convert ``src`` to ``out`` (written atomically) and build the report, metadata, canary.
 
     The accuracy limit is not enforced here, so a caller can still save the report first; call
     :func:`check_accuracy` with ``options.max_accuracy_drop`` afterwards.
     """
-    check_options(options)
-    check_paths(src, out, options)
-    with tempfile.TemporaryDirectory(prefix="edge-convert-") as tmp:
-        workdir = Path(tmp)
-        worker = _run_worker(src, workdir, options)
-        model = (workdir / "model.tflite").read_bytes()
-        info = read_tflite(model)
-        if info.has_dynamic_shapes:
-            raise BackendError("the converted model still has a dynamic input or output shape")
-        reference = workdir / "float32.tflite"
-        float32_size = options.float32_size_bytes or (
-            reference.stat().st_size if reference.exists() else len(model)
-        )
-        runtime = LiteRTModel(model, options.threads)
-        validation, canary = _validate(workdir, runtime, options)
-        edgetpu = _edgetpu(workdir, model, out, options)
-        atomic_write(out, model)
+    return convert_many([(src, out, options)])[0]
+
+
+def convert_many(jobs: Sequence[Job]) -> list[ConversionResult]:
+    """Several conversions in one worker process: TensorFlow starts once for all of them.
+
+    Every job is checked before the worker starts; the first failing job raises. Progress goes
+    to the first job's sinks.
+    """
+    if not jobs:
+        return []
+    for src, out, options in jobs:
+        check_options(options)
+        check_paths(src, out, options)
+    with contextlib.ExitStack() as stack:
+        workdirs = [
+            Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="edge-convert-")))
+            for _ in jobs
+        ]
+        requests = [
+            _write_request(src, workdir, options)
+            for (src, _, options), workdir in zip(jobs, workdirs, strict=True)
+        ]
+        noise = _stream_worker(requests, jobs[0][2].progress, jobs[0][2].tick)
+        return [
+            _finish(src, out, options, workdir, _read_result(workdir, noise))
+            for (src, out, options), workdir in zip(jobs, workdirs, strict=True)
+        ]
+
+
+def _finish(
+    src: Path, out: Path, options: ConvertOptions, workdir: Path, worker: dict[str, Any]
+) -> ConversionResult:
+    """Validate, time and describe what the worker wrote in ``workdir``; write ``out``."""
+    model = (workdir / "model.tflite").read_bytes()
+    info = read_tflite(model)
+    if info.has_dynamic_shapes:
+        raise BackendError("the converted model still has a dynamic input or output shape")
+    reference = workdir / "float32.tflite"
+    float32_size = options.float32_size_bytes or (
+        reference.stat().st_size if reference.exists() else len(model)
+    )
+    runtime = LiteRTModel(model, options.threads)
+    validation, canary = _validate(workdir, runtime, options)
+    training = _training(worker, workdir, validation)
+    xnnpack = None
+    if options.sparse_variants:
+        options.progress("timing with and without XNNPACK, dense and sparse-format float32")
+        xnnpack = xnnpack_report(workdir, model, options.threads, options.latency_runs)
+    edgetpu = _edgetpu(workdir, model, out, options)
+    atomic_write(out, model)
     options.progress(f"timing {options.latency_runs} invocations on {options.threads} threads")
     facts = ReportInputs(
         source=str(src),
@@ -184,6 +226,10 @@ def convert_keras(src: Path, out: Path, options: ConvertOptions) -> ConversionRe
         calibration_samples=int(worker["calibration_samples"]),
     )
     report = build_report(facts, info, validation, edgetpu)
+    report["deflate_size_bytes"] = deflate_size(model)
+    report["weight_sparsity"] = weight_sparsity(model)
+    report["training"] = training
+    report["xnnpack"] = xnnpack
     metadata = _metadata(info, options, src)
     return ConversionResult(out, report, metadata, validation, canary)
 
@@ -219,6 +265,23 @@ def _validate(
     return validation, canary
 
 
+def _training(
+    worker: dict[str, Any], workdir: Path, validation: Validation | None
+) -> dict[str, Any] | None:
+    """The worker's training facts plus the trained Keras model's held-out accuracy."""
+    facts: dict[str, Any] | None = worker.get("training")
+    if facts is None:
+        return None
+    trained = workdir / "trained_outputs.npy"
+    y_path = workdir / "validate_y.npy"
+    if validation is not None and trained.exists() and y_path.exists():
+        outputs = np.load(trained)
+        labels = np.load(y_path)
+        accuracy = float(np.mean(outputs.reshape(len(outputs), -1).argmax(axis=1) == labels))
+        facts = {**facts, "trained_keras_accuracy": accuracy}
+    return facts
+
+
 def check_accuracy(validation: Validation | None, limit: float | None) -> None:
     """Raise :class:`BackendError` with the numbers when accuracy dropped more than ``limit``."""
     if limit is None or validation is None:
@@ -252,7 +315,7 @@ def _edgetpu(
     return log.to_dict()
 
 
-def _run_worker(src: Path, workdir: Path, options: ConvertOptions) -> dict[str, Any]:
+def _write_request(src: Path, workdir: Path, options: ConvertOptions) -> Path:
     request = {
         "src": str(src),
         "workdir": str(workdir),
@@ -262,6 +325,8 @@ def _run_worker(src: Path, workdir: Path, options: ConvertOptions) -> dict[str, 
         "samples": options.calibration_samples,
         "validate": None if options.validate is None else str(options.validate),
         "reference_float32": options.reference_float32 and options.float32_size_bytes is None,
+        "train": options.training,
+        "sparse_variants": options.sparse_variants,
         "preprocess": {
             "color": options.color or "rgb",
             "mean": list(options.mean),
@@ -270,7 +335,10 @@ def _run_worker(src: Path, workdir: Path, options: ConvertOptions) -> dict[str, 
     }
     request_path = workdir / "request.json"
     request_path.write_text(json.dumps(request))
-    noise = _stream_worker(request_path, options.progress, options.tick)
+    return request_path
+
+
+def _read_result(workdir: Path, noise: str) -> dict[str, Any]:
     result_path = workdir / "result.json"
     if not result_path.exists():
         raise BackendError("the conversion worker died without a result") from WorkerTraceback(
@@ -284,7 +352,7 @@ def _run_worker(src: Path, workdir: Path, options: ConvertOptions) -> dict[str, 
 
 
 def _stream_worker(
-    request: Path, progress: Callable[[str], None], tick: Callable[[str, int, int], None]
+    requests: Sequence[Path], progress: Callable[[str], None], tick: Callable[[str, int, int], None]
 ) -> str:
     """Run the worker, forwarding its progress lines; return the rest of its stderr."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
@@ -292,7 +360,7 @@ def _stream_worker(
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
     noise: list[str] = []
     with subprocess.Popen(
-        [sys.executable, "-m", "convert._worker", str(request)],
+        [sys.executable, "-m", "convert._worker", *map(str, requests)],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -314,4 +382,12 @@ def _stream_worker(
     return "".join(noise[-200:])
 
 
-__all__ = ["ConversionResult", "ConvertOptions", "check_accuracy", "check_options", "convert_keras"]
+__all__ = [
+    "ConversionResult",
+    "ConvertOptions",
+    "Job",
+    "check_accuracy",
+    "check_options",
+    "convert_keras",
+    "convert_many",
+]

@@ -45,20 +45,22 @@ def load_representative(
     return samples[:limit]
 
 
-def load_validation(path: Path, input_shape: tuple[int, ...]) -> Labeled:
-    """Validation samples from an ``.npz`` with ``x`` and optionally ``y``."""
+def load_validation(
+    path: Path, input_shape: tuple[int, ...], what: str = "validation data"
+) -> Labeled:
+    """Labelled samples from an ``.npz`` with ``x`` and optionally ``y``."""
     arrays = _load_npz(path)
     if "x" not in arrays:
-        raise InputError(f"validation data {path} has no array 'x' (found: {sorted(arrays)})")
-    x = _check_array(arrays["x"], input_shape, f"validation data {path}")
+        raise InputError(f"{what} {path} has no array 'x' (found: {sorted(arrays)})")
+    x = _check_array(arrays["x"], input_shape, f"{what} {path}")
     if len(x) == 0:
-        raise InputError(f"validation data {path} holds no samples")
+        raise InputError(f"{what} {path} holds no samples")
     y = arrays.get("y")
     if y is None:
         return Labeled(x, None)
     if not np.issubdtype(y.dtype, np.integer) or y.shape != (len(x),):
         raise InputError(
-            f"validation data {path}: y must be {len(x)} integer labels, got {y.dtype} {y.shape}"
+            f"{what} {path}: y must be {len(x)} integer labels, got {y.dtype} {y.shape}"
         )
     return Labeled(x, y.astype(np.int64))
 

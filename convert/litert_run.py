@@ -24,11 +24,17 @@ Float32Array = npt.NDArray[np.float32]
 class LiteRTModel:
     """One interpreter over model bytes; not thread-safe (use one per thread)."""
 
-    def __init__(self, model: bytes, threads: int = 2) -> None:
-        from ai_edge_litert.interpreter import Interpreter
+    def __init__(self, model: bytes, threads: int = 2, xnnpack: bool = True) -> None:
+        """``xnnpack=False``: LiteRT's built-in kernels only (no default XNNPACK delegate)."""
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
+        resolver = (
+            OpResolverType.AUTO if xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        )
         try:
-            self._interpreter = Interpreter(model_content=model, num_threads=threads)
+            self._interpreter = Interpreter(
+                model_content=model, num_threads=threads, experimental_op_resolver_type=resolver
+            )
             self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise BackendError(f"LiteRT cannot load the model: {exc}") from exc
@@ -69,3 +75,15 @@ class LiteRTModel:
             self._interpreter.invoke()
             times.append((time.perf_counter() - start) * 1000.0)
         return statistics.median(times)
+
+
+def interleaved_latency_ms(
+    runtimes: dict[str, LiteRTModel], runs: int, rounds: int = 5
+) -> dict[str, float]:
+    """Median over ``rounds`` of each model's median invoke time; rounds interleave the models
+    so that load on a shared host falls on all of them alike."""
+    samples: dict[str, list[float]] = {name: [] for name in runtimes}
+    for _ in range(rounds):
+        for name, runtime in runtimes.items():
+            samples[name].append(runtime.median_latency_ms(runs))
+    return {name: statistics.median(values) for name, values in samples.items()}

@@ -89,7 +89,10 @@ def format_table(report: dict[str, Any]) -> str:
     ]
     if report["calibration_samples"]:
         rows.append(("calibration", f"{report['calibration_samples']} samples"))
+    rows += _compression_rows(report)
     rows += _validation_rows(report["validation"])
+    rows += _training_rows(report.get("training"))
+    rows += _xnnpack_rows(report.get("xnnpack"))
     rows += _edgetpu_rows(report["edgetpu"])
     width = max(len(key) for key, _ in rows)
     return "\n".join(f"{key.ljust(width)}  {value}" for key, value in rows)
@@ -119,6 +122,60 @@ def _validation_rows(v: dict[str, Any] | None) -> list[tuple[str, str]]:
             )
         )
     return rows
+
+
+def _compression_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
+    rows = []
+    if "deflate_size_bytes" in report:
+        rows.append(("deflated size", f"{report['deflate_size_bytes']} bytes (zlib level 9)"))
+    sparsity = report.get("weight_sparsity")
+    if sparsity and sparsity["weights"]:
+        rows.append(
+            (
+                "zero weights",
+                f"{sparsity['zero_fraction'] * 100:.1f}% of {sparsity['weights']} "
+                "conv/fully-connected weights",
+            )
+        )
+    return rows
+
+
+def _training_rows(t: dict[str, Any] | None) -> list[tuple[str, str]]:
+    if t is None:
+        return []
+    text = (
+        f"{t['method']}: {t['epochs']} epochs, batch {t['batch_size']}, lr {t['learning_rate']:g},"
+        f" seed {t['seed']}, {t['samples']} samples"
+    )
+    rows = [("training", text)]
+    if t["method"] == "prune":
+        rows.append(("pruning", f"target {t['sparsity_target']:g}, {t['schedule']} schedule"))
+    if t["method"] == "distill":
+        rows.append(
+            (
+                "distillation",
+                f"T {t['temperature']:g}, alpha {t['alpha']:g}; student "
+                f"{t['student_parameters']} parameters, teacher {t['teacher_parameters']} "
+                f"({t['parameter_ratio']:.3f}x)",
+            )
+        )
+    if t.get("trained_keras_accuracy") is not None:
+        rows.append(("trained Keras", f"{t['trained_keras_accuracy'] * 100:.2f}% held-out"))
+    return rows
+
+
+def _xnnpack_rows(x: dict[str, Any] | None) -> list[tuple[str, str]]:
+    if x is None:
+        return []
+    ms = x["latency_ms"]
+    pairs = ", ".join(
+        f"{name} {ms[name + '/xnnpack']:.4f}/{ms[name + '/builtin']:.4f}"
+        for name in ("converted", "dense_float32", "sparse_float32")
+    )
+    return [
+        ("xnnpack/builtin", f"{pairs} ms ({x['threads']} threads)"),
+        ("sparse path", ("used: " if x["sparse_path_used"] else "not used: ") + x["note"]),
+    ]
 
 
 def _edgetpu_rows(e: dict[str, Any] | None) -> list[tuple[str, str]]:

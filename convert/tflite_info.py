@@ -66,9 +66,10 @@ _MODEL_OPERATOR_CODES, _MODEL_SUBGRAPHS, _MODEL_BUFFERS, _MODEL_METADATA = 1, 2,
 _OPCODE_DEPRECATED_BUILTIN, _OPCODE_CUSTOM, _OPCODE_VERSION, _OPCODE_BUILTIN = 0, 1, 2, 3
 _SUBGRAPH_TENSORS, _SUBGRAPH_INPUTS, _SUBGRAPH_OUTPUTS, _SUBGRAPH_OPERATORS = 0, 1, 2, 3
 _TENSOR_SHAPE, _TENSOR_TYPE, _TENSOR_NAME, _TENSOR_QUANT, _TENSOR_SHAPE_SIGNATURE = 0, 1, 3, 4, 7
+_TENSOR_BUFFER, _TENSOR_SPARSITY = 2, 6
 _QUANT_SCALE, _QUANT_ZERO_POINT = 2, 3
 _OPERATOR_OPCODE, _OPERATOR_INPUTS, _OPERATOR_OUTPUTS = 0, 1, 2
-_BUFFER_DATA = 0
+_BUFFER_DATA, _BUFFER_OFFSET, _BUFFER_SIZE = 0, 1, 2
 _METADATA_NAME, _METADATA_BUFFER = 0, 1
 _PLACEHOLDER_FOR_GREATER_OP_CODES = 127
 
@@ -102,6 +103,33 @@ class Operator:
     name: str
     inputs: tuple[int, ...]
     outputs: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class WeightTensor:
+    """A constant filter of a CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED or TRANSPOSE_CONV op.
+
+    ``data`` is the stored buffer: for a tensor in the TFLite sparse format (``sparse``) only the
+    kept values, so ``stored_elements`` can be smaller than the dense ``shape`` holds.
+    """
+
+    name: str
+    op: str
+    shape: tuple[int, ...]
+    dtype: str
+    data: bytes
+    sparse: bool
+
+    @property
+    def dense_elements(self) -> int:
+        count = 1
+        for dim in self.shape:
+            count *= dim
+        return count
+
+
+_WEIGHT_OPS = {"CONV_2D": 1, "DEPTHWISE_CONV_2D": 1, "FULLY_CONNECTED": 1, "TRANSPOSE_CONV": 1}
+_UNPACK_OPS = ("DENSIFY", "DEQUANTIZE")
 
 
 @dataclass(frozen=True)
@@ -139,6 +167,55 @@ def read_tflite(data: bytes) -> TFLiteInfo:
         return _read_model(_Reader(data))
     except (struct.error, IndexError, UnicodeDecodeError) as exc:
         raise TFLiteFormatError(f"corrupt TFLite model: {exc}") from None
+
+
+def read_weights(data: bytes) -> tuple[WeightTensor, ...]:
+    """The constant filters of the main subgraph's weight ops, looking through DENSIFY/DEQUANTIZE.
+
+    Raises :class:`TFLiteFormatError` on a malformed file.
+    """
+    if len(data) < 8 or data[4:8] != FILE_IDENTIFIER:
+        raise TFLiteFormatError("not a TFLite model (missing the TFL3 file identifier)")
+    try:
+        return _read_weights(_Reader(data))
+    except (struct.error, IndexError, UnicodeDecodeError) as exc:
+        raise TFLiteFormatError(f"corrupt TFLite model: {exc}") from None
+
+
+def _read_weights(r: _Reader) -> tuple[WeightTensor, ...]:
+    root = r.uoffset(0)
+    codes = tuple(_operator_code(r, t) for t in r.tables(root, _MODEL_OPERATOR_CODES))
+    subgraphs = r.tables(root, _MODEL_SUBGRAPHS)
+    if not subgraphs:
+        raise TFLiteFormatError("TFLite model has no subgraph")
+    tensors = r.tables(subgraphs[0], _SUBGRAPH_TENSORS)
+    operators = tuple(_operator(r, t, codes) for t in r.tables(subgraphs[0], _SUBGRAPH_OPERATORS))
+    producers = {out: op for op in operators for out in op.outputs}
+    buffers = r.tables(root, _MODEL_BUFFERS)
+    found: dict[int, WeightTensor] = {}
+    for op in operators:
+        slot = _WEIGHT_OPS.get(op.name)
+        if slot is None or len(op.inputs) <= slot or op.inputs[slot] < 0:
+            continue
+        index = op.inputs[slot]
+        while index in producers and producers[index].name in _UNPACK_OPS:
+            index = producers[index].inputs[0]
+        if index in found or index >= len(tensors) or index in producers:
+            continue
+        table = tensors[index]
+        buffer = r.scalar(table, _TENSOR_BUFFER, "<I", 0)
+        if buffer >= len(buffers):
+            raise TFLiteFormatError(f"tensor {index} points at missing buffer {buffer}")
+        info = _tensor(r, table)
+        found[index] = WeightTensor(
+            name=info.spec.name,
+            op=op.name,
+            shape=info.spec.shape,
+            dtype=info.spec.dtype,
+            data=r.buffer_data(buffers[buffer]),
+            sparse=r.table(table, _TENSOR_SPARSITY) is not None,
+        )
+    return tuple(found.values())
 
 
 def _read_model(r: _Reader) -> TFLiteInfo:
@@ -271,6 +348,17 @@ class _Reader:
     def bytes_vector(self, table: int, index: int) -> bytes:
         start, length = self._vector(table, index)
         return self._data[start : start + length]
+
+    def buffer_data(self, table: int) -> bytes:
+        """A buffer's bytes: inline, or at ``offset``/``size`` from the file start (big models)."""
+        inline = self.bytes_vector(table, _BUFFER_DATA)
+        offset = self.scalar(table, _BUFFER_OFFSET, "<Q", 0)
+        if inline or offset <= 1:
+            return inline
+        size = self.scalar(table, _BUFFER_SIZE, "<Q", 0)
+        if offset + size > len(self._data):
+            raise TFLiteFormatError("buffer runs past the end of the model")
+        return self._data[offset : offset + size]
 
     def string(self, table: int, index: int) -> str:
         return self.bytes_vector(table, index).decode("utf-8")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from agent.errors import InputError
@@ -18,6 +19,7 @@ from convert.api import (
     check_accuracy,
     convert_keras,
 )
+from convert.compress import TrainOptions, auto_qat, qat
 from convert.progress import ProgressBars
 from convert.report import format_table
 
@@ -26,8 +28,52 @@ MAX_LABELS_BYTES = 1 << 20
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("src", type=Path, help=".keras file, legacy .h5 or SavedModel directory")
+    add_common(parser)
+    parser.add_argument(
+        "--qat",
+        nargs="?",
+        const="always",
+        choices=("always", "auto"),
+        help="quantization-aware fine-tuning on --data before the int8 conversion; "
+        "'auto': only when post-training int8 drops more than --max-accuracy-drop",
+    )
+    add_training(parser, epochs=3, learning_rate=1e-4, data_required=False)
+
+
+def add_training(
+    parser: argparse.ArgumentParser, epochs: int, learning_rate: float, data_required: bool
+) -> None:
+    """The training flags shared by ``prune``, ``distill`` and ``convert --qat``."""
+    parser.add_argument(
+        "--data",
+        type=Path,
+        required=data_required,
+        help="training data: .npz with x (shaped like the model input) and integer labels y",
+    )
+    parser.add_argument("--epochs", type=int, default=epochs, help="default %(default)s")
+    parser.add_argument("--batch-size", type=int, default=32, help="default %(default)s")
+    parser.add_argument(
+        "--learning-rate", type=float, default=learning_rate, help="Adam, default %(default)s"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed, default %(default)s")
+
+
+def train_options(args: argparse.Namespace) -> TrainOptions:
+    if args.data is None:
+        raise InputError("training needs --data: an .npz with x and integer labels y")
+    return TrainOptions(
+        data=args.data,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        seed=args.seed,
+    )
+
+
+def add_common(parser: argparse.ArgumentParser, quantize: str = "float32") -> None:
+    """Output, quantization, validation and report flags of every converting command."""
     parser.add_argument("-o", "--output", type=Path, required=True, help="the .tflite to write")
-    parser.add_argument("--quantize", choices=QUANTIZE_MODES, default="float32")
+    parser.add_argument("--quantize", choices=QUANTIZE_MODES, default=quantize)
     parser.add_argument(
         "--representative",
         type=Path,
@@ -113,12 +159,33 @@ def write_outputs(result: ConversionResult, args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    bars = ProgressBars(sys.stderr)  # bars only when stderr is a terminal
+    def produce(options: ConvertOptions) -> ConversionResult:
+        if args.qat is None:
+            if args.data is not None:
+                raise InputError("--data is for training: add --qat (or use prune / distill)")
+            return convert_keras(args.src, args.output, options)
+        if args.qat == "auto":
+            return auto_qat(args.src, args.output, options, train_options(args))
+        return qat(args.src, args.output, options, train_options(args))
+
+    return run_converting(args, produce)
+
+
+def run_converting(
+    args: argparse.Namespace, produce: Callable[[ConvertOptions], ConversionResult]
+) -> int:
+    """Progress on stderr (bars only on a terminal) around ``produce``, then :func:`finish`."""
+    bars = ProgressBars(sys.stderr)
     options = options_from_args(args, bars)
     try:
-        result = convert_keras(args.src, args.output, options)
+        result = produce(options)
     finally:
         bars.close()
+    return finish(result, args, options)
+
+
+def finish(result: ConversionResult, args: argparse.Namespace, options: ConvertOptions) -> int:
+    """Write the requested files, print the table, then enforce the accuracy limit."""
     write_outputs(result, args)
     print(format_table(result.report))
     check_accuracy(result.validation, options.max_accuracy_drop)

@@ -1,0 +1,92 @@
+"""The pure parts of the compression reports: XNNPACK verdict, comparison table, progress bars."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+from convert._training import outputs_probabilities
+from convert.comparison import Row, format_markdown
+from convert.progress import Bars
+from convert.sparse_path import summarize
+
+LATENCY = {
+    "converted/xnnpack": 0.01,
+    "converted/builtin": 0.03,
+    "dense_float32/xnnpack": 0.02,
+    "dense_float32/builtin": 0.1,
+    "sparse_float32/xnnpack": 0.01,
+    "sparse_float32/builtin": 0.1,
+}
+
+
+def test_no_pointwise_convolution_means_no_sparse_path_whatever_the_timing() -> None:
+    summary = summarize(
+        LATENCY, {"sparse_float_filters": 4, "sparse_1x1_convolutions": 0}, 2, 20
+    )
+    assert summary["sparse_path_used"] is False
+    assert summary["sparse_speedup"] == 2.0
+    assert "no 1x1 convolution" in summary["note"]
+    assert summary["runs"] == 100
+
+
+def test_sparse_pointwise_convolutions_that_run_faster_use_the_sparse_path() -> None:
+    summary = summarize(
+        LATENCY, {"sparse_float_filters": 5, "sparse_1x1_convolutions": 3}, 2, 20
+    )
+    assert summary["sparse_path_used"] is True
+    assert summary["note"] == "the sparse float32 model runs 2.00x faster with XNNPACK than dense"
+
+
+def test_sparse_model_no_faster_than_dense_is_not_called_sparse() -> None:
+    latency = {**LATENCY, "sparse_float32/xnnpack": 0.019}
+    summary = summarize(
+        latency, {"sparse_float_filters": 5, "sparse_1x1_convolutions": 3}, 2, 20
+    )
+    assert summary["sparse_path_used"] is False
+    assert "only 1.05x" in summary["note"]
+
+
+def test_nothing_stored_sparse_gets_no_hint() -> None:
+    summary = summarize(
+        LATENCY, {"sparse_float_filters": 0, "sparse_1x1_convolutions": 0}, 2, 20
+    )
+    assert summary["sparse_path_used"] is False
+    assert summary["note"].startswith("no float filter was stored in the sparse format")
+
+
+def _row(variant: str, accuracy: float | None) -> Row:
+    return Row(variant, "ptq", f"{variant}.tflite", 2048, 1024, 0.5, None, 0.0123, accuracy, 0.99, None)
+
+
+def test_markdown_table_has_sizes_in_kib_and_drop_against_keras() -> None:
+    table = format_markdown(0.98, [_row("int8-ptq", 0.97), _row("broken", None)])
+    lines = table.splitlines()
+    assert lines[0].startswith("| variant | size KiB | deflated KiB | zero weights |")
+    assert lines[2] == "| int8-ptq | 2.0 | 1.0 | 50.0% | 0.0123 | 97.00% | +1.00 | 99.00% |"
+    assert lines[3] == "| broken | 2.0 | 1.0 | 50.0% | 0.0123 | - | - | 99.00% |"
+
+
+def test_softmax_outputs_are_probabilities_logits_are_not() -> None:
+    probabilities = np.array([[0.2, 0.8], [0.5, 0.5]], np.float32)
+    assert outputs_probabilities(probabilities)
+    assert not outputs_probabilities(np.array([[2.0, -1.0], [0.3, 0.1]], np.float32))
+
+
+def test_progress_bars_draw_nothing_off_a_terminal() -> None:
+    stream = io.StringIO()
+    bars = Bars(stream)
+    bars("epoch", 1, 3, "loss 0.5")
+    assert stream.getvalue() == ""
+
+
+def test_progress_bars_draw_on_request_and_close_at_the_total() -> None:
+    stream = io.StringIO()
+    bars = Bars(stream, enabled=True)
+    for done in (1, 2, 3):
+        bars("epoch", done, 3, f"loss {1 / done:.2f}")
+    text = stream.getvalue()
+    assert "epoch" in text
+    assert "3/3" in text
+    assert "loss 0.33" in text
