@@ -50,7 +50,7 @@ class CompareOptions:
     sparsity: float = 0.8
     schedule: str = "polynomial"
     prune_training: TrainOptions | None = None  # None: TrainOptions(data, epochs=15, lr=5e-4)
-    qat_training: TrainOptions | None = None  # None: TrainOptions(data, epochs=3, lr=1e-4)
+    qat_training: TrainOptions | None = None  # None: TrainOptions(data, epochs=2, lr=1e-5)
     distill_training: TrainOptions | None = None  # None: TrainOptions(data, epochs=40)
     temperature: float = 4.0
     alpha: float = 0.1
@@ -133,7 +133,7 @@ def _variant(variant: str, src: Path, out: Path, options: CompareOptions) -> Job
     )
     data = options.data
     if variant == "int8-qat":
-        return qat_job(src, out, base, options.qat_training or TrainOptions(data, 3, 32, 1e-4))
+        return qat_job(src, out, base, options.qat_training or TrainOptions(data, 2, 32, 1e-5))
     if variant == "pruned-int8":
         train = options.prune_training or TrainOptions(data, 15, 32, 5e-4)
         return prune_job(

@@ -33,7 +33,11 @@ def accuracy_size_png(rows: list[Row], keras_accuracy: float | None, title: str)
         axes.scatter([size], [accuracy], color=color, s=60, label=row.variant, zorder=3)
         axes.scatter([deflated], [accuracy], facecolors="none", edgecolors=color, s=60, zorder=3)
         axes.plot([deflated, size], [accuracy, accuracy], color=color, alpha=0.4, lw=1)
-        axes.annotate(row.variant, (size, accuracy), xytext=(6, 4), textcoords="offset points")
+        # alternate label sides so variants at the same accuracy and size stay readable
+        offset = (8, 6) if index % 2 == 0 else (8, -14)
+        axes.annotate(
+            row.variant, (size, accuracy), xytext=offset, textcoords="offset points", fontsize=8
+        )
     if keras_accuracy is not None:
         axes.axhline(_percent(keras_accuracy), color="gray", ls="--", lw=1, label="Keras model")
     axes.set_xscale("log")

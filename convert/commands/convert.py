@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="quantization-aware fine-tuning on --data before the int8 conversion; "
         "'auto': only when post-training int8 drops more than --max-accuracy-drop",
     )
-    add_training(parser, epochs=3, learning_rate=1e-4, data_required=False)
+    add_training(parser, epochs=2, learning_rate=1e-5, data_required=False)
 
 
 def add_training(

@@ -48,9 +48,7 @@ def test_training_on_the_heldout_file_is_refused(
     )
 
 
-def test_missing_training_data_is_named(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_missing_training_data_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     missing = tmp_path / "train.npz"
     argv = _prune(tmp_path, "--sparsity", "0.8", "--data", str(missing))
     assert _error(argv, capsys) == (2, f"--data {missing} does not exist")

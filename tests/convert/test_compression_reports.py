@@ -22,9 +22,7 @@ LATENCY = {
 
 
 def test_no_pointwise_convolution_means_no_sparse_path_whatever_the_timing() -> None:
-    summary = summarize(
-        LATENCY, {"sparse_float_filters": 4, "sparse_1x1_convolutions": 0}, 2, 20
-    )
+    summary = summarize(LATENCY, {"sparse_float_filters": 4, "sparse_1x1_convolutions": 0}, 2, 20)
     assert summary["sparse_path_used"] is False
     assert summary["sparse_speedup"] == 2.0
     assert "no 1x1 convolution" in summary["note"]
@@ -32,32 +30,28 @@ def test_no_pointwise_convolution_means_no_sparse_path_whatever_the_timing() -> 
 
 
 def test_sparse_pointwise_convolutions_that_run_faster_use_the_sparse_path() -> None:
-    summary = summarize(
-        LATENCY, {"sparse_float_filters": 5, "sparse_1x1_convolutions": 3}, 2, 20
-    )
+    summary = summarize(LATENCY, {"sparse_float_filters": 5, "sparse_1x1_convolutions": 3}, 2, 20)
     assert summary["sparse_path_used"] is True
     assert summary["note"] == "the sparse float32 model runs 2.00x faster with XNNPACK than dense"
 
 
 def test_sparse_model_no_faster_than_dense_is_not_called_sparse() -> None:
     latency = {**LATENCY, "sparse_float32/xnnpack": 0.019}
-    summary = summarize(
-        latency, {"sparse_float_filters": 5, "sparse_1x1_convolutions": 3}, 2, 20
-    )
+    summary = summarize(latency, {"sparse_float_filters": 5, "sparse_1x1_convolutions": 3}, 2, 20)
     assert summary["sparse_path_used"] is False
     assert "only 1.05x" in summary["note"]
 
 
 def test_nothing_stored_sparse_gets_no_hint() -> None:
-    summary = summarize(
-        LATENCY, {"sparse_float_filters": 0, "sparse_1x1_convolutions": 0}, 2, 20
-    )
+    summary = summarize(LATENCY, {"sparse_float_filters": 0, "sparse_1x1_convolutions": 0}, 2, 20)
     assert summary["sparse_path_used"] is False
     assert summary["note"].startswith("no float filter was stored in the sparse format")
 
 
 def _row(variant: str, accuracy: float | None) -> Row:
-    return Row(variant, "ptq", f"{variant}.tflite", 2048, 1024, 0.5, None, 0.0123, accuracy, 0.99, None)
+    return Row(
+        variant, "ptq", f"{variant}.tflite", 2048, 1024, 0.5, None, 0.0123, accuracy, 0.99, None
+    )
 
 
 def test_markdown_table_has_sizes_in_kib_and_drop_against_keras() -> None:
