@@ -33,14 +33,19 @@ def accuracy_size_png(rows: list[Row], keras_accuracy: float | None, title: str)
         axes.scatter([size], [accuracy], color=color, s=60, label=row.variant, zorder=3)
         axes.scatter([deflated], [accuracy], facecolors="none", edgecolors=color, s=60, zorder=3)
         axes.plot([deflated, size], [accuracy, accuracy], color=color, alpha=0.4, lw=1)
-        # alternate label sides so variants at the same accuracy and size stay readable
-        offset = (8, 6) if index % 2 == 0 else (8, -14)
+    for (size, accuracy), names in _clusters(plotted).items():
         axes.annotate(
-            row.variant, (size, accuracy), xytext=offset, textcoords="offset points", fontsize=8
+            ", ".join(names),
+            (size, accuracy),
+            xytext=(0, 8),
+            textcoords="offset points",
+            fontsize=8,
+            ha="right",
         )
     if keras_accuracy is not None:
         axes.axhline(_percent(keras_accuracy), color="gray", ls="--", lw=1, label="Keras model")
     axes.set_xscale("log")
+    axes.margins(x=0.08, y=0.12)
     axes.set_xlabel("size, KiB (filled: .tflite file, hollow: deflated)")
     axes.set_ylabel("held-out accuracy, %")
     axes.set_title(title)
@@ -51,6 +56,19 @@ def accuracy_size_png(rows: list[Row], keras_accuracy: float | None, title: str)
     figure.savefig(buffer, format="png")
     plt.close(figure)
     return buffer.getvalue()
+
+
+def _clusters(rows: list[Row]) -> dict[tuple[float, float], list[str]]:
+    """Variants at the same accuracy and within 5% in size share one label."""
+    clusters: dict[tuple[float, float], list[str]] = {}
+    for row in rows:
+        size, accuracy = row.size_bytes / 1024, _percent(row.accuracy)
+        key = next(
+            (k for k in clusters if k[1] == accuracy and abs(k[0] - size) <= 0.05 * k[0]),
+            (size, accuracy),
+        )
+        clusters.setdefault(key, []).append(row.variant)
+    return clusters
 
 
 def _percent(value: Any) -> float:

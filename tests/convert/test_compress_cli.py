@@ -1,0 +1,57 @@
+"""``edge-convert prune`` and ``convert --qat auto`` end to end through the CLI (real TF)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from convert.cli import main
+
+pytestmark = [pytest.mark.tensorflow, pytest.mark.slow]
+
+DIGITS = Path(__file__).resolve().parents[2] / "models" / "digits"
+COMMON = [
+    *("--data", str(DIGITS / "train.npz"), "--validate", str(DIGITS / "heldout.npz")),
+    *("--representative", str(DIGITS / "calibration.npz")),
+]
+
+
+def test_prune_prints_zero_weights_and_the_sparse_path_verdict(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out, report_path = tmp_path / "pruned.tflite", tmp_path / "pruned.json"
+    argv = [
+        *("prune", str(DIGITS / "digits.keras"), "-o", str(out), "--report", str(report_path)),
+        *("--sparsity", "0.5", "--schedule", "constant", "--epochs", "2", *COMMON),
+    ]
+    assert main(argv) == 0
+    table = capsys.readouterr().out
+    report = json.loads(report_path.read_text())
+    assert report["training"]["schedule"] == "constant"
+    assert report["training"]["epochs"] == 2
+    assert report["weight_sparsity"]["zero_fraction"] == pytest.approx(0.5, abs=0.02)
+    assert report["quantization"] == "int8"
+    assert out.read_bytes()[4:8] == b"TFL3"
+    rows = {line.split("  ")[0].strip() for line in table.splitlines()}
+    assert {"zero weights", "deflated size", "training", "pruning", "sparse path"} <= rows
+    assert re.search(r"^sparse path +not used: XNNPACK gets the sparse hint", table, re.M)
+
+
+def test_qat_auto_keeps_post_training_int8_when_it_is_within_the_limit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report_path = tmp_path / "report.json"
+    argv = [
+        *("convert", str(DIGITS / "digits.keras"), "-o", str(tmp_path / "m.tflite")),
+        *("--quantize", "int8", "--qat", "auto", "--max-accuracy-drop", "1"),
+        *("--report", str(report_path), *COMMON),
+    ]
+    assert main(argv) == 0
+    capsys.readouterr()
+    report = json.loads(report_path.read_text())
+    assert report["qat_auto"]["kept"] == "ptq"
+    assert report["qat_auto"]["ptq_drop_points"] <= 1.0
+    assert report["training"] is None
