@@ -23,7 +23,9 @@ if __package__ in (None, ""):
 from bench.report import BenchResult, Measure, Plot, Target, plot_path, report
 from convert.compare import CompareOptions, compare
 from convert.comparison import Row
+from convert.litert_run import LiteRTModel, interleaved_latency_ms
 from convert.plot import accuracy_size_png
+from convert.sparse_path import sparse_candidates
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS = ROOT / "models" / "digits"
@@ -37,6 +39,14 @@ distillation 40 epochs at 1e-3, T 4, alpha 0.1; seed 0. The digits model is tiny
 invoke latency is a few microseconds and dominated by call overhead; the size columns are what
 matter here. Post-training int8 is already at the float accuracy on this model, so QAT can only
 match it.
+
+XNNPACK's sparse path: the digits CNN has no 1x1 convolution, so it cannot use it (see each
+prune report's `xnnpack` section). The MobileNetV2 probe is the pattern the sparse kernels are
+written for (1x1 convolutions between depthwise ones, 80% zeros by magnitude, random weights:
+latency does not depend on training). A ratio near or above 1 for the sparse-format model means
+XNNPACK's sparse kernels gave nothing on this host; whether the pip build of LiteRT compiles
+XNNPACK's sparse (NCHW) kernels in for x86 could not be told from outside. Not run on ARM,
+where those kernels are tuned.
 """
 
 
@@ -76,6 +86,72 @@ def _measures(rows: list[Row], keras_accuracy: float) -> list[Measure]:
     return measures
 
 
+def _pruned_mobilenet() -> tuple[bytes, bytes]:
+    """MobileNetV2 0.35 at 96x96 (random weights, nothing downloaded) with 80% of every 1x1
+    convolution's and the classifier's weights zeroed by magnitude, as dense and as sparse-format
+    float32 .tflite: the pattern XNNPACK's sparse kernels are written for."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(0)
+    model = keras.applications.MobileNetV2(
+        input_shape=(96, 96, 3), alpha=0.35, weights=None, classes=10
+    )
+    for layer in model.layers:
+        pointwise = type(layer) is keras.layers.Conv2D and layer.kernel_size == (1, 1)
+        if pointwise or isinstance(layer, keras.layers.Dense):
+            weights = layer.get_weights()
+            kernel = weights[0]
+            kernel[np.abs(kernel) < np.quantile(np.abs(kernel), 0.8)] = 0.0
+            layer.set_weights(weights)
+    serve = tf.function(
+        lambda x: model(x, training=False), input_signature=[tf.TensorSpec([1, 96, 96, 3])]
+    )
+
+    def convert(sparse: bool) -> bytes:
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function()])
+        if sparse:
+            converter.optimizations = [tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
+        data: bytes = converter.convert()
+        return data
+
+    return convert(False), convert(True)
+
+
+def _sparse_path_measures(runs: int, threads: int) -> tuple[list[Measure], str]:
+    dense, sparse = _pruned_mobilenet()
+    runtimes = {
+        "dense": LiteRTModel(dense, threads),
+        "sparse": LiteRTModel(sparse, threads),
+        "dense builtin": LiteRTModel(dense, threads, xnnpack=False),
+    }
+    rounds = [interleaved_latency_ms(runtimes, runs, 1) for _ in range(5)]
+    candidates = sparse_candidates(sparse)
+    measures = [
+        Measure(
+            "mobilenet_v2 0.35 pruned: sparse-format float32, XNNPACK",
+            "ms",
+            [r["sparse"] for r in rounds],
+            [r["dense"] for r in rounds],
+            "same model dense-format, XNNPACK",
+            digits=3,
+        ),
+        Measure(
+            "mobilenet_v2 0.35 pruned: dense, built-in kernels (no XNNPACK)",
+            "ms",
+            [r["dense builtin"] for r in rounds],
+            digits=3,
+        ),
+    ]
+    text = (
+        f"Sparse path probe: {candidates['sparse_1x1_convolutions']} of the sparse-format "
+        f"filters are 1x1 convolutions; sizes {len(dense) / 1024:.0f} KiB dense, "
+        f"{len(sparse) / 1024:.0f} KiB sparse-format."
+    )
+    return measures, text
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=200, help="invokes per timing round")
@@ -97,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         png.write_bytes(accuracy_size_png(result.rows, result.keras_accuracy, "digits CNN"))
         shutil.rmtree(tmp, ignore_errors=True)
     keras_accuracy = result.keras_accuracy or 0.0
+    sparse_measures, sparse_text = _sparse_path_measures(max(20, args.runs // 10), args.threads)
     return report(
         BenchResult(
             key="compress",
@@ -107,8 +184,8 @@ def main(argv: list[str] | None = None) -> int:
             "models/digits/calibration.npz --student models/digits/student.keras`. Deflated "
             "size is zlib level 9 of the .tflite; latency is the median of 5 interleaved rounds "
             f"of {args.runs} invokes, {args.threads} threads, XNNPACK on.",
-            measures=_measures(result.rows, keras_accuracy),
-            extra=result.markdown(),
+            measures=_measures(result.rows, keras_accuracy) + sparse_measures,
+            extra=result.markdown() + "\n\n" + sparse_text,
             notes=NOTES,
             plots=[Plot(png, "held-out accuracy against size, digits CNN variants")],
         )
