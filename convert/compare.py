@@ -86,8 +86,11 @@ def check(options: CompareOptions) -> None:
 def compare(src: Path, outdir: Path, options: CompareOptions) -> Comparison:
     """Produce every variant into ``outdir`` and compare them."""
     check(options)
-    if not outdir.is_dir():
-        raise InputError(f"output directory {outdir} does not exist")
+    if not outdir.parent.is_dir():
+        raise InputError(f"the parent directory of {outdir} does not exist")
+    if outdir.exists() and not outdir.is_dir():
+        raise InputError(f"{outdir} exists and is not a directory")
+    outdir.mkdir(exist_ok=True)
     jobs = [_variant(v, src, outdir / f"{v}.tflite", options) for v in options.variants]
     options.progress(f"converting {len(jobs)} variants in one worker")
     results = dict(zip(options.variants, convert_many(jobs), strict=True))

@@ -15,7 +15,9 @@ from convert.progress import ProgressBars
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("src", type=Path, help="the trained .keras model")
-    parser.add_argument("-o", "--outdir", type=Path, required=True, help="existing directory")
+    parser.add_argument(
+        "-o", "--outdir", type=Path, required=True, help="directory for the results (created)"
+    )
     parser.add_argument("--data", type=Path, required=True, help="training .npz (x, y)")
     parser.add_argument("--validate", type=Path, required=True, help="held-out .npz (x, y)")
     parser.add_argument("--representative", type=Path, required=True, help="int8 calibration data")
