@@ -184,6 +184,10 @@ def _run(request: dict[str, Any]) -> dict[str, Any]:
     _progress(f"loading {request['src']}")
     reference = _load(Path(request["src"]))
     model, training = _train(request.get("train"), reference)
+    if training is not None and request["train"].get("save_keras"):
+        suffix = Path(request["train"]["save_keras"]).suffix
+        _progress(f"saving the trained Keras model ({suffix})")
+        model.obj.save(workdir / f"trained{suffix}")
     preprocess = Preprocess(**request["preprocess"])
     validation = None
     if request["validate"]:

@@ -35,6 +35,7 @@ from convert.report import ReportInputs, build_report
 from convert.sparse_path import xnnpack_report
 from convert.sparsity import deflate_size, weight_sparsity
 from convert.tflite_info import TFLiteInfo, read_tflite
+from convert.trained import save_trained, training_facts
 from convert.validation import Validation, compare
 
 logger = logging.getLogger(__name__)
@@ -205,13 +206,14 @@ def _finish(
     )
     runtime = LiteRTModel(model, options.threads)
     validation, canary = _validate(workdir, runtime, options)
-    training = _training(worker, workdir, validation)
+    training = training_facts(worker, workdir, validation)
     xnnpack = None
     if options.sparse_variants:
         options.progress("timing with and without XNNPACK, dense and sparse-format float32")
         xnnpack = xnnpack_report(workdir, model, options.threads, options.latency_runs)
     edgetpu = _edgetpu(workdir, model, out, options)
     atomic_write(out, model)
+    save_trained(workdir, options.training)
     options.progress(f"timing {options.latency_runs} invocations on {options.threads} threads")
     facts = ReportInputs(
         source=str(src),
@@ -263,23 +265,6 @@ def _validate(
         atol=default_atol(runtime.output_spec.scale if runtime.output_spec.quantized else 0.0),
     )
     return validation, canary
-
-
-def _training(
-    worker: dict[str, Any], workdir: Path, validation: Validation | None
-) -> dict[str, Any] | None:
-    """The worker's training facts plus the trained Keras model's held-out accuracy."""
-    facts: dict[str, Any] | None = worker.get("training")
-    if facts is None:
-        return None
-    trained = workdir / "trained_outputs.npy"
-    y_path = workdir / "validate_y.npy"
-    if validation is not None and trained.exists() and y_path.exists():
-        outputs = np.load(trained)
-        labels = np.load(y_path)
-        accuracy = float(np.mean(outputs.reshape(len(outputs), -1).argmax(axis=1) == labels))
-        facts = {**facts, "trained_keras_accuracy": accuracy}
-    return facts
 
 
 def check_accuracy(validation: Validation | None, limit: float | None) -> None:

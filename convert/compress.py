@@ -29,8 +29,11 @@ class TrainOptions:
     batch_size: int = 32
     learning_rate: float = 1e-3
     seed: int = 0
+    save_keras: Path | None = None  # also keep the trained Keras model here (.keras or .h5)
 
     def check(self, validate: Path | None) -> None:
+        if self.save_keras is not None and not self.save_keras.parent.is_dir():
+            raise InputError(f"--save-keras directory {self.save_keras.parent} does not exist")
         if not self.data.is_file():
             raise InputError(f"--data {self.data} does not exist")
         if validate is not None and validate.resolve() == self.data.resolve():
@@ -53,6 +56,7 @@ class TrainOptions:
             "batch_size": self.batch_size,
             "learning_rate": self.learning_rate,
             "seed": self.seed,
+            "save_keras": None if self.save_keras is None else str(self.save_keras),
             **extra,
         }
 
@@ -102,6 +106,11 @@ def prune_job(
     train.check(options.validate)
     if min_layer_weights < 0:
         raise InputError("--min-layer-weights must be 0 or more")
+    if train.save_keras is not None and train.save_keras.suffix != ".h5":
+        raise InputError(
+            "--save-keras for a pruned model must be a .h5 file: tfmot trains tf-keras models, "
+            "and Keras 3 loads tf-keras models from HDF5"
+        )
     request = train.request(
         "prune", sparsity=sparsity, schedule=schedule, min_layer_weights=min_layer_weights
     )
@@ -115,6 +124,8 @@ def qat(src: Path, out: Path, options: ConvertOptions, train: TrainOptions) -> C
 
 def qat_job(src: Path, out: Path, options: ConvertOptions, train: TrainOptions) -> Job:
     """The checked conversion job of :func:`qat`."""
+    if train.save_keras is not None:
+        raise InputError("--save-keras is for prune and distill; QAT's product is the .tflite")
     if options.quantize != "int8":
         raise InputError("--qat trains for full-integer quantization: use --quantize int8")
     train.check(options.validate)
@@ -178,6 +189,8 @@ def distill_job(
     alpha: float = 0.1,
 ) -> Job:
     """The checked conversion job of :func:`distill`."""
+    if train.save_keras is not None and train.save_keras.suffix not in (".keras", ".h5"):
+        raise InputError("--save-keras must be a .keras or .h5 file")
     if not student.is_file():
         raise InputError(f"--student {student} does not exist")
     if not 0.5 <= temperature <= 100.0:

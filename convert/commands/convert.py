@@ -67,6 +67,7 @@ def train_options(args: argparse.Namespace) -> TrainOptions:
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
         seed=args.seed,
+        save_keras=getattr(args, "save_keras", None),
     )
 
 

@@ -39,6 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="weight of the hard-label loss; 1 - alpha goes to the teacher's soft targets "
         "(default %(default)s)",
     )
+    parser.add_argument(
+        "--save-keras", type=Path, help="also write the trained student (.keras or .h5)"
+    )
     add_common(parser, quantize="int8")
     add_training(parser, DEFAULT_EPOCHS, DEFAULT_LEARNING_RATE, data_required=True)
 

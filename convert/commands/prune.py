@@ -36,6 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_MIN_LAYER_WEIGHTS,
         help="layers with fewer kernel weights stay dense (default %(default)s; 0 prunes all)",
     )
+    parser.add_argument(
+        "--save-keras", type=Path, help="also write the pruned, stripped Keras model (.h5)"
+    )
     add_common(parser, quantize="int8")
     add_training(parser, DEFAULT_EPOCHS, DEFAULT_LEARNING_RATE, data_required=True)
 

@@ -23,8 +23,10 @@ def test_prune_prints_zero_weights_and_the_sparse_path_verdict(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out, report_path = tmp_path / "pruned.tflite", tmp_path / "pruned.json"
+    keras_out = tmp_path / "pruned.h5"
     argv = [
         *("prune", str(DIGITS / "digits.keras"), "-o", str(out), "--report", str(report_path)),
+        *("--save-keras", str(keras_out)),
         *("--sparsity", "0.5", "--schedule", "constant", "--epochs", "2", *COMMON),
     ]
     assert main(argv) == 0
@@ -35,6 +37,7 @@ def test_prune_prints_zero_weights_and_the_sparse_path_verdict(
     assert report["weight_sparsity"]["zero_fraction"] == pytest.approx(0.5, abs=0.02)
     assert report["quantization"] == "int8"
     assert out.read_bytes()[4:8] == b"TFL3"
+    assert keras_out.read_bytes()[:8] == b"\x89HDF\r\n\x1a\n"
     rows = {line.split("  ")[0].strip() for line in table.splitlines()}
     assert {"zero weights", "deflated size", "training", "pruning", "sparse path"} <= rows
     assert re.search(r"^sparse path +not used: XNNPACK gets the sparse hint", table, re.M)

@@ -109,3 +109,13 @@ def test_compare_distilled_variant_needs_a_student(
         2,
         "the distilled-int8 variant needs --student (or leave it out)",
     )
+
+
+def test_pruned_model_is_saved_as_hdf5_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    keras_out = str(tmp_path / "pruned.keras")
+    argv = _prune(tmp_path, "--sparsity", "0.8", "--data", TRAIN, "--save-keras", keras_out)
+    code, message = _error(argv, capsys)
+    assert code == 2
+    assert message.startswith("--save-keras for a pruned model must be a .h5 file")
