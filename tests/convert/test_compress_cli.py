@@ -58,3 +58,55 @@ def test_qat_auto_keeps_post_training_int8_when_it_is_within_the_limit(
     assert report["qat_auto"]["kept"] == "ptq"
     assert report["qat_auto"]["ptq_drop_points"] <= 1.0
     assert report["training"] is None
+
+
+def _functional(path: Path, residual: bool) -> Path:
+    """A small functional digits classifier; with ``residual`` its layers do not form a chain."""
+    import keras
+
+    inputs = keras.Input((8, 8, 1), name="image")
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv_a")(inputs)
+    y = keras.layers.Conv2D(8, 3, padding="same", name="conv_b")(x)
+    if residual:
+        y = keras.layers.Add(name="skip")([x, y])
+    y = keras.layers.Flatten()(y)
+    outputs = keras.layers.Dense(10, activation="softmax", name="probabilities")(y)
+    keras.Model(inputs, outputs).save(path)
+    return path
+
+
+def test_functional_chain_is_pruned_like_a_sequential_model(tmp_path: Path) -> None:
+    from convert.api import ConvertOptions
+    from convert.compress import TrainOptions, prune
+
+    src = _functional(tmp_path / "chain.keras", residual=False)
+    options = ConvertOptions(
+        quantize="int8",
+        representative=DIGITS / "calibration.npz",
+        validate=DIGITS / "heldout.npz",
+    )
+    train = TrainOptions(DIGITS / "train.npz", epochs=1)
+    result = prune(src, tmp_path / "chain.tflite", options, train, sparsity=0.6)
+    assert result.report["training"]["kept_dense"] == ["conv_a", "conv_b"]  # < 1000 weights
+    assert result.report["weight_sparsity"]["tensors"][2]["zero_fraction"] == pytest.approx(
+        0.6, abs=0.01
+    )
+
+
+def test_model_whose_layers_do_not_form_a_chain_is_refused_naming_the_layer(
+    tmp_path: Path,
+) -> None:
+    from agent.errors import InputError
+    from convert.api import ConvertOptions
+    from convert.compress import TrainOptions, prune
+
+    src = _functional(tmp_path / "residual.keras", residual=True)
+    options = ConvertOptions(quantize="int8", representative=DIGITS / "calibration.npz")
+    with pytest.raises(InputError) as caught:
+        prune(src, tmp_path / "r.tflite", options, TrainOptions(DIGITS / "train.npz"), sparsity=0.5)
+    assert str(caught.value).startswith(
+        "pruning and quantization-aware training need a Sequential model or a functional model "
+        "whose layers form a single chain"
+    )
+    assert "layer 'skip' has several inputs or outputs" in str(caught.value)
+    assert not (tmp_path / "r.tflite").exists()
