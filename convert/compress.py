@@ -149,12 +149,18 @@ def auto_qat(
     drop = None if ptq.validation is None else ptq.validation.accuracy_drop_points
     if drop is None:
         raise InputError("--qat auto needs labels: the validation .npz has no 'y'")
+    assert ptq.validation is not None
+    facts = {
+        "ptq_drop_points": drop,
+        "ptq_tflite_accuracy": ptq.validation.tflite_accuracy,
+        "limit": limit,
+    }
     if drop <= limit:
-        ptq.report["qat_auto"] = {"ptq_drop_points": drop, "limit": limit, "kept": "ptq"}
+        ptq.report["qat_auto"] = {**facts, "kept": "ptq"}
         return ptq
     options.progress(f"post-training int8 dropped {drop:.2f} points (> {limit:g}): trying QAT")
     result = qat(src, out, options, train)
-    result.report["qat_auto"] = {"ptq_drop_points": drop, "limit": limit, "kept": "qat"}
+    result.report["qat_auto"] = {**facts, "kept": "qat"}
     return result
 
 

@@ -13,10 +13,11 @@ from convert.cli import main
 pytestmark = [pytest.mark.tensorflow, pytest.mark.slow]
 
 DIGITS = Path(__file__).resolve().parents[2] / "models" / "digits"
-COMMON = [
-    *("--data", str(DIGITS / "train.npz"), "--validate", str(DIGITS / "heldout.npz")),
+CONVERSION = [
+    *("--validate", str(DIGITS / "heldout.npz")),
     *("--representative", str(DIGITS / "calibration.npz")),
 ]
+COMMON = ["--data", str(DIGITS / "train.npz"), *CONVERSION]
 
 
 def test_prune_prints_zero_weights_and_the_sparse_path_verdict(
@@ -57,6 +58,7 @@ def test_qat_auto_keeps_post_training_int8_when_it_is_within_the_limit(
     report = json.loads(report_path.read_text())
     assert report["qat_auto"]["kept"] == "ptq"
     assert report["qat_auto"]["ptq_drop_points"] <= 1.0
+    assert report["qat_auto"]["ptq_tflite_accuracy"] == report["validation"]["tflite_accuracy"]
     assert report["training"] is None
 
 
@@ -110,3 +112,43 @@ def test_model_whose_layers_do_not_form_a_chain_is_refused_naming_the_layer(
     )
     assert "layer 'skip' has several inputs or outputs" in str(caught.value)
     assert not (tmp_path / "r.tflite").exists()
+
+
+def _outlier_channel_model(path: Path, scale: float = 1000.0) -> Path:
+    """The digits model with one conv channel scaled up by ``scale`` and the next layer's
+    weights for it scaled down: the same function (ReLU is positively homogeneous), but one
+    activation channel ``scale`` times wider than the rest, which per-tensor int8 activation
+    quantization cannot represent together with the others."""
+    import keras
+
+    model = keras.models.load_model(DIGITS / "digits.keras", compile=False)
+    first, second = model.layers[0], model.layers[1]
+    kernel, bias = first.get_weights()
+    kernel[..., 0] *= scale
+    bias[0] *= scale
+    next_kernel, next_bias = second.get_weights()
+    next_kernel[:, :, 0, :] /= scale
+    first.set_weights([kernel, bias])
+    second.set_weights([next_kernel, next_bias])
+    model.save(path)
+    return path
+
+
+def test_qat_auto_trains_when_post_training_int8_breaks_and_recovers_accuracy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = _outlier_channel_model(tmp_path / "outlier.keras")
+    report_path = tmp_path / "auto.json"
+    argv = [
+        *("convert", str(src), "-o", str(tmp_path / "qat.tflite"), "--report", str(report_path)),
+        *("--quantize", "int8", "--qat", "auto", "--max-accuracy-drop", "1", *COMMON),
+    ]
+    assert main(argv) == 0
+    capsys.readouterr()
+    report = json.loads(report_path.read_text())
+    auto, validation = report["qat_auto"], report["validation"]
+    assert auto["ptq_drop_points"] > 10.0
+    assert auto["kept"] == "qat"
+    assert report["training"]["method"] == "qat"
+    assert validation["tflite_accuracy"] >= auto["ptq_tflite_accuracy"]
+    assert validation["accuracy_drop_points"] <= 2.0
