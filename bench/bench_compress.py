@@ -21,11 +21,15 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.report import BenchResult, Measure, Plot, Target, plot_path, report
+from convert.api import ConvertOptions, convert_many
 from convert.compare import CompareOptions, compare
 from convert.comparison import Row
+from convert.compress import TrainOptions, qat_job
 from convert.litert_run import LiteRTModel, interleaved_latency_ms
 from convert.plot import accuracy_size_png
 from convert.sparse_path import sparse_candidates
+
+OUTLIER_SCALE = 1000.0
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS = ROOT / "models" / "digits"
@@ -84,6 +88,63 @@ def _measures(rows: list[Row], keras_accuracy: float) -> list[Measure]:
         )
     )
     return measures
+
+
+def _outlier_model(path: Path) -> Path:
+    """The digits model with conv channel 0 scaled by OUTLIER_SCALE and the next layer's
+    weights for it scaled back: the same function (ReLU is positively homogeneous), one
+    activation channel far wider than the rest."""
+    import keras
+
+    model = keras.models.load_model(DIGITS / "digits.keras", compile=False)
+    first, second = model.layers[0], model.layers[1]
+    kernel, bias = first.get_weights()
+    kernel[..., 0] *= OUTLIER_SCALE
+    bias[0] *= OUTLIER_SCALE
+    next_kernel, next_bias = second.get_weights()
+    next_kernel[:, :, 0, :] /= OUTLIER_SCALE
+    first.set_weights([kernel, bias])
+    second.set_weights([next_kernel, next_bias])
+    model.save(path)
+    return path
+
+
+def _outlier_measures(directory: Path) -> tuple[list[Measure], str]:
+    src = _outlier_model(directory / "outlier.keras")
+    options = ConvertOptions(
+        quantize="int8",
+        representative=DIGITS / "calibration.npz",
+        validate=DIGITS / "heldout.npz",
+    )
+    train = TrainOptions(DIGITS / "train.npz", epochs=2, learning_rate=1e-5)
+    ptq, qat = convert_many(
+        [
+            (src, directory / "outlier_ptq.tflite", options),
+            qat_job(src, directory / "outlier_qat.tflite", options, train),
+        ]
+    )
+    assert ptq.validation is not None
+    assert qat.validation is not None
+    keras_accuracy = (ptq.validation.keras_accuracy or 0.0) * 100
+    measures = [
+        Measure(
+            f"outlier-channel digits: {name} held-out accuracy",
+            "%",
+            [(result.validation.tflite_accuracy or 0.0) * 100],
+            [keras_accuracy],
+            "Keras",
+            digits=2,
+        )
+        for name, result in (("int8-ptq", ptq), ("int8-qat", qat))
+        if result.validation is not None
+    ]
+    text = (
+        f"QAT where it matters: the digits model with one first-layer channel scaled by "
+        f"{OUTLIER_SCALE:g} (and the next layer's weights for it by 1/{OUTLIER_SCALE:g}) "
+        "computes the same function, but its int8 post-training conversion collapses; QAT "
+        "(2 epochs, lr 1e-5) recovers it."
+    )
+    return measures, text
 
 
 def _pruned_mobilenet() -> tuple[bytes, bytes]:
@@ -171,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         result = compare(DIGITS / "digits.keras", Path(tmp), options)
         png = plot_path("compress_digits.png")
         png.write_bytes(accuracy_size_png(result.rows, result.keras_accuracy, "digits CNN"))
+        outlier_measures, outlier_text = _outlier_measures(Path(tmp))
         shutil.rmtree(tmp, ignore_errors=True)
     keras_accuracy = result.keras_accuracy or 0.0
     sparse_measures, sparse_text = _sparse_path_measures(max(20, args.runs // 10), args.threads)
@@ -184,8 +246,8 @@ def main(argv: list[str] | None = None) -> int:
             "models/digits/calibration.npz --student models/digits/student.keras`. Deflated "
             "size is zlib level 9 of the .tflite; latency is the median of 5 interleaved rounds "
             f"of {args.runs} invokes, {args.threads} threads, XNNPACK on.",
-            measures=_measures(result.rows, keras_accuracy) + sparse_measures,
-            extra=result.markdown() + "\n\n" + sparse_text,
+            measures=_measures(result.rows, keras_accuracy) + outlier_measures + sparse_measures,
+            extra="\n\n".join((result.markdown(), outlier_text, sparse_text)),
             notes=NOTES,
             plots=[Plot(png, "held-out accuracy against size, digits CNN variants")],
         )
