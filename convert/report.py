@@ -90,7 +90,9 @@ def format_table(report: dict[str, Any]) -> str:
     if report["calibration_samples"]:
         rows.append(("calibration", f"{report['calibration_samples']} samples"))
     rows += _compression_rows(report)
-    rows += _validation_rows(report["validation"])
+    training = report.get("training") or {}
+    reference = "teacher" if training.get("method") == "distill" else "Keras"
+    rows += _validation_rows(report["validation"], reference)
     rows += _training_rows(report.get("training"))
     rows += _xnnpack_rows(report.get("xnnpack"))
     rows += _edgetpu_rows(report["edgetpu"])
@@ -105,7 +107,7 @@ def _tensor_text(t: dict[str, Any]) -> str:
     return text
 
 
-def _validation_rows(v: dict[str, Any] | None) -> list[tuple[str, str]]:
+def _validation_rows(v: dict[str, Any] | None, reference: str = "Keras") -> list[tuple[str, str]]:
     if v is None:
         return []
     rows = [
@@ -117,7 +119,8 @@ def _validation_rows(v: dict[str, Any] | None) -> list[tuple[str, str]]:
         rows.append(
             (
                 "accuracy",
-                f"Keras {v['keras_accuracy'] * 100:.2f}%, TFLite {v['tflite_accuracy'] * 100:.2f}%"
+                f"{reference} {v['keras_accuracy'] * 100:.2f}%, "
+                f"TFLite {v['tflite_accuracy'] * 100:.2f}%"
                 f" (drop {v['accuracy_drop_points']:.2f} points)",
             )
         )

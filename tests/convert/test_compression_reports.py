@@ -87,3 +87,51 @@ def test_progress_bars_draw_on_request_and_close_at_the_total() -> None:
     assert "epoch" in text
     assert "3/3" in text
     assert "loss 0.33" in text
+
+
+def test_distillation_table_names_the_teacher_as_the_reference() -> None:
+    from convert.report import format_table
+
+    report = {
+        "source": "teacher.keras",
+        "output": "student.tflite",
+        "quantization": "int8",
+        "io_type": "float32",
+        "inputs": [],
+        "outputs": [],
+        "size_bytes": 9000,
+        "float32_size_bytes": 36000,
+        "size_ratio": 0.25,
+        "operators": [],
+        "min_runtime_version": "",
+        "latency": {"median_ms": 0.003, "threads": 2, "runs": 20},
+        "calibration_samples": 300,
+        "validation": {
+            "samples": 360,
+            "top1_agreement": 0.97,
+            "max_abs_error": 0.9,
+            "mean_abs_error": 0.006,
+            "keras_accuracy": 0.9778,
+            "tflite_accuracy": 0.9667,
+            "accuracy_drop_points": 1.11,
+        },
+        "edgetpu": None,
+        "training": {
+            "method": "distill",
+            "epochs": 40,
+            "batch_size": 32,
+            "learning_rate": 1e-3,
+            "seed": 0,
+            "samples": 1437,
+            "temperature": 4.0,
+            "alpha": 0.1,
+            "student_parameters": 4538,
+            "teacher_parameters": 136586,
+            "parameter_ratio": 0.0332,
+        },
+    }
+    lines = format_table(report).splitlines()
+    assert "accuracy         teacher 97.78%, TFLite 96.67% (drop 1.11 points)" in lines
+    assert (
+        "distillation     T 4, alpha 0.1; student 4538 parameters, teacher 136586 (0.033x)" in lines
+    )
