@@ -1,14 +1,14 @@
-"""The pure parts of the compression reports: XNNPACK verdict, comparison table, progress bars."""
+"""The pure parts of the compression reports: XNNPACK verdict, comparison table, epoch ticks."""
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
+import pytest
 
 from convert._training import outputs_probabilities
+from convert._worker import _epoch_tick
 from convert.comparison import Row, format_markdown
-from convert.progress import Bars
+from convert.progress import parse_tick
 from convert.sparse_path import summarize
 
 LATENCY = {
@@ -71,22 +71,13 @@ def test_softmax_outputs_are_probabilities_logits_are_not() -> None:
     assert not outputs_probabilities(np.array([[2.0, -1.0], [0.3, 0.1]], np.float32))
 
 
-def test_progress_bars_draw_nothing_off_a_terminal() -> None:
-    stream = io.StringIO()
-    bars = Bars(stream)
-    bars("epoch", 1, 3, "loss 0.5")
-    assert stream.getvalue() == ""
-
-
-def test_progress_bars_draw_on_request_and_close_at_the_total() -> None:
-    stream = io.StringIO()
-    bars = Bars(stream, enabled=True)
-    for done in (1, 2, 3):
-        bars("epoch", done, 3, f"loss {1 / done:.2f}")
-    text = stream.getvalue()
-    assert "epoch" in text
-    assert "3/3" in text
-    assert "loss 0.33" in text
+def test_training_epochs_reach_the_parent_as_counted_progress(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _epoch_tick("epoch", 3, 15, "accuracy 0.9986, loss 0.0110")
+    line = capsys.readouterr().err
+    assert line == "PROGRESS TICK epoch 3 15\n"
+    assert parse_tick(line.removeprefix("PROGRESS ").strip()) == ("epoch", 3, 15)
 
 
 def test_distillation_table_names_the_teacher_as_the_reference() -> None:
