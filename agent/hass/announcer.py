@@ -15,15 +15,9 @@ from dataclasses import dataclass
 
 from agent.config import AgentConfig
 from agent.errors import EdgeError
-from agent.hass.discovery import (
-    DEFAULT_EXPIRE_AFTER_S,
-    discovery_messages,
-    result_state_topic,
-    status_topic,
-)
-from agent.hass.throttle import StateThrottle
-from agent.mqtt.client import MqttClient
+from agent.hass.discovery import discovery_messages, status_topic
 from agent.mqtt.events import Subscription
+from agent.mqtt.ports import Connection
 from agent.mqtt.topics import DeviceTopics, TopicFilter
 
 log = logging.getLogger(__name__)
@@ -64,7 +58,7 @@ class HassAnnouncer:
 
     def __init__(
         self,
-        client: MqttClient,
+        client: Connection,
         topics: DeviceTopics,
         discovery_prefix: str,
         after_announce: Callable[[], None] = lambda: None,

@@ -23,9 +23,9 @@ from agent.bundle import BundleVerifier, TrustRoot, VerifiedManifest, check_bloc
 from agent.config import AgentConfig
 from agent.errors import BundleRejected, DeviceError, EdgeError, Rejected
 from agent.model.active import ActiveModel
-from agent.mqtt.client import MqttClient
 from agent.mqtt.events import BoundedQueue, IncomingMessage, Subscription
 from agent.mqtt.messages import UpdateStatus
+from agent.mqtt.ports import Subscriber
 from agent.mqtt.topics import DeviceTopics, TopicFilter
 from agent.reasons import Reason
 from agent.update.commands import BundleOffer, CommandLedger, SignedCommand, open_command
@@ -62,7 +62,7 @@ class Updater:
     def __init__(
         self,
         config: AgentConfig,
-        client: MqttClient,
+        client: Subscriber,
         topics: DeviceTopics,
         fleet: TrustRoot,
         installer: Installer,
