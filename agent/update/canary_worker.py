@@ -13,6 +13,7 @@ Request framing: ``u32`` length + JSON settings, ``u64`` length + model, ``u64``
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import resource
@@ -23,7 +24,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from agent.bundle.container import Limits
 from agent.reasons import Reason
@@ -69,6 +70,20 @@ def encode_request(
     )
 
 
+class CanaryRunner(Protocol):
+    """Runs a canary and judges it (:func:`run_canary`, or :func:`run_canary_in_process`)."""
+
+    def __call__(
+        self,
+        settings: CanarySettings,
+        model: bytes | memoryview,
+        canary: bytes | memoryview,
+        *,
+        timeout_s: float,
+        memory_bytes: int,
+    ) -> CanaryReport: ...
+
+
 def run_canary(
     settings: CanarySettings,
     model: bytes | memoryview,
@@ -102,6 +117,30 @@ def run_canary(
         return _report(done.stdout)
     except (ValueError, KeyError, TypeError) as exc:
         return CanaryReport(Reason.CANARY_CRASH, f"canary process gave no verdict ({exc}): {why}")
+
+
+def run_canary_in_process(
+    settings: CanarySettings,
+    model: bytes | memoryview,
+    canary: bytes | memoryview,
+    *,
+    timeout_s: float,
+    memory_bytes: int,
+) -> CanaryReport:
+    """The same check as :func:`run_canary`, on the calling thread, for tests of the updater.
+
+    Nothing isolates the caller here: a model that crashes the parser crashes the process, and
+    neither ``timeout_s`` nor ``memory_bytes`` is enforced. The agent itself always uses
+    :func:`run_canary`. The verdict goes through the same framing and JSON as the child's.
+    """
+    del timeout_s, memory_bytes  # only a child process can enforce them
+    request = io.BytesIO(encode_request(settings, model, canary))
+    settings, model_bytes, canary_bytes = read_request(request)
+    try:
+        verdict = judge(settings, model_bytes, canary_bytes)
+    except Exception as exc:  # what would have ended the child with a traceback
+        return CanaryReport("canary_crash", f"canary check raised {exc!r}"[:1000])
+    return _report((json.dumps(verdict) + "\n").encode())
 
 
 def _report(stdout: bytes) -> CanaryReport:

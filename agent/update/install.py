@@ -1,9 +1,13 @@
-"""From a complete, verified transfer to a loaded model ready to swap in (updater thread only).
+"""From a complete, verified transfer to a model handed to the loop (updater thread only).
 
 Commit order, safe against ``kill -9`` at any point: decrypt in memory (every block and file hash
 checked) -> write the bundle to the inactive slot (atomic) -> canary in a separate process ->
-load the interpreter here, off the service loop -> switch ``slots.json`` (atomic) -> record the
+load the interpreter, off the service loop -> switch ``slots.json`` (atomic) -> record the
 release counter. A failure before the switch leaves the old model active and serving.
+
+The model side -- slots, loading, warm-up, the swap itself -- belongs to :mod:`agent.model`; this
+module reaches it only through :class:`ModelHost` (implemented by
+:class:`agent.model.switch.SlotSwitch`).
 """
 
 from __future__ import annotations
@@ -13,26 +17,57 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from typing import Protocol
 
-import numpy as np
-
-from agent.bundle import BundleVerifier, DecryptedBundle, StateStore, open_bundle
+from agent.bundle import BundleVerifier, DecryptedBundle, Limits, StateStore, open_bundle
 from agent.config import AgentConfig
-from agent.errors import BackendError, BundleRejected, DeviceError
-from agent.model.active import ActiveModel, Credentials
-from agent.model.pipeline import Pipeline
-from agent.model.slots import SlotState, SlotStore
-from agent.reasons import Reason
-from agent.update.canary_worker import CanarySettings, run_canary
+from agent.errors import BundleRejected
+from agent.model.active import Credentials
+from agent.model.swap import Swap
+from agent.model.switch import Staged
+from agent.update.canary_worker import CanaryRunner, CanarySettings, run_canary
+from agent.update.fetch import Held
 from agent.update.protocol import bundle_id, split_bundle
 
 log = logging.getLogger(__name__)
 
-Loader = Callable[[DecryptedBundle], tuple[ActiveModel, Pipeline]]
-
 #: The GIL switch interval while an install runs (CPython's default is 5 ms).
 INSTALL_SWITCH_INTERVAL_S = 0.0005
+
+
+class ModelHost(Protocol):
+    """What an install needs from the model side: load / stage / go live / revert."""
+
+    @property
+    def limits(self) -> Limits: ...
+
+    def active(self) -> bytes | None:
+        """The active slot's bundle, ``None`` when nothing is installed."""
+        ...
+
+    def stage(self, data: bytes) -> Staged:
+        """Write a whole bundle to the inactive slot."""
+        ...
+
+    def go_live(self, bundle: DecryptedBundle, staged: Staged, bid: str) -> Swap:
+        """Load and warm up the staged model, then switch the slots to it."""
+        ...
+
+    def previous(self) -> bytes:
+        """The previous slot's bundle (``BundleRejected`` ``no_previous_slot`` when none)."""
+        ...
+
+    def go_back(self, bundle: DecryptedBundle, bid: str) -> Swap:
+        """Load the previous slot's model and make that slot active."""
+        ...
+
+    def revert(self) -> None:
+        """Make the previous slot active again after the loop swapped back to it."""
+        ...
+
+    def hand_over(self, swap: Swap) -> None:
+        """Give a loaded model to the loop, which puts it live between two inferences."""
+        ...
 
 
 @contextmanager
@@ -55,37 +90,30 @@ def prompt_switching(interval_s: float = INSTALL_SWITCH_INTERVAL_S) -> Iterator[
         sys.setswitchinterval(previous)
 
 
-@dataclass(frozen=True)
-class Swap:
-    """A model loaded off the loop thread, for the loop to put live between two inferences.
-
-    ``watch``: start a watch window (an install), or not (a rollback).
-    """
-
-    active: ActiveModel
-    pipeline: Pipeline
-    kind: str
-    bundle: str | None
-    watch: bool
-
-
 class Installer:
+    """Verifier, canary and the model host, for the updater's install steps."""
+
     def __init__(
         self,
         config: AgentConfig,
         credentials: Credentials,
-        slots: SlotStore,
+        host: ModelHost,
         release: StateStore,
-        load: Loader,
         *,
         wall: Callable[[], float] = time.time,
+        canary: CanaryRunner = run_canary,
     ) -> None:
+        """``canary``: how the canary runs (a child process; tests may run it in-process)."""
         self.config = config
         self.credentials = credentials
-        self.slots = slots
+        self.host = host
         self.release = release
-        self.load = load
         self.wall = wall
+        self.canary = canary
+
+    @property
+    def limits(self) -> Limits:
+        return self.host.limits
 
     def verifier(self, *, own_slot: bool = False) -> BundleVerifier:
         return BundleVerifier(
@@ -93,26 +121,21 @@ class Installer:
             self.credentials.device,
             self.release.load(),
             now=self.wall(),
-            limits=self.slots.limits,
+            limits=self.host.limits,
             own_slot=own_slot,
         )
 
     def active_bundle(self) -> str | None:
         """The bundle id of the active slot (``None`` when nothing is installed)."""
-        active = self.slots.load().active
-        if active is None:
+        data = self.host.active()
+        if data is None:
             return None
-        header, _ = split_bundle(self.slots.read(active), self.slots.limits)
+        header, _ = split_bundle(data, self.host.limits)
         return bundle_id(header)
 
-    def stage(self, data: bytes) -> tuple[SlotState, str]:
-        """Write a whole bundle to the inactive slot; the slot state it goes live from."""
-        state = self.slots.load()
-        if state.previous == state.inactive:
-            state = SlotState(state.active)  # the previous model is about to be overwritten
-            self.slots.commit(state)
-        self.slots.write(state.inactive, data)
-        return state, state.inactive
+    def stage(self, data: bytes) -> Staged:
+        """Write a whole bundle to the inactive slot; what it goes live from."""
+        return self.host.stage(data)
 
     def prove(self, bundle: DecryptedBundle, running_p50_ms: float | None) -> None:
         """The canary in its own process; raises :class:`BundleRejected` ``canary_*``."""
@@ -127,7 +150,7 @@ class Installer:
             threads=self.config.model.threads,
         )
         update = self.config.update
-        report = run_canary(
+        report = self.canary(
             settings,
             model,  # views into the plaintext: copied once, into the request to the child
             canary,
@@ -147,37 +170,42 @@ class Installer:
             "canary passed: max error %s, invoke %.2f ms", report.max_abs_error, report.latency_ms
         )
 
-    def go_live(self, bundle: DecryptedBundle, state: SlotState, slot: str, bid: str) -> Swap:
+    def install(
+        self,
+        held: Held,
+        bid: str,
+        running_p50_ms: float | None,
+        on_canary: Callable[[], None],
+    ) -> Swap:
+        """Decrypt, stage, canary, load, switch; raises :class:`BundleRejected` (the partial file
+        is gone once the bundle decrypted)."""
+        payload = held.partial.read()
+        bundle = held.verifier.decrypt(payload)
+        staged = self.stage(held.header + payload)
+        held.partial.discard()
+        del payload
+        on_canary()
+        try:
+            self.prove(bundle, running_p50_ms)
+            return self.go_live(bundle, staged, bid)
+        except BundleRejected as exc:
+            log.warning("bundle %s rejected: %s", bid, exc)
+            raise
+
+    def go_live(self, bundle: DecryptedBundle, staged: Staged, bid: str) -> Swap:
         """Load the interpreter, switch ``slots.json``, record the counter."""
-        active, pipeline = self._load(bundle)
-        self.slots.commit(state.activated(slot))
-        self.release.record_installed(bundle)
-        return Swap(active, pipeline, "install", bid, watch=True)
+        return self.host.go_live(bundle, staged, bid)
+
+    def hand_over(self, swap: Swap) -> None:
+        self.host.hand_over(swap)
 
     def previous(self) -> Swap:
         """Load the previous slot's model and make it active (a rollback command)."""
-        state = self.slots.load()
-        if state.previous is None:
-            raise DeviceError(Reason.NO_PREVIOUS_SLOT, "there is no previous model to roll back to")
-        data = self.slots.read(state.previous)
+        data = self.host.previous()
         bundle = open_bundle(data, self.verifier(own_slot=True))
-        active, pipeline = self._load(bundle)
-        self.slots.commit(state.rolled_back())
-        header, _ = split_bundle(data, self.slots.limits)
-        return Swap(active, pipeline, "rollback", bundle_id(header), watch=False)
+        header, _ = split_bundle(data, self.host.limits)
+        return self.host.go_back(bundle, bundle_id(header))
 
     def revert(self) -> None:
         """The watch window failed: make the previous slot active again (the loop swapped back)."""
-        state = self.slots.load()
-        if state.previous is not None:
-            self.slots.commit(state.rolled_back())
-
-    def _load(self, bundle: DecryptedBundle) -> tuple[ActiveModel, Pipeline]:
-        """Load and warm up: the first invoke prepares the delegate (XNNPACK, Edge TPU), which
-        must happen here, not on the first frame after the swap."""
-        try:
-            active, pipeline = self.load(bundle)
-            active.model.invoke([np.zeros(s.shape, np.dtype(s.dtype)) for s in active.model.inputs])
-        except BackendError as exc:
-            raise DeviceError(Reason.LOAD_FAILED, f"model does not load: {exc}") from None
-        return active, pipeline
+        self.host.revert()
