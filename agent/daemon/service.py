@@ -20,26 +20,25 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from agent.config import AgentConfig, load_config
+from agent.daemon.infer import InferenceStep
 from agent.daemon.lifecycle import Flags
-from agent.daemon.metrics import RollingStats
+from agent.daemon.reporter import Reporter
+from agent.daemon.results import Results
 from agent.daemon.sdnotify import Notifier
 from agent.daemon.sensorfeed import SensorFeed
-from agent.daemon.status import Health, StatusInputs, model_ref, status_message, status_text
-from agent.daemon.watchdog import Progress, stall_limit_s
+from agent.daemon.systemd import Systemd
 from agent.daemon.wiring import build_updater, mqtt_settings
 from agent.errors import BackendError, BundleRejected, ConfigError, EdgeError, InputError
 from agent.hass.announcer import HassAnnouncer
 from agent.model.active import Credentials, ModelStore, load_credentials, open_active_model
-from agent.model.pipeline import InferenceResult
 from agent.model.swap import ServedModel
 from agent.mqtt.client import MqttClient
-from agent.mqtt.messages import ResultMessage, StatusMessage
 from agent.mqtt.topics import DeviceTopics
 from agent.secrets import FileResolver
-from agent.sources.base import Frame, FrameNeed, Reading
+from agent.sources.base import FrameNeed
 from agent.sources.factory import InputSource, build_source
 from agent.store.forwarder import Forwarder
-from agent.store.outbox import Outbox, OutboxError
+from agent.store.outbox import Outbox
 from agent.store.policy import PublishPolicy
 from agent.update.updater import Updater
 
@@ -71,24 +70,14 @@ class Service:
         self.topics = DeviceTopics(config.mqtt.topic_prefix, config.device_id)
         self.clock = clock
         self.wall = wall
-        self.health = Health()
-        self.stats = RollingStats()
-        self.policy = PublishPolicy(config.output)
-        self.model = ServedModel(config, clock)
         self.source: InputSource | None = None
-        self.results_published = 0
         self.updater: Updater | None = None
         self._sensor_queue: queue.Queue[bytes] = queue.Queue(maxsize=1024)
         self._sensor: SensorFeed | None = None
-        self._next_status = 0.0
         self._min_period = 1.0 / config.source.fps if config.source.fps else 0.0
         self._last_inference = -1e9
-        self.notifier = notifier or Notifier(None)
-        self._ready_sent = False
-        self.progress: Progress | None = None
-        interval = self.notifier.watchdog_interval_s
-        if interval is not None:
-            self.progress = Progress(interval, stall_limit_s(config.source))
+        self.systemd = Systemd(notifier or Notifier(None), config.source)
+        self.model = ServedModel(config, clock)
         state_dir = Path(config.state_dir)
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.store = ModelStore(state_dir)
@@ -98,7 +87,29 @@ class Service:
             max_age_s=config.store.max_age_s,
         )
         self.client = MqttClient(mqtt_settings(config, self.resolver), self.topics)
+        self.reporter = Reporter(
+            self.client,
+            self.topics.status,
+            self.model,
+            self.outbox,
+            systemd=self.systemd,
+            config=config,
+            clock=clock,
+            wall=wall,
+        )
+        self.health, self.stats = self.reporter.health, self.reporter.stats
+        self.results = Results(self.outbox, self.topics.results, wall)
         self.forwarder = Forwarder(self.outbox, self.client, qos=config.mqtt.qos)
+        self.infer = InferenceStep(
+            self.model,
+            self.results,
+            self.health,
+            self.stats,
+            systemd=self.systemd,
+            policy=PublishPolicy(config.output),
+            clock=clock,
+            on_first_result=self.reporter.notify_ready,
+        )
         self.hass: HassAnnouncer | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -119,15 +130,15 @@ class Service:
             wall=self.wall,
         )
         if self.updater is not None:
+            self.reporter.updater = self.updater
             self.updater.start()
         self._open_source()
         # What exists now (modules, model, clients) lives as long as the process: keep it out of
         # the collector's full passes (~20 ms of CPU each here), which would land on a frame.
         gc.freeze()
-        if self.progress is not None:
-            self.progress.start(self.clock())
+        self.systemd.start(self.clock())
         if self.health.state == "error":
-            self._notify_ready()  # safe mode: up, publishing why, waiting for a fix
+            self.reporter.notify_ready()  # safe mode: up, publishing why, waiting for a fix
         log.info("agent %s running (source %s)", self.config.device_id, self.config.source.type)
         try:
             while not self.flags.stop.is_set():
@@ -152,14 +163,14 @@ class Service:
             self._idle()
         if item is not None:
             self._last_inference = self.clock()
-            self._infer(item)
+            self.infer(item)
         self._pump_updates()
         self._maybe_reprobe()
         self.forwarder.step(self.client.events, 0.0)
         if self.hass is not None:
             self.hass.step()
-        self._maybe_status()
-        self._feed_watchdog()
+        self.reporter.maybe_publish()
+        self.reporter.feed_watchdog()
 
     def _idle(self) -> None:
         """Wait one poll interval, or less when a signal arrives (its flag stays set)."""
@@ -168,39 +179,39 @@ class Service:
 
     def shutdown(self) -> None:
         """Stop the source, flush the outbox (bounded), publish offline, close everything."""
-        self.notifier.stopping("stopping: flushing results")
-        self._set_state("stopping")
+        self.systemd.notifier.stopping("stopping: flushing results")
+        self.reporter.set_state("stopping")
         if self.source is not None:
             self.source.close()
         deadline = self.clock() + FLUSH_ON_STOP_S
         while self.outbox.stats().depth and self.forwarder.connected and self.clock() < deadline:
             self.forwarder.step(self.client.events, POLL_S)
-        self._publish_status()
+        self.reporter.publish()
         if self.updater is not None:
             self.updater.stop()
         self.client.stop(MQTT_STOP_S)
         self.outbox.close()
         self.model.close()
-        log.info("agent stopped; %s results published", self.results_published)
-        self.notifier.close()
+        log.info("agent stopped; %s results published", self.results.published)
+        self.systemd.notifier.close()
 
     def reload(self) -> None:
         """SIGHUP: re-read the config; apply output, status, source and model settings."""
-        self.notifier.reloading()
+        self.systemd.notifier.reloading()
         try:
             new = load_config(self.config_path)
         except ConfigError as exc:
             log.error("config reload rejected, keeping the running config: %s", exc)
             self.health.fail(exc.code, f"config reload rejected: {exc}")
-            self._publish_status()
-            self.notifier.ready(f"config reload rejected: {exc}")
+            self.reporter.publish()
+            self.systemd.notifier.ready(f"config reload rejected: {exc}")
             return
         for key in ("device_id", "state_dir", "mqtt", "keys", "store"):
             if getattr(new, key) != getattr(self.config, key):
                 log.warning("config reload: %s changed; it takes effect after a restart", key)
         old = self.config
-        self.config = new
-        self.policy = PublishPolicy(new.output)
+        self.config = self.reporter.config = new
+        self.infer.policy = PublishPolicy(new.output)
         self._min_period = 1.0 / new.source.fps if new.source.fps else 0.0
         if new.model != old.model:
             self.model.config = new
@@ -212,11 +223,9 @@ class Service:
                 self.source.close()
             self._open_source()
         log.info("config reloaded")
-        if self.progress is not None:
-            self.progress.stall_s = stall_limit_s(new.source)
-            self.progress.start(self.clock())
-        self._publish_status()
-        self.notifier.ready(self._status_text())
+        self.systemd.reloaded(new.source, self.clock())
+        self.reporter.publish()
+        self.systemd.notifier.ready(self.reporter.text())
 
     # -- model and source -----------------------------------------------------------------------
 
@@ -229,12 +238,12 @@ class Service:
         except (Rejected, BackendError, ConfigError, InputError) as exc:
             log.error("no model can be served: %s", exc)
             self.health.fail(exc.code, str(exc))
-            self._set_state("error")
+            self.reporter.set_state("error")
             return
         self.model.serve(active)
         if active.model.fallback_reason:
             self.health.fail("accelerator_unavailable", active.model.fallback_reason)
-        self._set_state("degraded" if active.model.degraded else "running")
+        self.reporter.set_state("degraded" if active.model.degraded else "running")
         log.info(
             "serving %s version %s on %s/%s",
             active.name,
@@ -250,17 +259,17 @@ class Service:
                 log.info("still on CPU: %s (re-probing with backoff)", outcome)
             self.health.fail("accelerator_unavailable", outcome)
         elif outcome:
-            self._set_state("running")
+            self.reporter.set_state("running")
 
     def _open_source(self) -> None:
         try:
-            self.source = build_source(
+            self.source = self.reporter.source = build_source(
                 self.config.source, self.resolver, self._sensor_queue, self._frame_need
             )
         except EdgeError as exc:
             log.error("source cannot be opened: %s", exc)
             self.health.fail(exc.code, str(exc))
-            self._set_state("error")
+            self.reporter.set_state("error")
 
     def _frame_need(self) -> FrameNeed | None:
         """Asked by the capture thread per frame, so a new model's input size applies at once."""
@@ -273,11 +282,11 @@ class Service:
                 self.client,
                 self.topics,
                 self.config.homeassistant.discovery_prefix,
-                after_announce=self._publish_status,
+                after_announce=self.reporter.publish,
             )
         source = self.config.source
         if source.type == "mqtt_sensor" and source.topic:
-            self._sensor = SensorFeed(
+            self._sensor = self.reporter.sensor = SensorFeed(
                 self.client,
                 source.topic,
                 max_payload=source.max_line_bytes,
@@ -289,62 +298,6 @@ class Service:
     def _due(self) -> bool:
         return self.clock() - self._last_inference >= self._min_period
 
-    # -- per item -------------------------------------------------------------------------------
-
-    def _infer(self, item: Frame | Reading) -> None:
-        assert self.model.pipeline is not None
-        try:
-            result = self.model.pipeline.process(item)
-        except InputError as exc:
-            self._bad("bad_input", exc)
-            return
-        except BackendError as exc:
-            self._bad("backend", exc)
-            self.model.observe_error()
-            return
-        if result is None:
-            return
-        now = self.clock()
-        if self.progress is not None:
-            self.progress.inferred(now)
-        if not self._ready_sent and result.finite:
-            self._notify_ready()
-        self.stats.add(result.total_s, now)
-        if not result.finite:
-            self._bad("non_finite_output", InputError("model produced NaN or Inf"))
-        if self.model.observe_result(result.total_s, result.finite):
-            return  # the result came from the model just rolled back; it is not published
-        if self.policy.admit(result.summary, now):
-            self._enqueue(result, now)
-
-    def _enqueue(self, result: InferenceResult, now: float) -> None:
-        assert self.model.active is not None
-        captured_wall = self.wall() - (now - result.captured_t)
-        model = model_ref(self.model.active)
-
-        def payload(seq: int) -> bytes:
-            return ResultMessage(
-                seq=seq,
-                ts=round(captured_wall, 6),
-                model=model,
-                latency_ms=round(result.total_s * 1000.0, 3),
-                outputs=result.outputs,
-            ).to_json()
-
-        try:
-            seq = self.outbox.enqueue(str(self.topics.results), payload)
-        except OutboxError as exc:
-            self._bad("outbox_write", exc)
-            return
-        self.results_published += 1
-        if self.hass is not None:
-            self.hass.offer_result(payload(seq))
-
-    def _bad(self, kind: str, exc: Exception) -> None:
-        if self.health.errors.record(kind, self.clock()):
-            log.warning("%s: %s (logged once per minute per kind)", kind, exc)
-        self.health.fail(kind, str(exc))
-
     # -- model updates (the updater thread does the work; the loop only swaps) -----------------
 
     def _pump_updates(self) -> None:
@@ -354,70 +307,9 @@ class Service:
             return
         swap = self.model.pump(self.stats.percentile_ms(50))
         if swap is not None:
-            self._set_state("degraded" if swap.active.model.degraded else "running")
+            self.reporter.set_state("degraded" if swap.active.model.degraded else "running")
             updater.status_changed.set()  # published on the next turn, not between two frames
             return
         if updater.status_changed.is_set():
             updater.status_changed.clear()
-            self._publish_status()
-
-    # -- status and systemd ---------------------------------------------------------------------
-
-    def _set_state(self, state: str) -> None:
-        if state != self.health.state:
-            self.health.state = state
-            self._publish_status()
-
-    def _maybe_status(self) -> None:
-        if self.clock() >= self._next_status:
-            self._publish_status()
-
-    def status_message(self) -> StatusMessage:
-        return status_message(
-            StatusInputs(
-                ts=self.wall(),
-                health=self.health,
-                stats=self.stats,
-                active=self.model.active,
-                source_stats=self.source.stats() if self.source is not None else {},
-                sensor_oversize=self._sensor.dropped_oversize if self._sensor else None,
-                outbox=self.outbox.stats(),
-                groups=self.config.groups,
-                update=self.updater.status() if self.updater is not None else None,
-            )
-        )
-
-    def _notify_ready(self) -> None:
-        self._ready_sent = True
-        self.notifier.ready(self._status_text())
-
-    def _feed_watchdog(self) -> None:
-        """``WATCHDOG=1`` while inference makes progress (see :mod:`agent.daemon.watchdog`)."""
-        if self.progress is None or not self._ready_sent:
-            return
-        expecting = (
-            self.health.state != "error"
-            and self.source is not None
-            and self.model.pipeline is not None
-            and not self.source.finished
-        )
-        if self.progress.due(self.clock(), expecting_input=expecting):
-            self.notifier.watchdog()
-
-    def _status_text(self) -> str:
-        return status_text(self.health, self.model.active, self.stats.fps())
-
-    def _publish_status(self) -> None:
-        self._next_status = self.clock() + self.config.status.interval_s
-        if self._ready_sent:
-            self.notifier.status(self._status_text())
-        if self.updater is not None:
-            self.updater.note_latency(self.stats.percentile_ms(50))
-        if not self.client.connected:
-            return
-        try:
-            self.client.publish(
-                self.topics.status, self.status_message().to_json(), qos=1, retain=True
-            )
-        except EdgeError as exc:
-            log.debug("status not published: %s", exc)
+            self.reporter.publish()

@@ -1,0 +1,78 @@
+"""One item through the served model, on the loop thread: figures, health, the watch window and
+the outbox. Bad input is counted, logged once per kind per minute and never stops the loop."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from agent.daemon.metrics import RollingStats
+from agent.daemon.results import Results
+from agent.daemon.status import Health
+from agent.daemon.systemd import Systemd
+from agent.errors import BackendError, InputError
+from agent.model.swap import ServedModel
+from agent.sources.base import Frame, Reading
+from agent.store.outbox import OutboxError
+from agent.store.policy import PublishPolicy
+
+log = logging.getLogger(__name__)
+
+
+class InferenceStep:
+    def __init__(
+        self,
+        model: ServedModel,
+        results: Results,
+        health: Health,
+        stats: RollingStats,
+        *,
+        systemd: Systemd,
+        policy: PublishPolicy,
+        clock: Callable[[], float],
+        on_first_result: Callable[[], None],
+    ) -> None:
+        """``on_first_result``: called on the first finite result before ``READY=1`` was sent."""
+        self.model = model
+        self.results = results
+        self.health = health
+        self.stats = stats
+        self.systemd = systemd
+        self.policy = policy
+        self.clock = clock
+        self._on_first_result = on_first_result
+
+    def __call__(self, item: Frame | Reading) -> None:
+        pipeline = self.model.pipeline
+        assert pipeline is not None
+        try:
+            result = pipeline.process(item)
+        except InputError as exc:
+            self.bad("bad_input", exc)
+            return
+        except BackendError as exc:
+            self.bad("backend", exc)
+            self.model.observe_error()
+            return
+        if result is None:
+            return
+        now = self.clock()
+        self.systemd.inferred(now)
+        if not self.systemd.ready_sent and result.finite:
+            self._on_first_result()
+        self.stats.add(result.total_s, now)
+        if not result.finite:
+            self.bad("non_finite_output", InputError("model produced NaN or Inf"))
+        if self.model.observe_result(result.total_s, result.finite):
+            return  # the result came from the model just rolled back; it is not published
+        if self.policy.admit(result.summary, now):
+            assert self.model.active is not None
+            try:
+                self.results.enqueue(result, now, self.model.active)
+            except OutboxError as exc:
+                self.bad("outbox_write", exc)
+
+    def bad(self, kind: str, exc: Exception) -> None:
+        if self.health.errors.record(kind, self.clock()):
+            log.warning("%s: %s (logged once per minute per kind)", kind, exc)
+        self.health.fail(kind, str(exc))

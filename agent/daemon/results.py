@@ -1,0 +1,39 @@
+"""Results into the durable outbox: one result message per admitted inference."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from agent.daemon.status import model_ref
+from agent.model.active import ActiveModel
+from agent.model.pipeline import InferenceResult
+from agent.mqtt.messages import ResultMessage
+from agent.mqtt.topics import Topic
+from agent.store.outbox import Outbox
+
+
+class Results:
+    """Writes result messages to the outbox (the forwarder publishes them); counts them."""
+
+    def __init__(self, outbox: Outbox, topic: Topic, wall: Callable[[], float]) -> None:
+        self.outbox = outbox
+        self.topic = topic
+        self.wall = wall
+        self.published = 0
+
+    def enqueue(self, result: InferenceResult, now: float, active: ActiveModel) -> None:
+        """Raises :class:`~agent.store.outbox.OutboxError` when the outbox cannot take it."""
+        captured_wall = self.wall() - (now - result.captured_t)
+        model = model_ref(active)
+
+        def payload(seq: int) -> bytes:
+            return ResultMessage(
+                seq=seq,
+                ts=round(captured_wall, 6),
+                model=model,
+                latency_ms=round(result.total_s * 1000.0, 3),
+                outputs=result.outputs,
+            ).to_json()
+
+        self.outbox.enqueue(str(self.topic), payload)
+        self.published += 1
