@@ -14,6 +14,7 @@ from agent.mqtt.ports import Subscriber
 from agent.mqtt.settings import MqttSettings, TLSFiles
 from agent.mqtt.topics import DeviceTopics
 from agent.secrets import FileResolver, read_secret
+from agent.update.canary_worker import CanaryRunner, run_canary
 from agent.update.install import Installer
 from agent.update.updater import Updater
 
@@ -57,10 +58,12 @@ def build_updater(
     topics: DeviceTopics,
     clock: Callable[[], float],
     wall: Callable[[], float],
+    canary: CanaryRunner = run_canary,
 ) -> Updater | None:
     """The updater for signed commands over MQTT, ``None`` (logged) when updates are off.
 
     Its swaps go to ``served``, and ``served`` reports back to it (retire, watch failed).
+    ``canary``: how the canary runs (its own process; tests of the updater may run it inline).
     """
     try:
         credentials = load_credentials(config, resolver)
@@ -71,7 +74,7 @@ def build_updater(
         log.info("updates over MQTT are off: keys.fleet_keys is not set")
         return None
     host = SlotSwitch(store.slots, store.state, served.load, served.offer)
-    installer = Installer(config, credentials, host, store.state, wall=wall)
+    installer = Installer(config, credentials, host, store.state, wall=wall, canary=canary)
     updater = Updater(config, subscriber, topics, credentials.fleet, installer, clock=clock)
     served.feedback = updater
     return updater

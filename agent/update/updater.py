@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 ACTIVE_TICK_S = 0.05
 IDLE_TICK_S = 0.5
 MAX_COMMAND_PAYLOAD = 16 * 1024
+_WAKE = IncomingMessage("", b"", 0, False)
 
 
 class Updater:
@@ -107,6 +108,7 @@ class Updater:
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stopping.set()
+        self.inbox.offer(_WAKE)  # the thread may be waiting for messages for up to IDLE_TICK_S
         if self._thread is not None:
             self._thread.join(timeout)
         self.jobs.close()
@@ -120,10 +122,12 @@ class Updater:
     def retire(self, model: ActiveModel) -> None:
         """Close a model the loop no longer uses, here rather than on the loop thread."""
         self._feedback.put(model.model.close)
+        self.inbox.offer(_WAKE)
 
     def watch_failed(self, bundle: str | None, reason: str, retired: ActiveModel) -> None:
         """The loop swapped back to the previous model; make that permanent and report it."""
         self._feedback.put(lambda: self._rolled_back(bundle, reason, retired))
+        self.inbox.offer(_WAKE)  # recorded within a tick, not after an idle wait
 
     # -- the updater thread ---------------------------------------------------------------------
 
@@ -132,11 +136,14 @@ class Updater:
         while not self._stopping.is_set():
             busy = self.jobs.busy
             message = self.inbox.get(timeout=ACTIVE_TICK_S if busy else IDLE_TICK_S)
+            if self._stopping.is_set():
+                return
             try:
                 # Everything that arrived is handled before the next round of requests, so
                 # the blocks done are unsubscribed and the next ones subscribed in one packet each.
                 for item in [message, *self.inbox.drain()] if message is not None else []:
-                    self._dispatch(item)
+                    if item is not _WAKE:
+                        self._dispatch(item)
                 self.jobs.request_more()
                 now = self.clock()
                 if now >= next_tick:  # not after every block: a block asks for the next itself
