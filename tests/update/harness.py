@@ -49,7 +49,7 @@ class UpdateWorld:
     """An :class:`AgentWorld` whose agent obeys a fleet key, plus what a test needs around it."""
 
     device: AgentWorld
-    broker: MosquittoBroker
+    broker: MosquittoBroker | None  # None: the in-process tests' fake broker
     fleet_key: Ed25519PrivateKey = field(default_factory=Ed25519PrivateKey.generate)
 
     def __post_init__(self) -> None:
@@ -75,8 +75,10 @@ class UpdateWorld:
         canary: bytes | None = None,
         block_size: int = 1024,
         recipients: list[RecipientKey] | None = None,
+        signer: Ed25519PrivateKey | None = None,
     ) -> PreparedBundle:
-        """A signed bundle for this device, split as the fleet publishes it (1 KiB blocks)."""
+        """A signed bundle for this device, split as the fleet publishes it (1 KiB blocks);
+        ``signer`` replaces the release key the device trusts."""
         meta = metadata or self.device.model.metadata.read_bytes()
         files = {
             "model.tflite": model or self.device.model.model_bytes(),
@@ -92,7 +94,8 @@ class UpdateWorld:
             block_size=block_size,
         )
         recipients = recipients or [RecipientKey(DEVICE_ID, self.device.device_key.public_key())]
-        return prepare_bundle(build_bundle(release, files, [self.device.release_key], recipients))
+        signers = [signer or self.device.release_key]
+        return prepare_bundle(build_bundle(release, files, signers, recipients))
 
     def bitmap(self, bundle: PreparedBundle) -> Bitmap | None:
         """The bitmap the agent persisted for ``bundle`` (what it may trust after a crash)."""
