@@ -15,8 +15,8 @@ from collections import deque
 from collections.abc import Callable, Sequence
 
 from agent.errors import TransportError
-from agent.mqtt.client import MqttClient
 from agent.mqtt.events import Connected, ConnectRefused, Disconnected, Published
+from agent.mqtt.ports import EventPublisher
 from agent.mqtt.topics import Topic
 
 _log = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ Progress = Callable[[int, int], None]
 
 
 def publish_all(
-    client: MqttClient,
+    client: EventPublisher,
     messages: Sequence[tuple[Topic, bytes]],
     *,
     retain: bool = True,
@@ -76,7 +76,7 @@ def publish_all(
 
 
 def clear_retained(
-    client: MqttClient,
+    client: EventPublisher,
     topics: Sequence[Topic],
     *,
     window: int = DEFAULT_WINDOW,

@@ -12,9 +12,9 @@ from collections.abc import Iterable, Sequence
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.mqtt.client import MqttClient
 from agent.mqtt.events import IncomingMessage
 from agent.mqtt.messages import MAX_STATUS_BYTES
+from agent.mqtt.ports import EventConnection
 from agent.mqtt.topics import DeviceTopics, TopicFilter
 from agent.update.commands import (
     BundleOffer,
@@ -30,7 +30,7 @@ from fleet.status import FleetView
 
 
 class FleetSession:
-    def __init__(self, client: MqttClient, prefix: str) -> None:
+    def __init__(self, client: EventConnection, prefix: str) -> None:
         self.client = client
         self.prefix = prefix
         self.known = FleetView(prefix)

@@ -2,14 +2,15 @@
 
 :class:`~agent.mqtt.client.MqttClient` implements both; the updater, the Home Assistant announcer
 and the sensor source take these instead, so tests run them against a fake broker that keeps
-retained messages (``tests/support/fakebroker.py``) as well as against mosquitto.
+retained messages (``tests/support/fakebroker.py``) as well as against mosquitto; ``edge-fleet``'s
+publisher and session take them too.
 """
 
 from __future__ import annotations
 
 from typing import Protocol
 
-from agent.mqtt.events import BoundedQueue, IncomingMessage, Subscription
+from agent.mqtt.events import BoundedQueue, Event, IncomingMessage, Subscription
 from agent.mqtt.topics import Topic, TopicFilter
 
 
@@ -22,6 +23,14 @@ class Publisher(Protocol):
     def publish(self, topic: Topic, payload: bytes, qos: int = 1, retain: bool = False) -> int:
         """Queue a PUBLISH; a token that a later ``Published`` event names."""
         ...
+
+
+class EventPublisher(Publisher, Protocol):
+    """A publisher whose acknowledgements arrive as events (``Published`` on PUBACK, and the
+    connection's ``Connected``/``Disconnected``/``ConnectRefused``): what ``edge-fleet`` needs."""
+
+    @property
+    def events(self) -> BoundedQueue[Event]: ...
 
 
 class Subscriber(Protocol):
@@ -63,3 +72,7 @@ class Subscriber(Protocol):
 
 class Connection(Publisher, Subscriber, Protocol):
     """Both sides of one connection (what the Home Assistant announcer needs)."""
+
+
+class EventConnection(EventPublisher, Subscriber, Protocol):
+    """Both sides, with acknowledgements as events (``edge-fleet``'s session)."""
