@@ -211,3 +211,16 @@ def test_a_replayed_rollback_command_is_refused_also_after_a_restart(scene: Scen
     device.settle()
     assert (device.swaps, device.version) == (0, 1)
     assert device.slots() == {"active": "a", "previous": "b"}
+
+
+def test_a_rollback_command_with_no_previous_model_is_refused(scene: Scene) -> None:
+    device = scene.start()
+    scene.fleet.rollback()
+    status = device.wait(lambda u: u.state == "rejected")
+    assert (status.label, status.detail) == (
+        "rejected:no_previous_slot",
+        "there is no previous model to roll back to",
+    )
+    device.settle()
+    assert (device.swaps, device.version) == (0, 1)
+    assert device.slots() == {"active": "a", "previous": None}
