@@ -36,6 +36,7 @@ CORE = (
     "agent.mqtt.policy",
     "agent.mqtt.settings",
     "agent.mqtt.events",
+    "agent.mqtt.ports",
     "agent.update.commands",
     "agent.update.transfer",
     "agent.update.protocol",
@@ -64,10 +65,7 @@ SHARED_ADAPTERS = {
 }
 MAX_LINES = 400
 # Modules still over MAX_LINES, with their line counts; each entry is a debt, not a permission.
-LINE_EXCEPTIONS: dict[str, int] = {
-    "agent/daemon/service.py": 612,
-    "agent/update/updater.py": 516,
-}
+LINE_EXCEPTIONS: dict[str, int] = {}
 MAX_TOP_LEVEL_MODULES = 8
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import queue
 from collections.abc import Callable
 
-from agent.daemon.metrics import ErrorLog
+from agent.errors import ErrorLog
 from agent.mqtt.ports import Subscriber
 from agent.mqtt.topics import TopicFilter
 

@@ -28,7 +28,7 @@ from agent.daemon.sdnotify import Notifier
 from agent.daemon.sensorfeed import SensorFeed
 from agent.daemon.systemd import Systemd
 from agent.daemon.wiring import build_updater, mqtt_settings
-from agent.errors import BackendError, BundleRejected, ConfigError, EdgeError, InputError
+from agent.errors import BackendError, ConfigError, EdgeError, InputError, Rejected
 from agent.hass.announcer import HassAnnouncer
 from agent.model.active import Credentials, ModelStore, load_credentials, open_active_model
 from agent.model.swap import ServedModel

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from agent.daemon.metrics import ErrorLog, RollingStats, cpu_temperature_c, rss_bytes
+from agent.daemon.metrics import RollingStats, cpu_temperature_c, rss_bytes
+from agent.errors import ErrorLog
 from agent.model.active import ActiveModel
 from agent.mqtt.messages import LastError, ModelRef, OutboxStats, StatusMessage, UpdateStatus
 

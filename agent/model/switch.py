@@ -15,11 +15,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from agent.bundle import DecryptedBundle, Limits, StateStore
-from agent.errors import BackendError, BundleRejected
+from agent.errors import BackendError, DeviceError
 from agent.model.active import ActiveModel
 from agent.model.pipeline import Pipeline
 from agent.model.slots import SlotState, SlotStore
 from agent.model.swap import Swap
+from agent.reasons import Reason
 
 Loader = Callable[[DecryptedBundle], tuple[ActiveModel, Pipeline]]
 
@@ -78,7 +79,7 @@ class SlotSwitch:
         """The previous slot's bundle, to open before :meth:`go_back`."""
         state = self.slots.load()
         if state.previous is None:
-            raise BundleRejected("no_previous_slot", "there is no previous model to roll back to")
+            raise DeviceError(Reason.NO_PREVIOUS_SLOT, "there is no previous model to roll back to")
         return self.slots.read(state.previous)
 
     def go_back(self, bundle: DecryptedBundle, bid: str) -> Swap:
@@ -100,5 +101,5 @@ class SlotSwitch:
             active, pipeline = self._load(bundle)
             active.model.invoke([np.zeros(s.shape, np.dtype(s.dtype)) for s in active.model.inputs])
         except BackendError as exc:
-            raise BundleRejected("load_failed", f"model does not load: {exc}") from None
+            raise DeviceError(Reason.LOAD_FAILED, f"model does not load: {exc}") from None
         return active, pipeline

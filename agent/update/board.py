@@ -11,8 +11,9 @@ import logging
 import threading
 
 from agent.bundle import TrustRoot
-from agent.errors import BundleRejected
+from agent.errors import BundleRejected, Rejected
 from agent.mqtt.messages import UpdateStatus
+from agent.reasons import Reason
 from agent.update.commands import CommandLedger, SignedCommand, open_command
 from agent.update.records import UpdateRecords
 
@@ -71,10 +72,10 @@ class CommandGate:
             signed = open_command(payload, self.fleet, self.device_id)
             if signed.command.command != kind:
                 raise BundleRejected(
-                    "malformed", f"a {signed.command.command} command on the {kind} topic"
+                    Reason.MALFORMED, f"a {signed.command.command} command on the {kind} topic"
                 )
             new = self._ledger.is_new(signed)
-        except BundleRejected as exc:
+        except Rejected as exc:
             log.warning("%s command rejected: %s", kind, exc)
             self.board.show(UpdateStatus("rejected", exc.code, f"{kind} command: {exc.reason}"))
             return None

@@ -139,7 +139,7 @@ def run_canary_in_process(
     try:
         verdict = judge(settings, model_bytes, canary_bytes)
     except Exception as exc:  # what would have ended the child with a traceback
-        return CanaryReport("canary_crash", f"canary check raised {exc!r}"[:1000])
+        return CanaryReport(Reason.CANARY_CRASH, f"canary check raised {exc!r}"[:1000])
     return _report((json.dumps(verdict) + "\n").encode())
 
 

@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.bundle import BundleVerifier, VerifiedManifest, check_block
-from agent.errors import BundleRejected
+from agent.errors import BundleRejected, DeviceError, Rejected
 from agent.mqtt.events import BoundedQueue, IncomingMessage, Subscription
 from agent.mqtt.messages import UpdateStatus
 from agent.mqtt.ports import Subscriber
 from agent.mqtt.topics import TopicFilter
+from agent.reasons import Reason
 from agent.update.commands import BundleOffer
 from agent.update.partial import PartialPayload, free_bytes
 from agent.update.protocol import BundleTopics
@@ -94,7 +95,8 @@ class Fetch:
         self._header_sub = None
         if not self.offer.header_matches(payload):
             raise BundleRejected(
-                "header_mismatch", "the header's SHA-256 differs from the signed desired command"
+                Reason.HEADER_MISMATCH,
+                "the header's SHA-256 differs from the signed desired command",
             )
         checker = verifier()
         verified = checker.verify_header(payload)
@@ -107,7 +109,7 @@ class Fetch:
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         free = free_bytes(directory)
         if free < need:
-            raise BundleRejected("no_space", f"{free} bytes free in state_dir, {need} needed")
+            raise DeviceError(Reason.NO_SPACE, f"{free} bytes free in state_dir, {need} needed")
         self.header, self.verifier, self.verified = payload, checker, verified
         self.partial = PartialPayload(directory, self.offer.id, info.length, len(info.blocks))
         sizes = block_sizes(info.length, info.block_size)
@@ -126,7 +128,7 @@ class Fetch:
         self._done_subs.append(self._block_subs.pop(index))
         try:
             check_block(verified, index, payload)
-        except BundleRejected as exc:
+        except Rejected as exc:
             delay = transfer.corrupt(index, now)
             log.warning("block %s rejected (%s); fetching it again in %.1f s", index, exc, delay)
             return False
@@ -217,7 +219,7 @@ def _check_offer(offer: BundleOffer, verified: VerifiedManifest, header: int) ->
     size = header + manifest.payload.length
     if actual != (offer.name, offer.counter, offer.blocks) or size != offer.size:
         raise BundleRejected(
-            "offer_mismatch",
+            Reason.OFFER_MISMATCH,
             f"header is {manifest.name} release {manifest.counter}, {actual[2]} blocks, "
             f"{size} bytes; the command said {offer.name} release {offer.counter}, "
             f"{offer.blocks} blocks, {offer.size} bytes",

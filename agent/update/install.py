@@ -21,10 +21,11 @@ from typing import Protocol
 
 from agent.bundle import BundleVerifier, DecryptedBundle, Limits, StateStore, open_bundle
 from agent.config import AgentConfig
-from agent.errors import BundleRejected
+from agent.errors import BundleRejected, Rejected
 from agent.model.active import Credentials
 from agent.model.swap import Swap
 from agent.model.switch import Staged
+from agent.reasons import Reason
 from agent.update.canary_worker import CanaryRunner, CanarySettings, run_canary
 from agent.update.fetch import Held
 from agent.update.protocol import bundle_id, split_bundle
@@ -54,7 +55,7 @@ class ModelHost(Protocol):
         ...
 
     def previous(self) -> bytes:
-        """The previous slot's bundle (``BundleRejected`` ``no_previous_slot`` when none)."""
+        """The previous slot's bundle (``DeviceError`` ``no_previous_slot`` when none)."""
         ...
 
     def go_back(self, bundle: DecryptedBundle, bid: str) -> Swap:
@@ -177,8 +178,8 @@ class Installer:
         running_p50_ms: float | None,
         on_canary: Callable[[], None],
     ) -> Swap:
-        """Decrypt, stage, canary, load, switch; raises :class:`BundleRejected` (the partial file
-        is gone once the bundle decrypted)."""
+        """Decrypt, stage, canary, load, switch; raises :class:`~agent.errors.Rejected` (the
+        partial file is gone once the bundle decrypted)."""
         payload = held.partial.read()
         bundle = held.verifier.decrypt(payload)
         staged = self.stage(held.header + payload)
@@ -188,7 +189,7 @@ class Installer:
         try:
             self.prove(bundle, running_p50_ms)
             return self.go_live(bundle, staged, bid)
-        except BundleRejected as exc:
+        except Rejected as exc:
             log.warning("bundle %s rejected: %s", bid, exc)
             raise
 

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 
 from agent.backoff import Backoff
-from agent.errors import BundleRejected
+from agent.errors import Rejected
 from agent.model.swap import Swap
 from agent.mqtt.events import BoundedQueue, IncomingMessage
 from agent.mqtt.messages import UpdateStatus
@@ -187,7 +187,7 @@ class Jobs:
                 self.running_p50_ms,
                 lambda: self.board.record(self._offer_status(offer, "canary")),
             )
-        except BundleRejected as exc:
+        except Rejected as exc:
             self.reject(exc.code, exc.reason, keep_partial=False)
             return None
 

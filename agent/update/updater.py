@@ -21,12 +21,13 @@ from pathlib import Path
 from agent.backoff import Backoff
 from agent.bundle import TrustRoot
 from agent.config import AgentConfig
-from agent.errors import BundleRejected, DeviceError, EdgeError, Rejected
+from agent.errors import EdgeError, Rejected
 from agent.model.active import ActiveModel
 from agent.mqtt.events import BoundedQueue, IncomingMessage, Subscription
 from agent.mqtt.messages import UpdateStatus
 from agent.mqtt.ports import Subscriber
 from agent.mqtt.topics import DeviceTopics, TopicFilter
+from agent.reasons import Reason
 from agent.update.board import CommandGate, StatusBoard
 from agent.update.fetch import FetchSettings
 from agent.update.install import Installer, prompt_switching
@@ -150,11 +151,11 @@ class Updater:
                     next_tick = now + ACTIVE_TICK_S
                     self._drain_feedback()
                     self.jobs.tick(now)
-            except BundleRejected as exc:
+            except Rejected as exc:
                 self.jobs.reject(exc.code, exc.reason, keep_partial=True)
             except (EdgeError, OSError, ValueError) as exc:
                 log.exception("update step failed")
-                self.jobs.reject(getattr(exc, "code", "io_error"), str(exc), keep_partial=True)
+                self.jobs.reject(getattr(exc, "code", Reason.IO_ERROR), str(exc), keep_partial=True)
 
     def _dispatch(self, message: IncomingMessage) -> None:
         topic, payload = message.topic, message.payload
@@ -210,7 +211,7 @@ class Updater:
         self.installer.hand_over(swap)
         log.info("rolled back to the previous slot by command")
         base = self.board.outcome or UpdateStatus()
-        self.board.record(replace(base, state="rolled_back", reason="command", detail=None))
+        self.board.record(replace(base, state="rolled_back", reason=Reason.COMMAND, detail=None))
 
     def _rolled_back(self, bundle: str | None, reason: str, retired: ActiveModel) -> None:
         retired.model.close()
