@@ -16,7 +16,7 @@ from pathlib import Path
 
 from agent.clikit import EXIT_OK, EXIT_UNAVAILABLE, add_json_flag
 from agent.config import load_config
-from agent.daemon.service import mqtt_settings
+from agent.daemon.wiring import mqtt_settings
 from agent.errors import TransportError
 from agent.hass.discovery import removal_messages
 from agent.mqtt.client import MqttClient

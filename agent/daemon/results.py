@@ -20,6 +20,8 @@ class Results:
         self.topic = topic
         self.wall = wall
         self.published = 0
+        #: Sees each result message as enqueued (Home Assistant's bounded-rate copy).
+        self.on_result: Callable[[bytes], None] | None = None
 
     def enqueue(self, result: InferenceResult, now: float, active: ActiveModel) -> None:
         """Raises :class:`~agent.store.outbox.OutboxError` when the outbox cannot take it."""
@@ -35,5 +37,7 @@ class Results:
                 outputs=result.outputs,
             ).to_json()
 
-        self.outbox.enqueue(str(self.topic), payload)
+        seq = self.outbox.enqueue(str(self.topic), payload)
         self.published += 1
+        if self.on_result is not None:
+            self.on_result(payload(seq))

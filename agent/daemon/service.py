@@ -29,7 +29,7 @@ from agent.daemon.sensorfeed import SensorFeed
 from agent.daemon.systemd import Systemd
 from agent.daemon.wiring import build_updater, mqtt_settings
 from agent.errors import BackendError, ConfigError, EdgeError, InputError, Rejected
-from agent.hass.announcer import HassAnnouncer
+from agent.hass.announcer import HassAnnouncer, announcer_for
 from agent.model.active import Credentials, ModelStore, load_credentials, open_active_model
 from agent.model.swap import ServedModel
 from agent.mqtt.client import MqttClient
@@ -277,13 +277,11 @@ class Service:
         return pipeline.frame_need if pipeline is not None else None
 
     def _subscribe(self) -> None:
-        if self.config.homeassistant.enabled:
-            self.hass = HassAnnouncer(
-                self.client,
-                self.topics,
-                self.config.homeassistant.discovery_prefix,
-                after_announce=self.reporter.publish,
-            )
+        self.hass = announcer_for(
+            self.client, self.topics, self.config, self.reporter.publish, self.clock
+        )
+        if self.hass is not None:
+            self.results.on_result = self.hass.offer_result
         source = self.config.source
         if source.type == "mqtt_sensor" and source.topic:
             self._sensor = self.reporter.sensor = SensorFeed(

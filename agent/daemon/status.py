@@ -58,6 +58,7 @@ def status_message(inputs: StatusInputs) -> StatusMessage:
         frames_dropped=inputs.source_stats.get("dropped", 0),
         queue_depth=inputs.outbox.depth,
         backend=model.backend if model else "",
+        backend_reason=model.backend_reason if model else "",
         accelerator=model.accelerator if model else "cpu",
         degraded=bool(model and model.degraded),
         model=model_ref(active) if active else None,

@@ -15,7 +15,13 @@ from dataclasses import dataclass
 
 from agent.config import AgentConfig
 from agent.errors import EdgeError
-from agent.hass.discovery import discovery_messages, status_topic
+from agent.hass.discovery import (
+    DEFAULT_EXPIRE_AFTER_S,
+    discovery_messages,
+    result_state_topic,
+    status_topic,
+)
+from agent.hass.throttle import StateThrottle
 from agent.mqtt.events import Subscription
 from agent.mqtt.ports import Connection
 from agent.mqtt.topics import DeviceTopics, TopicFilter
@@ -37,7 +43,7 @@ class HassOptions:
 
 
 def announcer_for(
-    client: MqttClient,
+    client: Connection,
     topics: DeviceTopics,
     config: AgentConfig,
     after_announce: Callable[[], None],
