@@ -21,6 +21,35 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+PRIVATE_FILE = 0o600
+PRIVATE_DIR = 0o700
+
+
+def private_dir(directory: Path) -> Path:
+    """Create ``directory`` (and parents) mode 0700; narrow an existing one to 0700."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
+    if directory.stat().st_mode & 0o077:
+        os.chmod(directory, PRIVATE_DIR)
+    return directory
+
+
+def private_file(path: Path) -> Path:
+    """Create ``path`` empty and mode 0600 if it does not exist; narrow an existing one to 0600.
+
+    For files another library creates and writes (SQLite): SQLite gives its ``-wal`` and
+    ``-shm`` files the mode of the database file, so creating that 0600 first covers them.
+    """
+    path = Path(path)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE)
+    try:
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, PRIVATE_FILE)
+    finally:
+        os.close(fd)
+    return path
+
+
 def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
     """Replace ``path`` with ``data`` atomically and durably.
 

@@ -26,10 +26,39 @@ def _reject_constant(name: str) -> float:
     raise StrictJSONError(f"non-finite number {name} is not allowed")
 
 
-def loads_strict(data: bytes | str, max_bytes: int) -> Any:
-    """Parse JSON after checking its size; reject duplicate keys and NaN/Infinity."""
+def check_depth(data: bytes, max_depth: int) -> None:
+    """Refuse JSON that nests arrays/objects deeper than ``max_depth``, before parsing it.
+
+    A scan over the bytes (brackets inside strings do not count), so a small hostile message
+    cannot make the parser recurse; linear in the size, which the caller has capped already.
+    """
+    depth = 0
+    in_string = escaped = False
+    for byte in data:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > max_depth:
+                raise StrictJSONError(f"JSON nests deeper than {max_depth} levels")
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+
+
+def loads_strict(data: bytes | str, max_bytes: int, max_depth: int | None = None) -> Any:
+    """Parse JSON after checking its size (and, given ``max_depth``, its nesting); reject
+    duplicate keys and NaN/Infinity."""
     if len(data) > max_bytes:
         raise StrictJSONError(f"JSON document is {len(data)} bytes, limit is {max_bytes}")
+    if max_depth is not None:
+        check_depth(data.encode("utf-8") if isinstance(data, str) else data, max_depth)
     try:
         text = data.decode("utf-8") if isinstance(data, bytes) else data
         return json.loads(

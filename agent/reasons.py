@@ -34,6 +34,7 @@ class Reason(StrEnum):
     ROLLBACK = "rollback"
     ALREADY_INSTALLED = "already_installed"
     EXPIRED = "expired"
+    NOT_YET_VALID = "not_yet_valid"
     CLOCK_BEHIND_FLOOR = "clock_behind_floor"
     WRONG_DEVICE = "wrong_device"
     REPLAYED = "replayed"

@@ -82,6 +82,7 @@ def referenced_files(config: AgentConfig) -> list[tuple[str, str]]:
         ("mqtt.cert_file", mqtt.cert_file),
         ("mqtt.key_file", mqtt.key_file),
         ("keys.trust_file", config.keys.trust_file),
+        ("keys.root_file", config.keys.root_file),
         ("keys.device_key", config.keys.device_key),
         ("model.bundle", config.model.bundle),
     ):

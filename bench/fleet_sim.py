@@ -150,7 +150,12 @@ def rollout(
         session.publish_bundle(bundle, window=16)
         uploaded = time.monotonic() - start
         runner = Rollout(
-            session, bundle, plan, keys.fleet, stage_timeout_s=args.stage_timeout, log=lines.append
+            session,
+            bundle,
+            plan,
+            [keys.fleet],
+            stage_timeout_s=args.stage_timeout,
+            log=lines.append,
         )
         decision = runner.run()
         total = time.monotonic() - start

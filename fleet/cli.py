@@ -13,6 +13,7 @@ COMMANDS = (
     Command("rollback", "fleet.commands.rollback", "tell a device to go back one model"),
     Command("rollout", "fleet.commands.rollout", "staged rollout: canaries, then batches"),
     Command("gc", "fleet.commands.gc", "delete retained bundles no device wants any more"),
+    Command("trust", "fleet.commands.trust", "root of trust: init, rotate, revoke a key"),
 )
 
 

@@ -38,6 +38,7 @@ CORE = (
     "agent.mqtt.events",
     "agent.mqtt.ports",
     "agent.update.commands",
+    "agent.update.freeze",
     "agent.update.transfer",
     "agent.update.protocol",
     "agent.update.records",

@@ -42,6 +42,7 @@ def test_wire_values_are_unchanged() -> None:
             "rollback",
             "already_installed",
             "expired",
+            "not_yet_valid",
             "clock_behind_floor",
             "wrong_device",
             "replayed",

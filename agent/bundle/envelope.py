@@ -21,6 +21,8 @@ from agent.jsonutil import StrictJSONError, dumps_canonical, loads_strict
 from agent.reasons import Reason
 
 MAX_SIGNATURES = 32
+#: An envelope nests 3 deep (object, signatures list, signature object); its payloads 2-3.
+MAX_DEPTH = 8
 _KEYS = {"payloadType", "payload", "signatures"}
 
 
@@ -33,7 +35,7 @@ def open_envelope(
     not such an envelope, including one larger than ``max_bytes``.
     """
     try:
-        obj = loads_strict(data, max_bytes)
+        obj = loads_strict(data, max_bytes, MAX_DEPTH)
         if not isinstance(obj, dict) or set(obj) != _KEYS:
             raise ValueError("not a DSSE envelope (needs payloadType, payload, signatures)")
         if obj["payloadType"] != payload_type:

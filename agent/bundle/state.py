@@ -90,7 +90,7 @@ class StateStore:
             raise ConfigError("state_dir", f"{self.path} is corrupt: {exc}") from None
 
     def save(self, state: ReleaseState) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         atomic_write(self.path, state.to_json(), 0o600)
 
     def record_installed(self, bundle: DecryptedBundle) -> ReleaseState:

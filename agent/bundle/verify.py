@@ -23,7 +23,7 @@ from types import MappingProxyType
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from agent.bundle.container import Limits, RawHeader, Recipient, parse_header
+from agent.bundle.container import Limits, Prefix, RawHeader, Recipient, parse_header
 from agent.bundle.crypto import (
     PAYLOAD_TYPE,
     AEADFactory,
@@ -74,6 +74,30 @@ class DecryptedBundle:
 
     def file(self, name: str) -> memoryview | None:
         return self.files.get(name)
+
+
+def check_exact_length(prefix: Prefix, length: int, *, whole: bool = False) -> None:
+    """``length`` must be the signed header length, or header plus payload (pure).
+
+    ``whole``: ``data`` is meant as a whole bundle, so a short one is ``stream_truncated``.
+    """
+    header, total = prefix.header_length, prefix.header_length + prefix.payload_length
+    if length == total or (length == header and not whole):
+        return
+    if whole and length < total:
+        raise BundleRejected(
+            Reason.STREAM_TRUNCATED, f"bundle is {length} bytes, its signed prefix says {total}"
+        )
+    if length < total:
+        raise BundleRejected(
+            Reason.MALFORMED,
+            f"{length - header} bytes follow the {header}-byte header; the signed prefix says "
+            f"the header is exactly {header} bytes and the bundle exactly {total}",
+        )
+    raise BundleRejected(
+        Reason.MALFORMED,
+        f"bundle is {length} bytes, {length - total} more than the {total} its signed prefix says",
+    )
 
 
 def check_block(verified: VerifiedManifest, index: int, block: bytes | memoryview) -> None:
@@ -134,9 +158,15 @@ class BundleVerifier:
             raise RuntimeError("verify_header() must succeed before blocks or payload are used")
         return self._verified
 
-    def verify_header(self, data: bytes | memoryview) -> VerifiedManifest:
-        """Verify the header at the start of ``data`` (which may continue with the payload)."""
+    def verify_header(self, data: bytes | memoryview, *, whole: bool = False) -> VerifiedManifest:
+        """Verify ``data``: exactly a header, or exactly a header followed by its whole payload
+        (``whole=True``: only the latter).
+
+        The signed prefix fixes both lengths, so any other length is refused before the
+        signatures are checked: a header with trailing bytes must never reach a slot.
+        """
         raw = parse_header(data, self._limits)
+        check_exact_length(raw.prefix, len(data), whole=whole)
         signers = self._trust.verify(PAYLOAD_TYPE, raw.signed, raw.signatures)
         recipient = self._recipient(raw)
         manifest = self._parse_manifest(raw.manifest, self._limits)
@@ -265,5 +295,5 @@ def _split_files(manifest: Manifest, plaintext: memoryview) -> Mapping[str, memo
 
 def open_bundle(data: bytes | memoryview, verifier: BundleVerifier) -> DecryptedBundle:
     """Verify and decrypt a whole bundle held in memory."""
-    verified = verifier.verify_header(data)
+    verified = verifier.verify_header(data, whole=True)
     return verifier.decrypt(memoryview(data)[verified.header_length :])

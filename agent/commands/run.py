@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from agent.config import load_config
@@ -21,6 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Everything the service creates (state directory, slots, outbox, SQLite's -wal/-shm,
+    # partial downloads) is private to it: set before any thread starts, so no race.
+    os.umask(0o077)
     config = load_config(args.config)
     flags = Flags()
     flags.install()

@@ -183,6 +183,7 @@ def _update(t: _Table) -> UpdateConfig:
         latency_budget_factor=t.number("latency_budget_factor", d.latency_budget_factor, 1.0, 1e3),
         watch_results=t.integer("watch_results", d.watch_results, 0, 1_000_000),
         watch_s=t.number("watch_s", d.watch_s, 0.0, 86400.0),
+        freeze_after_s=t.number("freeze_after_s", d.freeze_after_s, 0.0, 365 * 86400.0),
     )
     if config.retry_max_s < retry_min:
         raise ConfigError(t.key("retry_max_s"), "must not be smaller than retry_min_s")
@@ -226,6 +227,9 @@ def _mqtt(t: _Table) -> MqttConfig:
         keepalive_s=t.integer("keepalive_s", MqttConfig.keepalive_s, 5, 3600),
         reconnect_min_s=reconnect_min,
         reconnect_max_s=reconnect_max,
+        max_packet_bytes=t.integer(
+            "max_packet_bytes", MqttConfig.max_packet_bytes, 1 << 16, 1 << 28
+        ),
         max_message_bytes=t.integer(
             "max_message_bytes", MqttConfig.max_message_bytes, 1024, 256 * 1024 * 1024
         ),
@@ -248,8 +252,12 @@ def _keys(t: _Table) -> KeysConfig:
         threshold=t.integer("threshold", 1, 1, 16),
         device_key=t.string("device_key", KeysConfig.device_key),
         fleet_keys=t.strings("fleet_keys"),
+        fleet_threshold=t.integer("fleet_threshold", 1, 1, 16),
+        root_file=t.optional_string("root_file"),
         group_keys=_group_keys(t),
     )
+    if config.root_file and (config.trust_file or config.trusted_keys or config.fleet_keys):
+        raise ConfigError(t.key("root_file"), "replaces trust_file, trusted_keys, fleet_keys")
     if config.trust_file and config.trusted_keys:
         raise ConfigError(t.key("trusted_keys"), "give either keys.trust_file or keys.trusted_keys")
     if config.trusted_keys and config.threshold > len(config.trusted_keys):

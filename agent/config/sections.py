@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import urlsplit
 
+from agent.errors import ConfigError
+
 MAX_CONFIG_BYTES = 256 * 1024
 DEVICE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 RECIPIENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")  # as agent.bundle.keys
@@ -36,6 +38,7 @@ class MqttConfig:
     reconnect_min_s: float = 1.0
     reconnect_max_s: float = 60.0
     max_message_bytes: int = 256 * 1024
+    max_packet_bytes: int = 1_049_600  # MQTT 5 Maximum Packet Size announced on CONNECT
     protocol: Literal["5", "3.1.1"] = "5"
 
     @property
@@ -59,7 +62,13 @@ class KeysConfig:
     threshold: int = 1
     device_key: str = "device.key"
     fleet_keys: tuple[str, ...] = ()
+    fleet_threshold: int = 1  # how many distinct fleet keys must sign a command (k of n)
+    root_file: str | None = None  # provisioned root metadata (release + fleet keys, rotatable)
     group_keys: tuple[tuple[str, str], ...] = ()  # (recipient id such as "group:lab", key file)
+
+    def __post_init__(self) -> None:
+        if self.fleet_keys and self.fleet_threshold > len(self.fleet_keys):
+            raise ConfigError("keys.fleet_threshold", "is larger than the number of fleet keys")
 
 
 @dataclass(frozen=True)
@@ -138,6 +147,7 @@ class UpdateConfig:
     latency_budget_factor: float = 3.0
     watch_results: int = 20
     watch_s: float = 10.0
+    freeze_after_s: float = 0.0  # report fleet_silent_s past this without a signed timestamp
 
 
 @dataclass(frozen=True)

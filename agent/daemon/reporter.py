@@ -89,6 +89,7 @@ class Reporter:
                 outbox=self.outbox.stats(),
                 groups=self.config.groups,
                 update=self.updater.status() if self.updater is not None else None,
+                drops=self.updater.drops.counts() if self.updater is not None else {},
             )
         )
 

@@ -40,6 +40,7 @@ class StatusInputs:
     outbox: OutboxStats
     groups: tuple[str, ...]
     update: UpdateStatus | None
+    drops: Mapping[str, int] = field(default_factory=dict)  # the MQTT client's DropLog
 
 
 def status_message(inputs: StatusInputs) -> StatusMessage:
@@ -48,6 +49,7 @@ def status_message(inputs: StatusInputs) -> StatusMessage:
     errors.update({k: v for k, v in inputs.source_stats.items() if k.startswith("error.")})
     if inputs.sensor_oversize is not None:
         errors["mqtt_oversize"] = inputs.sensor_oversize
+    errors.update(inputs.drops)  # oversize drops per topic, refused commands/roots, fleet_silent_s
     model = active.model if active else None
     return StatusMessage(
         ts=inputs.ts,

@@ -45,6 +45,7 @@ def mqtt_settings(config: AgentConfig, resolver: FileResolver) -> MqttSettings:
         backoff_min_s=mqtt.reconnect_min_s,
         backoff_max_s=mqtt.reconnect_max_s,
         protocol=mqtt.protocol,
+        max_packet_bytes=mqtt.max_packet_bytes,
     )
 
 
@@ -75,6 +76,9 @@ def build_updater(
         return None
     host = SlotSwitch(store.slots, store.state, served.load, served.offer)
     installer = Installer(config, credentials, host, store.state, wall=wall, canary=canary)
-    updater = Updater(config, subscriber, topics, credentials.fleet, installer, clock=clock)
+    drops = getattr(subscriber, "drops", None)  # the MqttClient's: per-topic oversize drops too
+    updater = Updater(
+        config, subscriber, topics, credentials.fleet, installer, clock=clock, drops=drops
+    )
     served.feedback = updater
     return updater

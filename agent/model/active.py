@@ -31,9 +31,11 @@ from agent.bundle import (
 )
 from agent.bundle.files import read_bundle
 from agent.bundle.keys import decode_device_private, decode_release_public
+from agent.bundle.root import Root, RootStore, load_root
 from agent.config import AgentConfig
-from agent.errors import BundleRejected, ConfigError
-from agent.model.slots import SlotStore
+from agent.errors import BundleRejected, ConfigError, InputError
+from agent.fsutil import private_dir
+from agent.model.slots import SlotState, SlotStore
 from agent.reasons import Reason
 from agent.runtime import LoadedModel, open_model
 from agent.schema.meta import MetadataError, ModelMetadata
@@ -64,12 +66,27 @@ class Credentials:
     trust: TrustRoot
     device: DeviceIdentity
     fleet: TrustRoot | None = None  # keys whose signed commands the device obeys
+    root: Root | None = None  # the root metadata trust and fleet came from (rotatable over MQTT)
+
+
+def load_root_credentials(config: AgentConfig, resolver: FileResolver) -> Root:
+    """The newest root this device accepted: the persisted one in ``state_dir/trust``, or the
+    provisioned ``keys.root_file`` when nothing newer was accepted yet."""
+    data = read_public(resolver, "keys.root_file", config.keys.root_file or "")
+    try:
+        provisioned = load_root(data)
+        return RootStore(Path(config.state_dir) / "trust").newest(provisioned)
+    except BundleRejected as exc:
+        raise ConfigError("keys.root_file", str(exc)) from None
 
 
 def load_credentials(config: AgentConfig, resolver: FileResolver) -> Credentials:
     """The trusted release keys and this device's identity, from the files the config names."""
     keys = config.keys
-    if keys.trust_file:
+    root = load_root_credentials(config, resolver) if keys.root_file else None
+    if root is not None:
+        trust = root.release
+    elif keys.trust_file:
         data = read_public(resolver, "keys.trust_file", keys.trust_file)
         try:
             trust = load_trust(data)
@@ -99,13 +116,17 @@ def load_credentials(config: AgentConfig, resolver: FileResolver) -> Credentials
         decode_release_public(read_public(resolver, f"keys.fleet_keys[{i}]", name), name)
         for i, name in enumerate(keys.fleet_keys)
     ]
-    return Credentials(trust, device, TrustRoot.from_keys(fleet, role="fleet") if fleet else None)
+    fleet_root = TrustRoot.from_keys(fleet, keys.fleet_threshold, role="fleet") if fleet else None
+    if root is not None:
+        fleet_root = root.fleet
+    return Credentials(trust, device, fleet_root, root)
 
 
 class ModelStore:
     """The installed bundles (encrypted) in the A/B slots of ``state_dir/models``."""
 
     def __init__(self, state_dir: Path, limits: Limits | None = None) -> None:
+        private_dir(Path(state_dir))  # 0700, also when it existed with a wider mode
         self.slots = SlotStore(Path(state_dir), limits)
         self.directory = self.slots.directory
         self.limits = self.slots.limits
@@ -134,10 +155,9 @@ def open_active_model(
 ) -> ActiveModel:
     """Verify, decrypt and load the installed model, installing ``model.bundle`` first if needed."""
     now = time.time() if now is None else now
-    installed = store.installed()
-    if installed is not None:
-        bundle = _open(installed, store, credentials, now, reopen=True)
-        _finish_commit(store, bundle)
+    slots = store.slots.load()
+    if slots.active is not None:
+        bundle = _open_slots(store, credentials, now, slots)
     elif config.model.bundle:
         path = resolver.path(config.model.bundle)
         data = read_bundle(path, store.limits)
@@ -147,6 +167,33 @@ def open_active_model(
     else:
         raise ConfigError("model.bundle", "no model is installed yet and none is configured")
     return load_bundle(bundle, config)
+
+
+def _open_slots(
+    store: ModelStore, credentials: Credentials, now: float, slots: SlotState
+) -> DecryptedBundle:
+    """The active slot's bundle; when it does not verify, the previous slot's, made active.
+
+    A device whose active slot went bad (a disk error, or anything that slipped past the
+    checks at install time) keeps serving the model before it rather than nothing.
+    """
+    assert slots.active is not None
+    try:
+        bundle = _open(store.slots.read(slots.active), store, credentials, now, reopen=True)
+    except (BundleRejected, InputError) as exc:
+        if slots.previous is None:
+            raise
+        log.error(
+            "active slot %s does not verify (%s); serving the previous slot %s",
+            slots.active,
+            exc,
+            slots.previous,
+        )
+        bundle = _open(store.slots.read(slots.previous), store, credentials, now, reopen=True)
+        store.slots.commit(slots.rolled_back())
+        return bundle
+    _finish_commit(store, bundle)
+    return bundle
 
 
 def _finish_commit(store: ModelStore, bundle: DecryptedBundle) -> None:

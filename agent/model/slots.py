@@ -16,11 +16,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.bundle.container import Limits
+from agent.bundle.container import Limits, parse_prefix
 from agent.bundle.files import read_bundle
-from agent.errors import ConfigError
+from agent.errors import BundleRejected, ConfigError
 from agent.fsutil import atomic_write, fsync_dir, read_capped
 from agent.jsonutil import StrictJSONError, dumps_canonical, loads_strict
+from agent.reasons import Reason
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,18 @@ class SlotStore:
             raise ConfigError("state_dir", f"{self.state_path} is corrupt: {exc}") from None
 
     def read(self, slot: str) -> bytes:
-        return read_bundle(self.path(slot), self.limits)
+        """The bundle in ``slot``; :class:`BundleRejected` ``malformed`` unless it is exactly
+        as long as its signed prefix says (header plus payload, nothing between or after)."""
+        data = read_bundle(self.path(slot), self.limits)
+        prefix = parse_prefix(data, self.limits)
+        expected = prefix.header_length + prefix.payload_length
+        if len(data) != expected:
+            raise BundleRejected(
+                Reason.MALFORMED,
+                f"slot {slot} holds {len(data)} bytes; its signed prefix says {expected} "
+                f"(header {prefix.header_length} + payload {prefix.payload_length})",
+            )
+        return data
 
     def write(self, slot: str, data: bytes) -> None:
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)

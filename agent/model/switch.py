@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from agent.bundle import DecryptedBundle, Limits, StateStore
+from agent.bundle.container import parse_prefix
+from agent.bundle.verify import check_exact_length
 from agent.errors import BackendError, DeviceError
 from agent.model.active import ActiveModel
 from agent.model.pipeline import Pipeline
@@ -60,7 +62,9 @@ class SlotSwitch:
         return None if active is None else self.slots.read(active)
 
     def stage(self, data: bytes) -> Staged:
-        """Write a whole bundle to the inactive slot."""
+        """Write a whole bundle to the inactive slot; ``malformed`` unless it is exactly header
+        plus payload (a slot never holds header + garbage + payload)."""
+        check_exact_length(parse_prefix(data, self.slots.limits), len(data), whole=True)
         state = self.slots.load()
         if state.previous == state.inactive:
             state = SlotState(state.active)  # the previous model is about to be overwritten

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from agent.errors import ConfigError, TransportError
@@ -31,6 +33,7 @@ from agent.mqtt.events import (
     Connected,
     ConnectRefused,
     Disconnected,
+    DropLog,
     Event,
     IncomingMessage,
     Published,
@@ -83,6 +86,7 @@ class MqttClient:
         self.topics = topics
         self._announce = announce
         self.events: BoundedQueue[Event] = BoundedQueue(events_maxsize)
+        self.drops = DropLog()
         self._max_queued = max_queued
         self._backoff = backoff or Backoff(settings.backoff_min_s, settings.backoff_max_s)
         self._ssl_context = _ssl_context(settings) if settings.tls is not None else None
@@ -125,7 +129,8 @@ class MqttClient:
     ) -> list[Subscription]:
         """Like :meth:`subscribe` for several filters, sent in one SUBSCRIBE packet."""
         subscriptions = [
-            Subscription(f, qos, maxsize, max_payload, messages) for f in topic_filters
+            Subscription(f, qos, maxsize, max_payload, messages, drops=self.drops)
+            for f in topic_filters
         ]
         with self._lock:
             self._subscriptions.extend(subscriptions)
@@ -225,7 +230,13 @@ class MqttClient:
         settings = self.settings
         try:
             if session.protocol is Protocol.MQTT5:
-                client.connect(settings.host, settings.port, settings.keepalive_s, clean_start=True)
+                client.connect(
+                    settings.host,
+                    settings.port,
+                    settings.keepalive_s,
+                    clean_start=True,
+                    properties=connect_properties(settings),
+                )
             else:
                 client.connect(settings.host, settings.port, settings.keepalive_s)
         except OSError as exc:
@@ -337,6 +348,15 @@ class MqttClient:
     def _on_log(self, session: _Session, level: int, text: str) -> None:
         if level == paho.MQTT_LOG_ERR:
             session.last_socket_error = text
+
+
+def connect_properties(settings: MqttSettings) -> Properties:
+    """MQTT 5 CONNECT properties: the Maximum Packet Size this client accepts. A broker must not
+    send a larger packet (MQTT 5.0, 3.1.2.11.4): mosquitto drops such a message for this client
+    instead of sending it, so an oversize retained message never reaches the agent's memory."""
+    properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    properties.MaximumPacketSize = settings.max_packet_bytes
+    return properties
 
 
 def _no_delay(client: paho.Client) -> None:

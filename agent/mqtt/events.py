@@ -6,8 +6,12 @@ thread does the work. Overflows are counted, never blocking the network thread.
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
+import time
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -58,6 +62,77 @@ class IncomingMessage:
 
 
 T = TypeVar("T")
+_log = logging.getLogger(__name__)
+DROP_LOG_PERIOD_S = 60.0
+
+
+def drop_label(topic: str) -> str:
+    """The status counter a dropped message on ``topic`` is counted under (few, bounded names):
+    ``commands/<name>`` for a device's command topics, ``bundles`` for any bundle part, else the
+    topic's last level."""
+    levels = topic.split("/")
+    if len(levels) >= 2 and levels[-2] == "commands":
+        return f"commands/{levels[-1][:32]}"
+    if "bundles" in levels:
+        return "bundles"
+    return levels[-1][:32] or "root"
+
+
+class DropLog:
+    """Messages dropped before parsing, counted per :func:`drop_label` and logged at most once
+    per ``period_s`` per label (with the number dropped since the last line). Thread-safe: the
+    network thread records, the service thread reads :meth:`counts` for its status."""
+
+    def __init__(
+        self, period_s: float = DROP_LOG_PERIOD_S, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._period_s = period_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+        self._unlogged: Counter[str] = Counter()
+        self._last_logged: dict[str, float] = {}
+        self._gauges: dict[str, Callable[[], int | None]] = {}
+
+    def record(self, topic: str, size: int, limit: int) -> None:
+        key = f"mqtt_oversize.{drop_label(topic)}"
+        now = self._clock()
+        with self._lock:
+            self._counts[key] += 1
+            self._unlogged[key] += 1
+            last = self._last_logged.get(key)
+            if last is not None and now - last < self._period_s:
+                return
+            self._last_logged[key] = now
+            count, self._unlogged[key] = self._unlogged[key], 0
+        _log.warning(
+            "dropped %s oversize message(s) on %s (this one %s bytes, limit %s); counted in "
+            "status errors.%s",
+            count,
+            topic,
+            size,
+            limit,
+            key,
+        )
+
+    def count(self, key: str) -> None:
+        """Count a message refused after parsing (a command or root that did not verify)."""
+        with self._lock:
+            self._counts[key] += 1
+
+    def gauge(self, key: str, read: Callable[[], int | None]) -> None:
+        """Report ``read()`` as ``key`` with the counts whenever it is not ``None``."""
+        with self._lock:
+            self._gauges[key] = read
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            counts, gauges = dict(self._counts), dict(self._gauges)
+        for key, read in gauges.items():
+            value = read()
+            if value is not None:
+                counts[key] = value
+        return counts
 
 
 class BoundedQueue(Generic[T]):
@@ -111,9 +186,13 @@ class Subscription:
         maxsize: int,
         max_payload: int,
         messages: BoundedQueue[IncomingMessage] | None = None,
+        *,
+        drops: DropLog | None = None,
     ) -> None:
-        """``messages``: a queue shared with other subscriptions (one consumer, many filters)."""
+        """``messages``: a queue shared with other subscriptions (one consumer, many filters);
+        ``drops``: where oversize messages are counted and logged too (the client's)."""
         self.topic_filter = topic_filter
+        self.drops = drops
         self.qos = qos
         self.max_payload = max_payload
         self.messages = messages if messages is not None else BoundedQueue(maxsize)
@@ -125,6 +204,8 @@ class Subscription:
         if len(message.payload) > self.max_payload:
             with self._lock:
                 self._oversize += 1
+            if self.drops is not None:
+                self.drops.record(message.topic, len(message.payload), self.max_payload)
             return
         self.messages.offer(message)
 

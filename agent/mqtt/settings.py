@@ -9,6 +9,9 @@ from urllib.parse import urlsplit
 from agent.errors import ConfigError
 from agent.mqtt.topics import TopicError, validate_device_id
 
+#: The largest packet an agent accepts by default: a 1 MiB bundle header (``Limits.max_header``)
+#: plus room for the topic and properties; the broker recipe's ``max_packet_size``.
+DEFAULT_MAX_PACKET_BYTES = 1_049_600
 _DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
 
 
@@ -37,6 +40,7 @@ class MqttSettings:
     backoff_max_s: float = 30.0
     connect_timeout_s: float = 10.0
     protocol: str = "5"  # the first protocol tried: "5" (falls back on refusal) or "3.1.1"
+    max_packet_bytes: int = DEFAULT_MAX_PACKET_BYTES  # announced on an MQTT 5 CONNECT
 
     @classmethod
     def from_url(
@@ -51,6 +55,7 @@ class MqttSettings:
         backoff_min_s: float = 0.5,
         backoff_max_s: float = 30.0,
         protocol: str = "5",
+        max_packet_bytes: int = DEFAULT_MAX_PACKET_BYTES,
     ) -> MqttSettings:
         """Parse ``mqtt://host[:port]`` or ``mqtts://host[:port]``; mqtts implies TLS."""
         parts = urlsplit(url)
@@ -94,4 +99,5 @@ class MqttSettings:
             backoff_min_s=backoff_min_s,
             backoff_max_s=backoff_max_s,
             protocol=protocol,
+            max_packet_bytes=max_packet_bytes,
         )

@@ -39,11 +39,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.errors import EdgeError
+from agent.fsutil import private_file
 from agent.mqtt.messages import OutboxStats
 from agent.reasons import Reason
 
 _log = logging.getLogger(__name__)
 
+_SIDE = ("-wal", "-shm", "-journal")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
     seq INTEGER PRIMARY KEY,
@@ -93,6 +95,9 @@ class Outbox:
         self._clock = clock
         self._age_check_s = age_check_s
         self._next_age_check = float("-inf")
+        for private in (self.path, *(self.path.with_name(self.path.name + s) for s in _SIDE)):
+            if private == self.path or private.exists():
+                private_file(private)  # before SQLite opens them: the queue is device data
         self._db = sqlite3.connect(self.path, isolation_level=None, timeout=5.0)
         self._inflight: dict[int, tuple[int, float]] = {}  # seq -> (token, sent at, monotonic)
         self._by_token: dict[int, int] = {}

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
 
 from agent.bundle import TrustRoot
 from agent.errors import BundleRejected, Rejected
+from agent.mqtt.events import DropLog
 from agent.mqtt.messages import UpdateStatus
 from agent.reasons import Reason
 from agent.update.commands import CommandLedger, SignedCommand, open_command
@@ -62,6 +65,9 @@ class CommandGate:
         self.records = records
         self.board = board
         self._ledger = CommandLedger()
+        self.wall: Callable[[], float] = time.time  # freshness is checked against this clock
+        self.drops: DropLog | None = None  # refusals counted as command_rejected.<code>
+        self.current_fleet: Callable[[], TrustRoot] = lambda: self.fleet  # rotated by a root
 
     def load(self) -> None:
         self._ledger = self.records.load_ledger()
@@ -69,13 +75,16 @@ class CommandGate:
     def verify(self, payload: bytes, kind: str) -> tuple[SignedCommand, bool] | None:
         """The command and whether it is new; ``None`` (shown as rejected) when it is not valid."""
         try:
-            signed = open_command(payload, self.fleet, self.device_id)
+            signed = open_command(payload, self.current_fleet(), self.device_id)
             if signed.command.command != kind:
                 raise BundleRejected(
                     Reason.MALFORMED, f"a {signed.command.command} command on the {kind} topic"
                 )
-            new = self._ledger.is_new(signed)
+            if new := self._ledger.is_new(signed):
+                self._ledger.check_fresh(signed, self.wall())
         except Rejected as exc:
+            if self.drops is not None:
+                self.drops.count(f"command_rejected.{exc.code}")
             log.warning("%s command rejected: %s", kind, exc)
             self.board.show(UpdateStatus("rejected", exc.code, f"{kind} command: {exc.reason}"))
             return None

@@ -19,12 +19,13 @@ from agent.errors import BundleRejected, DeviceError, Rejected
 from agent.mqtt.events import BoundedQueue, IncomingMessage, Subscription
 from agent.mqtt.messages import UpdateStatus
 from agent.mqtt.ports import Subscriber
+from agent.mqtt.settings import DEFAULT_MAX_PACKET_BYTES
 from agent.mqtt.topics import TopicFilter
 from agent.reasons import Reason
 from agent.update.commands import BundleOffer
 from agent.update.partial import PartialPayload, free_bytes
 from agent.update.protocol import BundleTopics
-from agent.update.transfer import Transfer, TransferLimits, block_sizes
+from agent.update.transfer import Transfer, TransferLimits, block_sizes, check_block_fits
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ class FetchSettings:
     limits: TransferLimits
     max_header: int
     disk_margin_bytes: int
+    max_packet_bytes: int = DEFAULT_MAX_PACKET_BYTES  # blocks must fit (mqtt.max_packet_bytes)
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,7 @@ class Fetch:
         verified = checker.verify_header(payload)
         _check_offer(self.offer, verified, len(payload))
         info = verified.manifest.payload
+        check_block_fits(info.block_size, self._settings.max_packet_bytes)
         directory = self._settings.updates_dir
         partial_path = directory / f"{self.offer.id}.partial"
         need = self.offer.size + self._settings.disk_margin_bytes

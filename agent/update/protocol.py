@@ -25,6 +25,7 @@ from agent.mqtt.topics import DeviceTopics, Topic, TopicError, TopicFilter, vali
 from agent.reasons import Reason
 
 BUNDLES_LEVEL = "bundles"
+TRUST_LEVEL = "trust"  # <prefix>/trust/root/<version>: device ids must not be "trust"
 COMMAND_DESIRED = "desired"
 COMMAND_ROLLBACK = "rollback"
 COMMANDS = (COMMAND_DESIRED, COMMAND_ROLLBACK)
@@ -109,10 +110,33 @@ class BundleTopics:
         return int(tail)
 
 
+def root_topic(prefix: str, version: int) -> Topic:
+    """``<prefix>/trust/root/<version>``: root metadata version ``version`` (retained)."""
+    validate_prefix(prefix)
+    return Topic(f"{prefix}/{TRUST_LEVEL}/root/{version}")
+
+
+def root_filter(prefix: str) -> TopicFilter:
+    """Every root version (a device that missed rotations gets each one in order)."""
+    validate_prefix(prefix)
+    return TopicFilter(f"{prefix}/{TRUST_LEVEL}/root/+")
+
+
+def root_version(prefix: str, topic: str) -> int | None:
+    """The version a root topic carries, or ``None`` when ``topic`` is not one."""
+    head = f"{prefix}/{TRUST_LEVEL}/root/"
+    tail = topic[len(head) :] if topic.startswith(head) else ""
+    if not tail.isascii() or not tail.isdigit() or tail[0] == "0" or len(tail) > 9:
+        return None
+    return int(tail)
+
+
 def command_topic(topics: DeviceTopics, name: str) -> Topic:
     """``<prefix>/<device_id>/commands/<name>`` for one of :data:`COMMANDS`."""
     if name not in COMMANDS:
         raise TopicError(f"unknown command {name!r}; known: {', '.join(COMMANDS)}")
-    if topics.device_id == BUNDLES_LEVEL:
-        raise TopicError(f"device id {BUNDLES_LEVEL!r} collides with the bundle namespace")
+    if topics.device_id in (BUNDLES_LEVEL, TRUST_LEVEL):
+        raise TopicError(
+            f"device id {topics.device_id!r} collides with the {topics.device_id} namespace"
+        )
     return topics.command(name)

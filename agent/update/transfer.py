@@ -20,6 +20,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from agent.backoff import Backoff
+from agent.errors import BundleRejected
 from agent.reasons import Reason
 
 _BITMAP_MAGIC = b"EDGEBMP1"
@@ -203,3 +204,16 @@ class Transfer:
 def block_sizes(length: int, block_size: int) -> list[int]:
     """The size of every block of a payload of ``length`` bytes."""
     return [min(block_size, length - start) for start in range(0, length, block_size)]
+
+
+BLOCK_PACKET_OVERHEAD = 1024  # fixed header, topic and properties of a block PUBLISH
+
+
+def check_block_fits(block_size: int, max_packet_bytes: int) -> None:
+    """Refuse (``too_large``) a bundle whose blocks this device would never receive."""
+    if block_size + BLOCK_PACKET_OVERHEAD > max_packet_bytes:
+        raise BundleRejected(
+            Reason.TOO_LARGE,
+            f"blocks are {block_size} bytes; this device accepts MQTT packets of at most "
+            f"{max_packet_bytes} bytes (mqtt.max_packet_bytes)",
+        )

@@ -23,7 +23,7 @@ from agent.bundle import TrustRoot
 from agent.config import AgentConfig
 from agent.errors import EdgeError, Rejected
 from agent.model.active import ActiveModel
-from agent.mqtt.events import BoundedQueue, IncomingMessage, Subscription
+from agent.mqtt.events import BoundedQueue, DropLog, IncomingMessage, Subscription
 from agent.mqtt.messages import UpdateStatus
 from agent.mqtt.ports import Subscriber
 from agent.mqtt.topics import DeviceTopics, TopicFilter
@@ -34,6 +34,7 @@ from agent.update.install import Installer, prompt_switching
 from agent.update.jobs import Jobs
 from agent.update.protocol import COMMAND_DESIRED, COMMAND_ROLLBACK, BundleTopics, command_topic
 from agent.update.records import UpdateRecords, is_final
+from agent.update.rootsync import RootFollower
 from agent.update.transfer import TransferLimits
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,9 @@ class Updater:
         installer: Installer,
         *,
         clock: Callable[[], float] = time.monotonic,
+        drops: DropLog | None = None,
     ) -> None:
+        """``drops``: where refused commands, roots and timestamps are counted (the client's)."""
         self.config = config
         self.client = client
         self.installer = installer
@@ -74,11 +77,16 @@ class Updater:
             ),
             installer.limits.max_header,
             update.disk_margin_bytes,
+            config.mqtt.max_packet_bytes,
         )
         self.inbox: BoundedQueue[IncomingMessage] = BoundedQueue(4 * update.window + 64)
         self.board = StatusBoard(self.records)
         self.status_changed = self.board.changed
         self.commands = CommandGate(fleet, config.device_id, self.records, self.board)
+        self.drops = drops if drops is not None else DropLog()
+        self.trust = RootFollower(config.mqtt.topic_prefix, installer, self.drops)
+        self.commands.wall, self.commands.drops = installer.wall, self.drops
+        self.commands.current_fleet = lambda: self.trust.fleet(fleet)
         self._feedback: queue.Queue[Callable[[], None]] = queue.Queue()
         self.jobs = Jobs(
             client,
@@ -98,6 +106,7 @@ class Updater:
     def start(self) -> None:
         self.commands.load()
         self.board.load()
+        self._subs += self.trust.subscribe(self.client, self.inbox)
         for topic in (self.desired_topic, self.rollback_topic):
             self._subs.append(
                 self.client.subscribe(
@@ -163,6 +172,8 @@ class Updater:
             self._on_desired(payload)
         elif topic == str(self.rollback_topic):
             self._on_rollback(payload)
+        elif (refused := self.trust.on_message(topic, payload)) is not None:
+            self.board.show(refused)
         else:
             self.jobs.on_message(topic, payload)
 

@@ -34,6 +34,15 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     for key, text in _FLAGS.items():
         flag = "--prefix" if key == "topic_prefix" else "--" + key.replace("_", "-")
         group.add_argument(flag, dest=key, help=text)
+    group.add_argument(
+        "--co-sign",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="KEY",
+        help="another fleet key that signs each command too (repeat; devices with "
+        "keys.fleet_threshold k need k distinct keys)",
+    )
 
 
 def settings_from(args: argparse.Namespace) -> FleetSettings:

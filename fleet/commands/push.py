@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -45,9 +46,11 @@ def add_wait_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def fleet_signer(settings: FleetSettings) -> Ed25519PrivateKey:
-    path = settings.require_fleet_key()
-    return decode_release_private(read_input(path, MAX_KEY_FILE, "fleet key"), str(path))
+def fleet_signers(settings: FleetSettings, co_sign: Sequence[Path] = ()) -> list[Ed25519PrivateKey]:
+    """The fleet key and every ``--co-sign`` key: a device with ``keys.fleet_threshold`` k needs
+    k distinct fleet keys on each command."""
+    paths = [settings.require_fleet_key(), *co_sign]
+    return [decode_release_private(read_input(p, MAX_KEY_FILE, "fleet key"), str(p)) for p in paths]
 
 
 def load_bundle(path: Path) -> PreparedBundle:
@@ -97,7 +100,7 @@ def report(outcomes: dict[str, DeviceOutcome]) -> int:
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    signer = fleet_signer(settings)
+    signers = fleet_signers(settings, args.co_sign)
     bundle = load_bundle(args.bundle)
     with connect(settings) as client:
         session = FleetSession(client, settings.topic_prefix)
@@ -105,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         if not devices:
             raise InputError(f"no device's status lists group {args.group!r}")
         upload(session, bundle, args.window)
-        session.send_desired(devices, bundle.offer, [signer])
+        session.send_desired(devices, bundle.offer, signers)
         print(f"desired state sent to {len(devices)} device(s): {', '.join(devices[:10])}")
         if not args.wait:
             return 0

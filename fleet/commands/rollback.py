@@ -7,7 +7,7 @@ import time
 
 from agent.errors import InputError
 from fleet.commands.common import add_connection_arguments, settings_from
-from fleet.commands.push import fleet_signer
+from fleet.commands.push import fleet_signers
 from fleet.connection import connect
 from fleet.session import FleetSession
 from fleet.status import DeviceRow
@@ -34,7 +34,7 @@ def rollback_answer(row: DeviceRow | None) -> tuple[bool, str] | None:
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    signer = fleet_signer(settings)
+    signers = fleet_signers(settings, args.co_sign)
     devices = sorted(set(args.device))
     with connect(settings) as client:
         session = FleetSession(client, settings.topic_prefix)
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(
                 f"not online: {', '.join(offline)}; a rollback acts only on a connected device"
             )
-        session.send_rollback(devices, [signer])
+        session.send_rollback(devices, signers)
         if args.no_wait:
             print(f"rollback sent to {', '.join(devices)}")
             return 0

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fleet.bundles import PreparedBundle
 from fleet.commands.common import add_connection_arguments, settings_from
-from fleet.commands.push import fleet_signer, load_bundle, upload
+from fleet.commands.push import fleet_signers, load_bundle, upload
 from fleet.connection import connect
 from fleet.progress import install_outcome
 from fleet.publish import DEFAULT_WINDOW
@@ -58,7 +58,7 @@ class Rollout:
         session: FleetSession,
         bundle: PreparedBundle,
         plan: RolloutPlan,
-        signer: Ed25519PrivateKey,
+        signers: list[Ed25519PrivateKey],
         *,
         stage_timeout_s: float,
         log: Callable[[str], None] = print_line,
@@ -67,7 +67,7 @@ class Rollout:
         self.session = session
         self.bundle = bundle
         self.plan = plan
-        self.signer = signer
+        self.signers = signers
         self.stage_timeout_s = stage_timeout_s
         self.outcomes: dict[str, DeviceOutcome] = {}
         self.rolled_back: set[str] = set()
@@ -77,7 +77,7 @@ class Rollout:
         start = time.monotonic()
         for index, stage in enumerate(self.plan.stages):
             self.log(f"{stage.name}: {len(stage.devices)} device(s): {_names(stage.devices)}")
-            self.session.send_desired(stage.devices, self.bundle.offer, [self.signer])
+            self.session.send_desired(stage.devices, self.bundle.offer, self.signers)
             decision = self._watch(index)
             self.stage_times.append(time.monotonic() - start)
             if decision.action is Action.ABORT:
@@ -118,7 +118,7 @@ class Rollout:
             self.log(
                 f"rolling back {len(decision.roll_back)} device(s): {_names(decision.roll_back)}"
             )
-            self.session.send_rollback(decision.roll_back, [self.signer])
+            self.session.send_rollback(decision.roll_back, self.signers)
             self.rolled_back.update(decision.roll_back)
         current = self.plan.stages[index].devices
         deadline = time.monotonic() + self.stage_timeout_s
@@ -127,7 +127,7 @@ class Rollout:
             late = [d for d in current if self.is_installed(d) and d not in self.rolled_back]
             if late:
                 self.log(f"rolling back late installs: {_names(late)}")
-                self.session.send_rollback(late, [self.signer])
+                self.session.send_rollback(late, self.signers)
                 self.rolled_back.update(late)
             pending = any(self.outcomes[d].outcome is Outcome.PENDING for d in current)
             if not pending and not any(self.is_installed(d) for d in self.rolled_back):
@@ -146,7 +146,7 @@ def _names(devices: tuple[str, ...] | list[str]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    signer = fleet_signer(settings)
+    signers = fleet_signers(settings, args.co_sign)
     bundle = load_bundle(args.bundle)
     with connect(settings) as client:
         session = FleetSession(client, settings.topic_prefix)
@@ -157,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
             max_failures=args.max_failures,
         )
         upload(session, bundle, args.window)
-        decision = Rollout(session, bundle, plan, signer, stage_timeout_s=args.stage_timeout).run()
+        decision = Rollout(session, bundle, plan, signers, stage_timeout_s=args.stage_timeout).run()
     if decision.action is Action.ABORT:
         return 1
     print_line(f"rollout complete: {len(plan.devices)} device(s)")

@@ -70,10 +70,35 @@ def test_truncated_payload_is_stream_truncated(world: World, calls: Calls) -> No
     assert calls.decryptions == 0
 
 
-def test_appended_bytes_are_digest_mismatch(world: World) -> None:
+def test_appended_bytes_are_refused_by_the_signed_length(world: World) -> None:
+    data = world.bundle()
     with pytest.raises(BundleRejected) as info:
-        open_bundle(world.bundle() + b"\x00", world.verifier())
-    assert info.value.code == "digest_mismatch"
+        open_bundle(data + b"\x00", world.verifier())
+    assert (info.value.code, info.value.reason) == (
+        "malformed",
+        f"bundle is {len(data) + 1} bytes, 1 more than the {len(data)} its signed prefix says",
+    )
+
+
+def test_a_header_with_trailing_bytes_is_refused_before_its_signatures(world: World) -> None:
+    data = world.bundle()
+    header, _ = _split(data)
+    with pytest.raises(BundleRejected) as info:
+        world.verifier().verify_header(header + bytes(64))
+    assert (info.value.code, info.value.reason) == (
+        "malformed",
+        f"64 bytes follow the {len(header)}-byte header; the signed prefix says the header is "
+        f"exactly {len(header)} bytes and the bundle exactly {len(data)}",
+    )
+
+
+def test_header_garbage_payload_is_not_a_bundle(world: World) -> None:
+    data = world.bundle()
+    header, _ = _split(data)
+    with pytest.raises(BundleRejected) as info:
+        open_bundle(header + bytes(64) + data[len(header) :], world.verifier())
+    assert info.value.code == "malformed"
+    assert info.value.reason.endswith(f"64 more than the {len(data)} its signed prefix says")
 
 
 def test_blocks_verify_one_by_one_as_they_arrive(world: World) -> None:

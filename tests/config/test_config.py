@@ -216,3 +216,17 @@ def test_group_keys_map_recipient_ids_to_key_files() -> None:
     bad = {**MINIMAL, "keys": {"group_keys": {"group/lab": "lab.key"}}}
     assert _error(bad).key == "keys.group_keys"
     assert _error({**MINIMAL, "keys": {"group_keys": ["lab.key"]}}).key == "keys.group_keys"
+
+
+def test_a_fleet_threshold_above_the_number_of_fleet_keys_is_refused() -> None:
+    keys = {"trusted_keys": ["r.pub"], "fleet_keys": ["a.pub", "b.pub"], "fleet_threshold": 3}
+    with pytest.raises(ConfigError, match=r"keys\.fleet_threshold: is larger than the number"):
+        parse_config({**MINIMAL, "keys": keys})
+
+
+def test_root_file_replaces_the_key_lists() -> None:
+    keys = {"root_file": "root-1.json", "fleet_keys": ["a.pub"]}
+    with pytest.raises(ConfigError, match=r"keys\.root_file: replaces trust_file"):
+        parse_config({**MINIMAL, "keys": keys})
+    config = parse_config({**MINIMAL, "keys": {"root_file": "root-1.json"}})
+    assert config.keys.root_file == "root-1.json"

@@ -12,11 +12,15 @@ from agent.bundle.envelope import make_envelope
 from agent.bundle.trust import TrustRoot
 from agent.errors import BundleRejected
 from agent.update.commands import (
+    CLOCK_SKEW_S,
     COMMAND_PAYLOAD_TYPE,
+    ROLLBACK_LIFETIME_S,
     BundleOffer,
     Command,
     CommandLedger,
+    LastCommand,
     SignedCommand,
+    check_fresh,
     desired_command,
     fleet_seq,
     open_command,
@@ -112,20 +116,60 @@ def test_an_oversized_envelope_is_refused_before_parsing() -> None:
     ("body", "message"),
     [
         (
-            {"command": "rollback", "device": "cam-1", "seq": 1},
+            {"command": "rollback", "device": "cam-1", "seq": 1, "expires_at": 9},
             "missing or unknown key 'issued_at'",
         ),
         (
-            {"command": "rollback", "device": "cam-1", "seq": 1, "issued_at": 1, "x": 1},
+            {
+                "command": "rollback",
+                "device": "cam-1",
+                "seq": 1,
+                "issued_at": 1,
+                "expires_at": 9,
+                "x": 1,
+            },
             "missing or unknown key 'x'",
         ),
         (
-            {"command": "reboot", "device": "cam-1", "seq": 1, "issued_at": 1},
+            {"command": "reboot", "device": "cam-1", "seq": 1, "issued_at": 1, "expires_at": 9},
             "command must be one of",
         ),
-        ({"command": "rollback", "device": "cam-1", "seq": True, "issued_at": 1}, "seq must be"),
-        ({"command": "rollback", "device": "cam-1", "seq": -1, "issued_at": 1}, "seq must be"),
-        ({"command": "desired", "device": "cam-1", "seq": 1, "issued_at": 1}, "key 'bundle'"),
+        (
+            {
+                "command": "rollback",
+                "device": "cam-1",
+                "seq": True,
+                "issued_at": 1,
+                "expires_at": 9,
+            },
+            "seq must be",
+        ),
+        (
+            {"command": "rollback", "device": "cam-1", "seq": -1, "issued_at": 1, "expires_at": 9},
+            "seq must be",
+        ),
+        (
+            {"command": "desired", "device": "cam-1", "seq": 1, "issued_at": 1, "expires_at": 9},
+            "key 'bundle'",
+        ),
+        (
+            {"command": "rollback", "device": "cam-1", "seq": 1, "issued_at": 1},
+            "missing or unknown key 'expires_at'",
+        ),
+        (
+            {"command": "rollback", "device": "cam-1", "seq": 1, "issued_at": 9, "expires_at": 9},
+            "expires_at must be 1..7776000 s after issued_at (got 0)",
+        ),
+        (
+            {
+                "command": "rollback",
+                "device": "cam-1",
+                "seq": 1,
+                "issued_at": 0,
+                "expires_at": 10**9,
+            },
+            "expires_at must be 1..7776000 s after issued_at (got 1000000000)",
+        ),
     ],
 )
 def test_a_signed_but_malformed_payload_is_rejected(body: dict[str, object], message: str) -> None:
@@ -148,7 +192,7 @@ def test_an_offer_whose_id_is_not_its_header_hash_is_refused() -> None:
 
 def test_a_rollback_command_carries_no_bundle() -> None:
     with pytest.raises(ValueError, match="a rollback command carries no bundle"):
-        Command("rollback", "cam-1", 1, 1, OFFER)
+        Command("rollback", "cam-1", 1, 1, 9, OFFER)
 
 
 # -- the replay ledger ------------------------------------------------------------------------
@@ -170,7 +214,8 @@ def test_a_replayed_rollback_is_rejected_once_a_newer_one_was_accepted() -> None
         ledger.is_new(old)
     assert info.value.code == "replayed"
     assert info.value.reason == (
-        "rollback command seq 1800000000250 is not newer than the last accepted seq 1800000060250"
+        "rollback command seq 1800000000250 is not newer than the last accepted command "
+        "(seq 1800000060250, any kind)"
     )
 
 
@@ -194,11 +239,107 @@ def test_the_same_seq_with_other_bytes_is_a_replay() -> None:
         CommandLedger().accept(first).is_new(second)
 
 
-def test_seq_is_tracked_per_command_kind() -> None:
+def test_the_retained_desired_command_after_a_newer_rollback_is_a_repeat() -> None:
     desired = _signed(desired_command("cam-1", OFFER, NOW))
     rollback = _signed(rollback_command("cam-1", NOW + 60))
     ledger = CommandLedger().accept(desired).accept(rollback)
-    assert ledger.is_new(desired) is False  # the retained desired command after a rollback
+    assert ledger.is_new(desired) is False
+
+
+def test_one_order_across_kinds_a_delayed_rollback_older_than_the_desired_is_replayed() -> None:
+    rollback = _signed(rollback_command("cam-1", NOW - 100))  # signed first, held back
+    desired = _signed(desired_command("cam-1", OFFER, NOW))  # installed v10
+    ledger = CommandLedger().accept(desired)
+    with pytest.raises(BundleRejected) as info:
+        ledger.is_new(rollback)
+    assert info.value.code == "replayed"
+    assert info.value.reason == (
+        "rollback command seq 1799999900250 is not newer than the last accepted command "
+        "(seq 1800000000250, any kind)"
+    )
+
+
+def test_a_desired_command_older_than_an_accepted_rollback_is_replayed() -> None:
+    ledger = CommandLedger().accept(_signed(rollback_command("cam-1", NOW)))
+    with pytest.raises(BundleRejected, match="replayed"):
+        ledger.is_new(_signed(desired_command("cam-1", OFFER, NOW - 1)))
+
+
+# -- freshness --------------------------------------------------------------------------------
+
+
+def _fresh(command: Command, wall: float, floor: int = 0) -> BundleRejected | None:
+    try:
+        check_fresh(command, wall, floor)
+    except BundleRejected as exc:
+        return exc
+    return None
+
+
+def test_a_command_from_1970_is_expired() -> None:
+    command = Command("desired", "cam-1", 1, 0, 3600, OFFER)
+    error = _fresh(command, NOW)
+    assert error is not None
+    assert (error.code, error.reason) == (
+        "expired",
+        "desired command expired at 3600, 1799996400 s ago by this device's clock "
+        "(allowed skew 300 s)",
+    )
+
+
+def test_expiry_allows_the_documented_clock_skew() -> None:
+    command = rollback_command("cam-1", NOW - ROLLBACK_LIFETIME_S)  # expires at NOW
+    assert _fresh(command, NOW + CLOCK_SKEW_S - 1) is None
+    error = _fresh(command, NOW + CLOCK_SKEW_S)
+    assert error is not None
+    assert error.code == "expired"
+
+
+def test_a_command_issued_in_the_future_beyond_the_skew_is_not_yet_valid() -> None:
+    assert _fresh(rollback_command("cam-1", NOW + CLOCK_SKEW_S), NOW) is None
+    error = _fresh(rollback_command("cam-1", NOW + CLOCK_SKEW_S + 2), NOW)
+    assert error is not None
+    assert (error.code, error.reason) == (
+        "not_yet_valid",
+        "rollback command issued at 1800000302, 302 s ahead of this device's clock "
+        "(allowed skew 300 s)",
+    )
+
+
+def test_without_trusted_time_the_newest_issued_at_seen_bounds_the_time() -> None:
+    wall = 1000.0  # first boot, no RTC, no NTP
+    assert _fresh(rollback_command("cam-1", NOW), wall, floor=0) is None
+    assert _fresh(rollback_command("cam-1", NOW + 10 * 86400), wall, floor=int(NOW)) is None
+    error = _fresh(rollback_command("cam-1", NOW), wall, floor=int(NOW) + 7200)
+    assert error is not None
+    assert (error.code, error.reason) == (
+        "expired",
+        "rollback command expired at 1800003600, before the newest command this device "
+        "accepted (issued at 1800007200); its wall clock 1000 is not trusted",
+    )
+
+
+def test_a_clock_far_behind_the_floor_is_not_trusted() -> None:
+    floor = int(NOW) + 86400
+    command = desired_command("cam-1", OFFER, NOW - 86400)  # valid for 30 days from yesterday
+    assert _fresh(command, NOW - 20 * 86400, floor) is None  # the clock says: not yet issued
+
+
+def test_accepting_raises_the_time_floor_and_the_seq_across_kinds() -> None:
+    ledger = CommandLedger().accept(_signed(rollback_command("cam-1", NOW)))
+    assert (ledger.seq, ledger.time_floor, ledger.desired) == (
+        1_800_000_000_250,
+        1_800_000_000,
+        None,
+    )
+
+
+def test_a_version_1_ledger_is_migrated_to_one_order() -> None:
+    old = (
+        b'{"last":{"desired":{"digest":"d","seq":5},"rollback":{"digest":"r","seq":9}},"version":1}'
+    )
+    ledger = CommandLedger.from_json(old)
+    assert ledger == CommandLedger(9, LastCommand(5, "d"), 0)
 
 
 def test_the_ledger_survives_serialisation() -> None:

@@ -8,7 +8,15 @@ import pytest
 
 from agent.errors import BundleRejected
 from agent.mqtt.topics import DeviceTopics, TopicError
-from agent.update.protocol import BundleTopics, bundle_id, command_topic, split_bundle
+from agent.update.protocol import (
+    BundleTopics,
+    bundle_id,
+    command_topic,
+    root_filter,
+    root_topic,
+    root_version,
+    split_bundle,
+)
 from tests.bundle.world import World
 
 BID = "0123456789abcdef0123456789abcdef"
@@ -73,3 +81,16 @@ def test_split_bundle_refuses_trailing_or_missing_bytes() -> None:
     for bad in (data + b"x", data[:-1]):
         with pytest.raises(BundleRejected, match="its prefix says"):
             split_bundle(bad)
+
+
+def test_a_device_named_trust_would_collide_with_the_trust_namespace() -> None:
+    with pytest.raises(TopicError, match="device id 'trust' collides with the trust namespace"):
+        command_topic(DeviceTopics("edge", "trust"), "desired")
+
+
+def test_root_topics_carry_their_version_and_nothing_else_parses_as_one() -> None:
+    assert str(root_topic("edge", 3)) == "edge/trust/root/3"
+    assert str(root_filter("edge")) == "edge/trust/root/+"
+    assert root_version("edge", "edge/trust/root/12") == 12
+    for other in ("edge/trust/root/012", "edge/trust/root/x", "edge/trust/timestamp", "a/b"):
+        assert root_version("edge", other) is None

@@ -7,7 +7,8 @@ import random
 import pytest
 
 from agent.backoff import Backoff
-from agent.update.transfer import Bitmap, Transfer, TransferLimits, block_sizes
+from agent.errors import BundleRejected
+from agent.update.transfer import Bitmap, Transfer, TransferLimits, block_sizes, check_block_fits
 
 SIZES = block_sizes(10 * 1024 + 100, 1024)  # 11 blocks, the last one 100 bytes
 
@@ -114,3 +115,14 @@ def test_a_bitmap_with_bits_past_the_last_block_is_refused() -> None:
     data[-1] = 0xFF
     with pytest.raises(ValueError, match="past the last block"):
         Bitmap.from_bytes(bytes(data), 11)
+
+
+def test_blocks_larger_than_the_announced_packet_size_are_refused_at_the_header() -> None:
+    check_block_fits(128 * 1024, 1_049_600)
+    with pytest.raises(BundleRejected) as info:
+        check_block_fits(2 << 20, 1_049_600)
+    assert (info.value.code, info.value.reason) == (
+        "too_large",
+        "blocks are 2097152 bytes; this device accepts MQTT packets of at most 1049600 bytes "
+        "(mqtt.max_packet_bytes)",
+    )
