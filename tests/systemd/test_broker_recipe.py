@@ -108,6 +108,26 @@ def test_a_device_reads_its_own_commands_and_the_bundles_but_not_another_devices
     own_b.wait_for(_has(b"for-b"))
 
 
+
+def test_a_device_reads_the_trust_roots_and_timestamp_but_cannot_forge_them(
+    client: Callable[[str, str], Subscriber],
+) -> None:
+    fleet = client("fleet", "edge/+/status")
+    fleet.publish("edge/trust/root/2", b"root-2", retain=True)
+    fleet.publish("edge/trust/timestamp", b"stamp", retain=True)
+    device_a = client("dev-a", "edge/trust/#")
+    device_a.publish("edge/trust/root/3", b"forged-root", retain=True)
+    device_a.publish("edge/trust/timestamp", b"forged-stamp", retain=True)
+    fleet.publish("edge/trust/root/1", b"root-1-marker")
+    device_a.wait_for(_has(b"root-1-marker"))
+    late = client("dev-b", "edge/trust/#")
+    late.wait_for(_has(b"root-2"))
+    late.wait_for(_has(b"stamp"))
+    got = _payloads(device_a) + _payloads(late)
+    assert {b"root-2", b"stamp"} <= set(got)
+    assert b"forged-root" not in got
+    assert b"forged-stamp" not in got
+
 def test_a_device_cannot_publish_as_another_device_nor_forge_commands_or_bundles(
     client: Callable[[str, str], Subscriber],
 ) -> None:
