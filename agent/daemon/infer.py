@@ -12,6 +12,7 @@ from agent.daemon.status import Health
 from agent.daemon.systemd import Systemd
 from agent.errors import BackendError, InputError
 from agent.model.swap import ServedModel
+from agent.mqtt.messages import MessageError
 from agent.sources.base import Frame, Reading
 from agent.store.outbox import OutboxError
 from agent.store.policy import PublishPolicy
@@ -67,10 +68,14 @@ class InferenceStep:
             return  # the result came from the model just rolled back; it is not published
         if self.policy.admit(result.summary, now):
             assert self.model.active is not None
+            if result.truncated:
+                self.bad("result_truncated", InputError("result cut to fit the size limit"))
             try:
                 self.results.enqueue(result, now, self.model.active)
             except OutboxError as exc:
                 self.bad("outbox_write", exc)
+            except MessageError as exc:  # never fatal: the pipeline fits bodies, this is a backstop
+                self.bad("result_too_large", exc)
 
     def bad(self, kind: str, exc: Exception) -> None:
         if self.health.errors.record(kind, self.clock()):

@@ -20,8 +20,11 @@ import numpy as np
 from agent.config import OutputConfig
 from agent.errors import InputError
 from agent.model.active import ActiveModel
+from agent.mqtt.messages import MAX_RESULT_BYTES
+from agent.pipeline.decoders import decoder_for
+from agent.pipeline.fit import ENVELOPE_BYTES, MAX_FLOAT_CHARS, fit_outputs
 from agent.pipeline.geometry import Letterbox
-from agent.pipeline.postprocess import classify, detect_postprocessed, raw_outputs
+from agent.pipeline.postprocess import classify, raw_outputs
 from agent.pipeline.tensors import window_to_input
 from agent.pipeline.windowing import Windower
 from agent.schema.meta import ModelMetadata
@@ -42,6 +45,11 @@ class InferenceResult:
     total_s: float
     captured_t: float
     finite: bool
+    #: The body was cut to fit the result size limit (flagged in it, counted in status).
+    truncated: bool = False
+    source: str = ""
+    frame_seq: int | None = None
+    file: str = ""
 
 
 def _image_preprocessor(meta: ModelMetadata) -> Preprocessor:
@@ -65,6 +73,8 @@ class Pipeline:
         self.output = output
         self._clock = clock
         meta = active.metadata
+        self._decoder = decoder_for(meta)
+        self.max_result_bytes = MAX_RESULT_BYTES - ENVELOPE_BYTES
         self._input_spec = active.model.inputs[0]
         self._image_input = len(self._input_spec.shape) == 4
         self._preprocess = _image_preprocessor(meta) if self._image_input else None
@@ -98,7 +108,20 @@ class Pipeline:
         invoke_s = self._clock() - invoke_start
         finite = all(np.isfinite(o).all() for o in outputs if o.dtype.kind == "f")
         body, summary = self._postprocess(outputs, geometry)
-        return InferenceResult(body, summary, invoke_s, self._clock() - started, item.t, finite)
+        body, cut = fit_outputs(body, self.max_result_bytes)
+        truncated = cut or body.get("truncated") is True
+        return InferenceResult(
+            body,
+            summary,
+            invoke_s,
+            self._clock() - started,
+            item.t,
+            finite,
+            truncated,
+            item.source,
+            item.seq,
+            item.file if isinstance(item, Frame) else "",
+        )
 
     def _to_input(self, item: Frame | Reading) -> tuple[np.ndarray | None, Letterbox | None]:
         if isinstance(item, Frame):
@@ -129,14 +152,16 @@ class Pipeline:
                 scores=meta.scores,
             )
             top = classes[0] if classes else None
-            body = {"classes": [c.to_dict() for c in classes]}
-            return body, Summary(top.label if top else None, top.score if top else None)
-        if meta.task == "detection":
-            found = detect_postprocessed(
-                outputs, specs, meta.labels, threshold=out.score_threshold, geometry=geometry
+            return {"classes": [c.to_dict() for c in classes]}, Summary(
+                top.label if top else None, top.score if top else None
             )
-            labels = ",".join(sorted({d.label for d in found}))
-            best = max((d.score for d in found), default=None)
-            return {"detections": [d.to_dict() for d in found]}, Summary(labels, best)
-        tensors = raw_outputs(outputs, specs, max_values=out.max_raw_values)
-        return {"tensors": [t.to_dict() for t in tensors]}, Summary(None, None)
+        if self._decoder is not None:
+            decoded, label, score = self._decoder(outputs, specs, out.score_threshold, geometry)
+            return decoded, Summary(label, score)
+        # A value costs up to MAX_FLOAT_CHARS bytes: cap before building a body that cannot fit.
+        budget = max(1, self.max_result_bytes // MAX_FLOAT_CHARS // max(1, len(outputs)))
+        tensors = raw_outputs(outputs, specs, max_values=min(out.max_raw_values, budget))
+        body: dict[str, Any] = {"tensors": [t.to_dict() for t in tensors]}
+        if out.max_raw_values > budget and any(o.size > budget for o in outputs):
+            body["truncated"] = True  # cut below max_raw_values to fit the result limit
+        return body, Summary(None, None)

@@ -54,6 +54,12 @@ def _only(obj: Mapping[str, Any], allowed: set[str], where: str) -> None:
         raise MessageError(f"{where} is missing key(s): {', '.join(missing)}")
 
 
+def _only_with_optional(
+    obj: Mapping[str, Any], required: set[str], optional: set[str], where: str
+) -> None:
+    _only({k: v for k, v in obj.items() if k not in optional}, required, where)
+
+
 def _int(value: Any, where: str, minimum: int = 0) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise MessageError(f"{where} must be an integer")
@@ -136,8 +142,42 @@ class ModelRef:
 
 
 @dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a result's input came from: the source, its own sequence number (gaps are frames
+    the source dropped), the wall-clock capture time and, for an image folder, the file name."""
+
+    source: str
+    seq: int | None = None
+    captured: float | None = None
+    file: str | None = None
+
+    def to_obj(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"source": self.source}
+        for key in ("seq", "captured", "file"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value
+        return out
+
+    @classmethod
+    def from_obj(cls, value: Any, where: str = "origin") -> Origin:
+        obj = _obj(value, where)
+        _only_with_optional(obj, {"source"}, {"seq", "captured", "file"}, where)
+        return cls(
+            source=_str(obj["source"], f"{where}.source", 1024),
+            seq=None if obj.get("seq") is None else _int(obj["seq"], f"{where}.seq"),
+            captured=_opt_num(obj.get("captured"), f"{where}.captured"),
+            file=None if obj.get("file") is None else _str(obj["file"], f"{where}.file", 1024),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class ResultMessage:
-    """One inference result. ``seq`` is monotonic across restarts; ``historical`` marks a replay."""
+    """One inference result. ``seq`` is monotonic across restarts; ``historical`` marks a replay.
+
+    ``ts`` is the wall-clock capture time of the input; ``origin`` (optional, absent from
+    results of older agents) says which source, frame and file it was.
+    """
 
     seq: int
     ts: float
@@ -145,6 +185,7 @@ class ResultMessage:
     latency_ms: float
     outputs: dict[str, Any]
     historical: bool = False
+    origin: Origin | None = None
 
     def to_obj(self) -> dict[str, Any]:
         return {
@@ -155,7 +196,7 @@ class ResultMessage:
             "latency_ms": self.latency_ms,
             "outputs": self.outputs,
             "historical": self.historical,
-        }
+        } | ({} if self.origin is None else {"origin": self.origin.to_obj()})
 
     def to_json(self) -> bytes:
         data = dumps_canonical(self.to_obj())
@@ -167,7 +208,7 @@ class ResultMessage:
     def from_json(cls, data: bytes) -> ResultMessage:
         obj = _load(data, MAX_RESULT_BYTES, "result")
         keys = {"v", "seq", "ts", "model", "latency_ms", "outputs", "historical"}
-        _only(obj, keys, "result")
+        _only_with_optional(obj, keys, {"origin"}, "result")
         return cls(
             seq=_int(obj["seq"], "result.seq"),
             ts=_num(obj["ts"], "result.ts"),
@@ -175,6 +216,7 @@ class ResultMessage:
             latency_ms=_num(obj["latency_ms"], "result.latency_ms"),
             outputs=_obj(obj["outputs"], "result.outputs"),
             historical=_bool(obj["historical"], "result.historical"),
+            origin=None if obj.get("origin") is None else Origin.from_obj(obj["origin"]),
         )
 
 

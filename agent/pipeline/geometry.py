@@ -48,6 +48,25 @@ class Letterbox:
             _clip01(ymax * fy - oy),
         )
 
+    def point_to_frame(self, x: float, y: float) -> tuple[float, float]:
+        """Map a model-normalised point to a frame-normalised point, clipped to ``[0, 1]``."""
+        fx, fy, ox, oy = self._factors()
+        return _clip01(x * fx - ox), _clip01(y * fy - oy)
+
+    def _factors(self) -> tuple[float, float, float, float]:
+        return (
+            self.dst_w / (self.scale_x * self.src_w),
+            self.dst_h / (self.scale_y * self.src_h),
+            self.pad_x / (self.scale_x * self.src_w),
+            self.pad_y / (self.scale_y * self.src_h),
+        )
+
+    def valid_region(self) -> tuple[int, int, int, int]:
+        """The ``(x0, y0, x1, y1)`` pixels of the model input covered by the frame (no padding)."""
+        x1 = min(self.dst_w, self.pad_x + round(self.src_w * self.scale_x))
+        y1 = min(self.dst_h, self.pad_y + round(self.src_h * self.scale_y))
+        return self.pad_x, self.pad_y, max(self.pad_x + 1, x1), max(self.pad_y + 1, y1)
+
 
 def _clip01(v: float) -> float:
     return min(1.0, max(0.0, v))

@@ -16,6 +16,7 @@ import numpy as np
 from agent.errors import InputError
 from agent.pipeline.geometry import Letterbox
 from agent.pipeline.tensors import dequantize
+from agent.schema.labels import label_of
 from agent.schema.meta import TensorSpec
 
 DEFAULT_MAX_RAW_VALUES = 4096
@@ -59,18 +60,24 @@ class BBox:
 
 @dataclass(frozen=True)
 class Detection:
+    """A detected object; ``keypoints`` are ``(x, y)`` normalised to the frame (may be empty)."""
+
     index: int
     label: str
     score: float
     bbox: BBox
+    keypoints: tuple[tuple[float, float], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "index": self.index,
             "label": self.label,
             "score": self.score,
             "bbox": self.bbox.to_dict(),
         }
+        if self.keypoints:
+            out["keypoints"] = [[x, y] for x, y in self.keypoints]
+        return out
 
 
 @dataclass(frozen=True)
@@ -90,7 +97,7 @@ class RawTensor:
 
 
 def _label(labels: Sequence[str], index: int) -> str:
-    return labels[index] if 0 <= index < len(labels) else str(index)
+    return label_of(tuple(labels), index)
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
@@ -177,15 +184,31 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, max_out: in
     return np.asarray(keep, dtype=np.intp)
 
 
-def _to_detection(
-    box: np.ndarray, index: int, score: float, labels: Sequence[str], geometry: Letterbox | None
+def make_detection(  # noqa: PLR0917 - the one constructor every decoder calls
+    box: np.ndarray,
+    index: int,
+    score: float,
+    labels: Sequence[str],
+    geometry: Letterbox | None,
+    keypoints: np.ndarray | None = None,
 ) -> Detection:
+    """A detection from a model-normalised ``[ymin, xmin, ymax, xmax]`` box and ``(K, 2)``
+    ``(x, y)`` keypoints, both mapped to the original frame."""
     ymin, xmin, ymax, xmax = (float(v) for v in box)
     if geometry is not None:
         xmin, ymin, xmax, ymax = geometry.to_frame(xmin, ymin, xmax, ymax)
     else:
         xmin, ymin, xmax, ymax = (min(1.0, max(0.0, v)) for v in (xmin, ymin, xmax, ymax))
-    return Detection(index, _label(labels, index), score, BBox(xmin, ymin, xmax, ymax))
+    points: tuple[tuple[float, float], ...] = ()
+    if keypoints is not None and keypoints.size:
+        points = tuple(_point(float(x), float(y), geometry) for x, y in keypoints)
+    return Detection(index, _label(labels, index), score, BBox(xmin, ymin, xmax, ymax), points)
+
+
+def _point(x: float, y: float, geometry: Letterbox | None) -> tuple[float, float]:
+    if geometry is not None:
+        return geometry.point_to_frame(x, y)
+    return min(1.0, max(0.0, x)), min(1.0, max(0.0, y))
 
 
 def detect_postprocessed(
@@ -209,7 +232,7 @@ def detect_postprocessed(
     classes, scores = classes.reshape(-1), scores.reshape(-1)
     n = min(int(count.reshape(-1)[0]), boxes.shape[0], classes.size, scores.size)
     return [
-        _to_detection(boxes[i], int(classes[i]), float(scores[i]), labels, geometry)
+        make_detection(boxes[i], int(classes[i]), float(scores[i]), labels, geometry)
         for i in range(n)
         if scores[i] >= threshold
     ]
@@ -260,7 +283,7 @@ def detect_anchors(
     else:
         found = _global(boxes, probs, threshold, iou_threshold, max_detections)
     found.sort(key=lambda t: (-t[2], t[1], t[0]))
-    return [_to_detection(boxes[a], c, s, labels, geometry) for a, c, s in found[:max_detections]]
+    return [make_detection(boxes[a], c, s, labels, geometry) for a, c, s in found[:max_detections]]
 
 
 def _classwise(

@@ -17,12 +17,13 @@ from typing import Any, Literal, cast
 
 from agent.errors import InputError
 from agent.jsonutil import StrictJSONError, dumps_canonical, loads_strict
+from agent.schema.decoding import DecoderSpec, DecoderSpecError
 
 MAX_METADATA_BYTES = 1 << 20
 
 DTYPES = ("float32", "float16", "int8", "uint8", "int16", "int32", "int64", "bool")
-Task = Literal["classification", "detection", "raw"]
-TASKS: tuple[str, ...] = ("classification", "detection", "raw")
+Task = Literal["classification", "detection", "segmentation", "landmarks", "raw"]
+TASKS: tuple[str, ...] = ("classification", "detection", "segmentation", "landmarks", "raw")
 Quantization = Literal["float32", "float16", "dynamic", "int8"]
 QUANTIZATIONS: tuple[str, ...] = ("float32", "float16", "dynamic", "int8")
 ColorOrder = Literal["rgb", "bgr", "gray"]
@@ -69,9 +70,15 @@ class ModelMetadata:
     labels: tuple[str, ...] = ()
     scores: Scores = "probabilities"
     source: str = ""
+    #: How the outputs are decoded (``None``: classification/raw, or SSD post-process detection).
+    decoder: DecoderSpec | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        out.pop("decoder")
+        if self.decoder is not None:  # absent when unset: older agents and bundles stay valid
+            out["decoder"] = self.decoder.to_dict()
+        return out
 
     def to_json(self) -> bytes:
         return dumps_canonical(self.to_dict())
@@ -102,6 +109,7 @@ class ModelMetadata:
         source = obj.get("source", "")
         if not isinstance(source, str):
             raise MetadataError("metadata.source must be a string")
+        decoder = _decoder(obj.get("decoder"), task)
         return cls(
             task=cast(Task, task),
             inputs=inputs,
@@ -111,7 +119,24 @@ class ModelMetadata:
             labels=labels,
             scores=cast(Scores, scores),
             source=source,
+            decoder=decoder,
         )
+
+
+def _decoder(raw: object, task: str) -> DecoderSpec | None:
+    if raw is None:
+        if task in ("segmentation", "landmarks"):
+            raise MetadataError(f"metadata.decoder is required for task {task}")
+        return None
+    try:
+        decoder = DecoderSpec.from_dict(raw)
+    except DecoderSpecError as exc:
+        raise MetadataError(str(exc)) from None
+    if decoder.task != task:
+        raise MetadataError(
+            f"metadata.decoder.kind {decoder.kind} decodes {decoder.task}, but task is {task}"
+        )
+    return decoder
 
 
 def _object(raw: object, where: str) -> dict[str, Any]:

@@ -19,13 +19,15 @@ class Frame:
     """One image: ``uint8`` BGR ``HxWx3`` (or gray ``HxW``) as OpenCV returns it.
 
     ``t`` is ``time.monotonic()`` at capture; ``seq`` counts frames the source produced (gaps are
-    frames dropped before the consumer took them).
+    frames dropped before the consumer took them); ``source`` names the source
+    (``imagedir:/srv/in``, ``camera``) and ``file`` the image file for an image folder.
     """
 
     image: np.ndarray
     t: float
     seq: int
     source: str = ""
+    file: str = ""
 
 
 @dataclass(frozen=True)

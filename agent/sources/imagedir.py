@@ -185,4 +185,4 @@ class ImageDirSource:
         except InputError as exc:
             self.health.bad("bad_frame", f"{name}: {exc}")
             return None
-        return Frame(image, time.monotonic(), self.health.next_seq(), name)
+        return Frame(image, time.monotonic(), self.health.next_seq(), self.health.name, name)

@@ -35,12 +35,12 @@ def test_existing_and_new_images_are_each_yielded_once(tmp_path: Path) -> None:
     _write(tmp_path / "a.png", images[0])
     source = ImageDirSource(tmp_path, poll_interval=0.02)
     (first,) = _take(source, 1)
-    assert first.source == "a.png"
+    assert first.file == "a.png"
     np.testing.assert_array_equal(first.image, images[0])
     _write(tmp_path / "b.png", images[1])
     _write(tmp_path / "c.jpg", images[2])
     later = _take(source, 2)
-    assert sorted(f.source for f in later) == ["b.png", "c.jpg"]
+    assert sorted(f.file for f in later) == ["b.png", "c.jpg"]
     assert [f.seq for f in [first, *later]] == [1, 2, 3]
     assert source.get(0.1) is None  # nothing is yielded twice
 
@@ -50,7 +50,7 @@ def test_include_existing_false_skips_files_present_at_start(tmp_path: Path) -> 
     source = ImageDirSource(tmp_path, poll_interval=0.02, include_existing=False)
     assert source.get(0.1) is None
     _write(tmp_path / "new.png", digit_frames(1)[0])
-    assert [f.source for f in _take(source, 1)] == ["new.png"]
+    assert [f.file for f in _take(source, 1)] == ["new.png"]
 
 
 def test_hidden_and_other_extensions_are_ignored(tmp_path: Path) -> None:
@@ -69,7 +69,7 @@ def test_undecodable_and_oversized_files_are_counted_and_skipped(tmp_path: Path)
     _write(tmp_path / "c_good.png", digit_frames(1)[0])
     source = ImageDirSource(tmp_path, poll_interval=0.02, max_bytes=4096)
     frames = _take(source, 1)
-    assert [f.source for f in frames] == ["c_good.png"]
+    assert [f.file for f in frames] == ["c_good.png"]
     stats = source.stats()
     assert stats["error.undecodable"] == 1
     assert stats["error.too_large"] == 1
@@ -95,7 +95,7 @@ def test_a_file_still_growing_is_not_read_until_stable(tmp_path: Path) -> None:
             assert source.get(0.0) is None
             time.sleep(0.06)
     frames = _take(source, 1)
-    assert [f.source for f in frames] == ["slow.png"]
+    assert [f.file for f in frames] == ["slow.png"]
     assert source.stats()["errors"] == 0
 
 
@@ -113,6 +113,6 @@ def test_jpegs_are_decoded_at_the_model_size_and_pngs_in_full(tmp_path: Path) ->
     _write(tmp_path / "a.jpg", image)
     _write(tmp_path / "b.png", image)
     source = ImageDirSource(tmp_path, poll_interval=0.02, need=lambda: FrameNeed(16, 16, gray=True))
-    frames = {f.source: f.image for f in _take(source, 2)}
+    frames = {f.file: f.image for f in _take(source, 2)}
     assert frames["a.jpg"].shape == (16, 16)  # 1/4 scale, straight to gray
     assert frames["b.png"].shape == (64, 64, 3)  # PNG has no scaled decode: full size
