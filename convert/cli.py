@@ -13,6 +13,7 @@ COMMANDS = (
     Command("compare", "convert.commands.compare", "compare compression methods on one model"),
     Command("keygen", "convert.commands.keygen", "create an Ed25519 release signing key pair"),
     Command("bundle", "convert.commands.bundle", "sign and encrypt a .tflite into a model bundle"),
+    Command("describe", "convert.commands.describe", "show what a .tflite is and its metadata"),
     Command("inspect", "convert.commands.inspect", "show a bundle's manifest without decrypting"),
 )
 

@@ -38,6 +38,7 @@ from agent.fsutil import private_dir
 from agent.model.slots import SlotState, SlotStore
 from agent.reasons import Reason
 from agent.runtime import LoadedModel, open_model
+from agent.schema.labels import LabelError, parse_labels
 from agent.schema.meta import MetadataError, ModelMetadata
 from agent.secrets import FileResolver, read_public, read_secret
 
@@ -266,7 +267,9 @@ def _metadata(bundle: DecryptedBundle) -> ModelMetadata:
         raise BundleRejected(Reason.MALFORMED, f"metadata.json: {exc}") from None
     labels = bundle.file("labels.txt")
     if labels is not None and not metadata.labels:
-        text = bytes(labels).decode("utf-8", "replace")
-        names = tuple(line.strip() for line in text.splitlines() if line.strip())
+        try:
+            names = parse_labels(bytes(labels).decode("utf-8", "replace"))
+        except LabelError as exc:
+            raise BundleRejected(Reason.MALFORMED, f"labels.txt: {exc}") from None
         metadata = replace(metadata, labels=names)
     return metadata

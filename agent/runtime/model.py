@@ -20,6 +20,10 @@ logger = logging.getLogger(__name__)
 ACCELERATORS: tuple[str, ...] = ("cpu", "edgetpu", "auto")
 
 
+#: What to do when a model needs the Edge TPU but runs on the CPU (bundle time and load time).
+EDGETPU_HINT = "this model needs the Edge TPU; bundle a CPU variant with --cpu-model"
+
+
 class LoadedModel:
     """An interpreter ready to run, with the tensors it expects and returns.
 
@@ -189,5 +193,8 @@ def _interpreter(backend: Backend, model: bytes, threads: int, delegates: list[A
         )
         interp.allocate_tensors()
     except (RuntimeError, ValueError) as exc:
-        raise BackendError(f"{backend.name} could not load the model: {exc}") from exc
+        hint = ""
+        if "edgetpu-custom-op" in str(exc):
+            hint = EDGETPU_HINT + ": "
+        raise BackendError(f"{hint}{backend.name} could not load the model: {exc}") from exc
     return interp

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from agent.bundle.container import Limits
@@ -16,8 +18,12 @@ from agent.bundle.manifest import MAX_COUNTER
 from agent.bundle.writer import RecipientKey, Release, build_bundle
 from agent.errors import InputError
 from agent.fsutil import atomic_write
+from agent.runtime.model import EDGETPU_HINT
 from agent.schema.canary import MAX_CANARY_BYTES, CanaryError, load_canary
 from agent.schema.meta import MAX_METADATA_BYTES, MetadataError, ModelMetadata
+from convert.commands.modelopts import add_model_arguments, model_options, read_label_file
+from convert.describe import ModelFacts, inspect_model, recognise_model
+from convert.recognise import EDGETPU_OP
 
 _DURATION = re.compile(r"(\d+)([smhdw])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -34,14 +40,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--recipient", type=Path, action="append", required=True, default=[], help="DEVICE.pub"
     )
-    parser.add_argument("--metadata", type=Path, help="model metadata JSON (edge-convert convert)")
-    parser.add_argument("--labels", type=Path, help="labels.txt, one label per line")
+    parser.add_argument(
+        "--metadata",
+        type=Path,
+        help="model metadata JSON (edge-convert convert); derived from the model when omitted",
+    )
     parser.add_argument("--canary", type=Path, help="canary.npz (input, expected, atol)")
     parser.add_argument("--cpu-model", type=Path, help="CPU variant of an Edge TPU model")
     parser.add_argument("--hardware", action="append", default=[], help="allowed hardware id")
     parser.add_argument("--expires", help="lifetime such as 30d, 12h, 2w (default: none)")
     parser.add_argument("--cipher", choices=CIPHERS, default=DEFAULT_CIPHER)
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.edgepkg")
+    parser.add_argument(
+        "--allow-edgetpu-only",
+        action="store_true",
+        help="bundle an Edge TPU-compiled model without a CPU variant (devices with a TPU only)",
+    )
+    add_model_arguments(parser)
 
 
 def parse_duration(text: str) -> int:
@@ -60,7 +75,11 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= args.version <= MAX_COUNTER:
         raise InputError(f"--version must be in 0..{MAX_COUNTER}")
     files = _files(args, limits)
-    metadata = _metadata(files.get("metadata.json"), args.metadata)
+    if args.metadata is not None:
+        metadata = _metadata(files.get("metadata.json"), args.metadata)
+    else:
+        metadata = derive_metadata(args, files)
+        files["metadata.json"] = metadata.to_json()
     created = int(time.time())
     release = Release(
         name=args.name,
@@ -95,7 +114,7 @@ def _files(args: argparse.Namespace, limits: Limits) -> dict[str, bytes]:
     optional = {
         "model_cpu.tflite": (args.cpu_model, limits.max_payload),
         "metadata.json": (args.metadata, MAX_METADATA_BYTES),
-        "labels.txt": (args.labels, _MAX_LABELS),
+        "labels.txt": (args.labels if args.metadata is not None else None, _MAX_LABELS),
         "canary.npz": (args.canary, MAX_CANARY_BYTES),
     }
     for name, (path, cap) in optional.items():
@@ -107,11 +126,44 @@ def _files(args: argparse.Namespace, limits: Limits) -> dict[str, bytes]:
         except CanaryError as exc:
             raise InputError(f"{args.canary}: {exc}") from None
     if "labels.txt" in files:
-        try:
-            files["labels.txt"].decode("utf-8")
-        except UnicodeDecodeError:
-            raise InputError(f"{args.labels} is not UTF-8 text") from None
+        read_label_file(args.labels, args.label_offset)  # refuses unreadable maps up front
     return files
+
+
+def derive_metadata(args: argparse.Namespace, files: dict[str, bytes]) -> ModelMetadata:
+    """Metadata from the model file, its embedded metadata and the command line."""
+    facts = inspect_model(files["model.tflite"], str(args.model))
+    cpu = None
+    if "model_cpu.tflite" in files:
+        cpu = inspect_model(files["model_cpu.tflite"], str(args.cpu_model))
+        if not cpu.allocated:
+            raise InputError(
+                f"--cpu-model {args.cpu_model} does not run on the CPU: {cpu.allocation_error}"
+            )
+        _same_interface(facts, cpu)
+    edgetpu = any(o.name == EDGETPU_OP for o in facts.info.operator_codes)
+    if edgetpu and cpu is None and not args.allow_edgetpu_only:
+        raise InputError(f"{EDGETPU_HINT} (or --allow-edgetpu-only for TPU-only devices)")
+    if not facts.allocated and not edgetpu:
+        raise InputError(f"{args.model} does not load in LiteRT: {facts.allocation_error}")
+    known = cpu if cpu is not None else facts
+    shape = known.inputs[0].shape if known.inputs else ()
+    hw = (shape[1], shape[2]) if len(shape) == 4 else None
+    options = model_options(args, hw)
+    recognised = recognise_model(replace(facts, outputs=known.outputs), options)
+    for reason in recognised.reasons:
+        print(f"edge-convert: {reason}", file=sys.stderr)
+    return recognised.metadata
+
+
+def _same_interface(tpu: ModelFacts, cpu: ModelFacts) -> None:
+    a = [(s.shape, s.dtype) for s in tpu.inputs]
+    b = [(s.shape, s.dtype) for s in cpu.inputs]
+    if a != b or len(tpu.outputs) != len(cpu.outputs):
+        raise InputError(
+            f"--cpu-model does not match the model: inputs {b} vs {a}, "
+            f"{len(cpu.outputs)} vs {len(tpu.outputs)} outputs"
+        )
 
 
 def _metadata(data: bytes | None, path: Path | None) -> ModelMetadata | None:

@@ -1,0 +1,417 @@
+"""Recognise what a third-party ``.tflite`` is and derive the metadata a bundle needs (pure).
+
+Input: the file's own tables (:mod:`convert.tflite_info`), the output shapes after
+``allocate_tensors`` (custom ops such as ``TFLite_Detection_PostProcess`` only know theirs
+then), the embedded TFLite metadata and associated files, and the user's options. Output: a
+:class:`~agent.schema.meta.ModelMetadata` plus the reasons for each choice, or an
+:class:`~agent.errors.InputError` saying which option to change.
+
+Rules, in order (``--task``/``--decoder`` override them; an override that does not fit the
+outputs is refused):
+
+* a ``TFLite_Detection_PostProcess`` op and 4 outputs: detection, ``ssd_postprocess``;
+* two outputs ``[1,N,K]`` and ``[1,N,C]``: ``K == 4`` is a raw SSD (``ssd_anchors``), ``K = 4+2k``
+  with ``k > 0`` a MediaPipe-style detector with ``k`` keypoints (``blazeface``); anchors come
+  from the first standard layout whose anchor count equals ``N`` (or the command line);
+* one ``[1,H,W,C]`` output: segmentation; one ``[1,A,B]`` output with ``A < B``: ``yolov8``,
+  ``A > B``: ``yolov5``;
+* a flat output whose size is a multiple of 3 next to a single-value output: landmarks;
+* one ``[1,N]`` output: classification; anything else: raw tensors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import cast
+
+from agent.errors import InputError
+from agent.pipeline.decoders.anchors import anchor_count
+from agent.schema.decoding import KIND_TASK, AnchorOptions, DecoderSpec
+from agent.schema.meta import (
+    ColorOrder,
+    ModelMetadata,
+    Preprocess,
+    Quantization,
+    Scores,
+    Task,
+    TensorSpec,
+)
+from convert.tflite_info import TFLiteInfo
+from convert.tflite_metadata import EmbeddedMetadata
+
+EDGETPU_OP = "edgetpu-custom-op"
+POSTPROCESS_OP = "TFLite_Detection_PostProcess"
+_PASS_THROUGH = {"QUANTIZE", "DEQUANTIZE", "RESHAPE", "SQUEEZE", "CONCATENATION"}
+
+#: Anchor layouts tried for raw SSDs (TF Object Detection MobileNet SSD, MediaPipe's options).
+SSD_LAYOUTS: tuple[dict[str, object], ...] = (
+    {
+        "strides": (16, 32, 64, 128, 256, 512),
+        "aspect_ratios": (1.0, 2.0, 0.5, 3.0, 0.3333),
+        "reduce_boxes_in_lowest_layer": True,
+    },
+    {"strides": (8, 16, 32, 64, 128), "aspect_ratios": (1.0, 2.0, 0.5)},
+)
+#: Stride layouts tried for fixed-size (BlazeFace-style) anchors: face short range, palm,
+#: pose detection, face full range (one anchor per cell).
+BLAZE_LAYOUTS: tuple[tuple[tuple[int, ...], float], ...] = (
+    ((8, 16, 16, 16), 1.0),
+    ((8, 16, 32, 32, 32), 1.0),
+    ((4,), 0.0),
+    ((8, 16), 1.0),
+    ((16, 32), 1.0),
+)
+
+
+@dataclass(frozen=True)
+class Options:
+    """What the user said on the command line (``None``: not said)."""
+
+    task: str | None = None
+    decoder: str | None = None
+    labels: tuple[str, ...] | None = None
+    color: str | None = None
+    resize: str | None = None
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    threshold: float | None = None
+    iou_threshold: float | None = None
+    max_detections: int | None = None
+    mask_size: int | None = None
+    background: bool | None = None
+    anchors: AnchorOptions | None = None
+    anchor_table: tuple[tuple[float, float, float, float], ...] = ()
+    num_keypoints: int | None = None
+
+
+@dataclass
+class Recognised:
+    metadata: ModelMetadata
+    reasons: list[str] = field(default_factory=list)
+    edgetpu_only: bool = False
+    custom_ops: tuple[str, ...] = ()
+
+
+def recognise(
+    info: TFLiteInfo,
+    outputs: tuple[TensorSpec, ...],
+    embedded: EmbeddedMetadata | None,
+    embedded_labels: tuple[str, ...],
+    options: Options,
+) -> Recognised:
+    """The metadata for this model, or an :class:`InputError` naming the option to change."""
+    inputs = tuple(t.spec for t in info.inputs)
+    if len(inputs) != 1:
+        raise InputError(f"the model has {len(inputs)} inputs; the agent feeds exactly one")
+    ops = {o.name for o in info.operator_codes}
+    custom = tuple(sorted(o.name for o in info.operator_codes if o.custom))
+    reasons: list[str] = []
+    decoder = _decoder(info, inputs[0], outputs, ops, options, reasons)
+    task = _task(decoder, outputs, info, options, reasons)
+    labels = options.labels if options.labels is not None else embedded_labels
+    if options.labels is None and embedded_labels:
+        reasons.append(f"labels: {len(embedded_labels)} from the model's associated label file")
+    pre = _preprocess(inputs[0], embedded, options, reasons)
+    scores = _scores(info, task, decoder, outputs)
+    meta = ModelMetadata(
+        task=task,
+        inputs=inputs,
+        outputs=outputs,
+        quantization=_quantization(inputs[0], outputs),
+        preprocess=pre,
+        labels=labels,
+        scores=scores,
+        source=embedded.name if embedded else "",
+        decoder=decoder,
+    )
+    _check_labels(meta, outputs)
+    return Recognised(meta, reasons, EDGETPU_OP in ops, custom)
+
+
+def _decoder(  # noqa: PLR0917 - one step of recognise(), called once
+    info: TFLiteInfo,
+    spec: TensorSpec,
+    outputs: tuple[TensorSpec, ...],
+    ops: set[str],
+    options: Options,
+    reasons: list[str],
+) -> DecoderSpec | None:
+    kind = options.decoder or _guess_kind(outputs, ops, options.task)
+    if kind is None:
+        return None
+    if options.task is not None and KIND_TASK[kind] != options.task:
+        raise InputError(f"--decoder {kind} decodes {KIND_TASK[kind]}, not --task {options.task}")
+    reasons.append(f"decoder {kind}: " + _why(kind, outputs))
+    d = DecoderSpec(kind)
+    if kind in ("ssd_anchors", "blazeface"):
+        d = _anchored(d, spec, outputs, options, reasons)
+    elif kind == "ssd_postprocess" and (POSTPROCESS_OP not in ops or len(outputs) != 4):
+        raise InputError(
+            f"--decoder ssd_postprocess needs the 4 outputs of {POSTPROCESS_OP}; "
+            f"this model has {len(outputs)} output(s): {_shapes(outputs)}"
+        )
+    elif kind == "segmentation":
+        d = replace(d, mask_size=32)
+    elif kind == "landmarks":
+        d = _landmarks(d, outputs)
+    return _apply(d, options)
+
+
+def _guess_kind(outputs: tuple[TensorSpec, ...], ops: set[str], task: str | None) -> str | None:
+    shapes = [o.shape for o in outputs]
+    if POSTPROCESS_OP in ops and len(outputs) == 4:
+        kind: str | None = "ssd_postprocess"
+    elif len(shapes) == 2 and all(len(s) == 3 for s in shapes) and shapes[0][1] == shapes[1][1]:
+        box = max(shapes, key=lambda s: s[2])
+        kind = "ssd_anchors" if box[2] == 4 else "blazeface"
+    elif len(shapes) == 1 and len(shapes[0]) == 4 and min(shapes[0][1:3]) > 1:
+        kind = "segmentation"
+    elif len(shapes) == 1 and len(shapes[0]) == 3 and max(shapes[0][1:]) >= 64:
+        kind = "yolov8" if shapes[0][1] < shapes[0][2] else "yolov5"
+    elif _looks_like_landmarks(shapes) or task == "landmarks":
+        kind = "landmarks"
+    else:
+        kind = None
+    if task is not None and (kind is None or KIND_TASK[kind] != task):
+        if task in ("classification", "raw"):
+            return None
+        raise InputError(
+            f"--task {task} does not fit this model's outputs {_shapes(outputs)}; "
+            "name the decoder with --decoder ("
+            + ", ".join(k for k, t in KIND_TASK.items() if t == task)
+            + ")"
+        )
+    return kind
+
+
+def _looks_like_landmarks(shapes: list[tuple[int, ...]]) -> bool:
+    sizes = [_size(s) for s in shapes]
+    return len(shapes) >= 2 and sizes[0] % 3 == 0 and sizes[0] >= 15 and 1 in sizes[1:]
+
+
+def _size(shape: tuple[int, ...]) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def _why(kind: str, outputs: tuple[TensorSpec, ...]) -> str:
+    return f"outputs {_shapes(outputs)}"
+
+
+def _shapes(outputs: tuple[TensorSpec, ...]) -> str:
+    return ", ".join(str(list(o.shape)) for o in outputs)
+
+
+def _anchored(
+    d: DecoderSpec,
+    spec: TensorSpec,
+    outputs: tuple[TensorSpec, ...],
+    options: Options,
+    reasons: list[str],
+) -> DecoderSpec:
+    shapes = [o.shape for o in outputs]
+    if len(shapes) != 2 or any(len(s) != 3 for s in shapes) or shapes[0][1] != shapes[1][1]:
+        raise InputError(f"--decoder {d.kind} needs [1,N,K] and [1,N,C] outputs, got {shapes}")
+    box_index = 0 if shapes[0][2] >= shapes[1][2] else 1
+    n, k = shapes[box_index][1], shapes[box_index][2]
+    h, w = spec.shape[1], spec.shape[2]
+    if d.kind == "blazeface":
+        keypoints = options.num_keypoints if options.num_keypoints is not None else (k - 4) // 2
+        d = replace(
+            d,
+            box_format="xywh",
+            box_scale=(float(h), float(w), float(h), float(w)),
+            exp_size=False,
+            num_keypoints=keypoints,
+            score_clip=100.0,
+            nms="weighted",
+            iou_threshold=0.3,
+            threshold=0.5,
+        )
+    else:
+        d = replace(d, background=True, class_wise=True, iou_threshold=0.6)
+    d = replace(d, box_output=box_index, score_output=1 - box_index)
+    if options.anchor_table:
+        if len(options.anchor_table) != n:
+            raise InputError(f"--anchors has {len(options.anchor_table)} rows, the model {n}")
+        return replace(d, anchor_table=options.anchor_table)
+    anchors = options.anchors or _find_anchors(d.kind, h, w, n)
+    if anchors is None:
+        raise InputError(
+            f"no standard anchor layout gives {n} anchors for a {w}x{h} input; pass "
+            "--anchor-strides/--anchor-scales/--aspect-ratios or --anchors FILE.npy"
+        )
+    if anchor_count(anchors) != n:
+        raise InputError(
+            f"the anchor options give {anchor_count(anchors)} anchors but the model has {n}; "
+            "fix --anchor-strides/--aspect-ratios"
+        )
+    reasons.append(f"anchors: strides {list(anchors.strides)} give the model's {n} anchors")
+    return replace(d, anchors=anchors)
+
+
+def _find_anchors(kind: str, h: int, w: int, n: int) -> AnchorOptions | None:
+    candidates: list[AnchorOptions] = []
+    if kind == "blazeface":
+        for strides, interpolated in BLAZE_LAYOUTS:
+            candidates.append(
+                AnchorOptions(
+                    len(strides),
+                    h,
+                    w,
+                    strides,
+                    min_scale=0.1484375,
+                    max_scale=0.75,
+                    interpolated_scale_aspect_ratio=interpolated,
+                    fixed_anchor_size=True,
+                )
+            )
+    else:
+        for layout in SSD_LAYOUTS:
+            strides = cast(tuple[int, ...], layout["strides"])
+            candidates.append(
+                AnchorOptions(
+                    len(strides),
+                    h,
+                    w,
+                    strides,
+                    aspect_ratios=cast(tuple[float, ...], layout["aspect_ratios"]),
+                    reduce_boxes_in_lowest_layer=bool(
+                        layout.get("reduce_boxes_in_lowest_layer", False)
+                    ),
+                )
+            )
+    return next((a for a in candidates if anchor_count(a) == n), None)
+
+
+def _landmarks(d: DecoderSpec, outputs: tuple[TensorSpec, ...]) -> DecoderSpec:
+    sizes = [_size(o.shape) for o in outputs]
+    points = max(range(len(sizes)), key=lambda i: sizes[i])
+    score = next((i for i, s in enumerate(sizes) if s == 1), -1)
+    return replace(d, box_output=points, score_output=score, values_per_point=3)
+
+
+def _apply(d: DecoderSpec, o: Options) -> DecoderSpec:
+    changes: dict[str, object] = {}
+    for name in ("threshold", "iou_threshold", "max_detections", "mask_size", "background"):
+        value = getattr(o, name)
+        if value is not None:
+            changes[name] = value
+    if o.num_keypoints is not None and d.kind == "blazeface":
+        changes["num_keypoints"] = o.num_keypoints
+    return replace(d, **changes)  # type: ignore[arg-type]
+
+
+def _task(
+    decoder: DecoderSpec | None,
+    outputs: tuple[TensorSpec, ...],
+    info: TFLiteInfo,
+    options: Options,
+    reasons: list[str],
+) -> Task:
+    if decoder is not None:
+        return cast(Task, decoder.task)
+    vector = len(outputs) == 1 and len(outputs[0].shape) == 2 and outputs[0].shape[1] > 1
+    if options.task == "classification" and not vector:
+        raise InputError(
+            f"--task classification needs one [1, N] output; this model has {_shapes(outputs)}"
+        )
+    task = options.task or ("classification" if vector else "raw")
+    reasons.append(f"task {task}: outputs {_shapes(outputs)}")
+    return cast(Task, task)
+
+
+def _scores(
+    info: TFLiteInfo, task: str, decoder: DecoderSpec | None, outputs: tuple[TensorSpec, ...]
+) -> Scores:
+    if decoder is not None and decoder.kind == "blazeface":
+        return "sigmoid"
+    index = 0 if decoder is None else decoder.score_output
+    if decoder is not None and decoder.kind in ("segmentation", "yolov5", "yolov8", "landmarks"):
+        index = decoder.box_output if decoder.kind != "landmarks" else decoder.score_output
+    if not 0 <= index < len(info.output_indices):
+        return "probabilities"
+    activation = _producer(info, info.output_indices[index])
+    if activation in ("SOFTMAX", "LOGISTIC"):
+        return "probabilities"
+    if decoder is not None and decoder.kind == "ssd_postprocess":
+        return "probabilities"
+    if task == "classification":
+        return "logits"
+    return "sigmoid"
+
+
+def _producer(info: TFLiteInfo, tensor: int) -> str:
+    for _ in range(len(info.operators)):
+        op = info.producer_of(tensor)
+        if op is None:
+            return ""
+        if op.name not in _PASS_THROUGH or not op.inputs:
+            return op.name
+        tensor = op.inputs[0]
+    return ""
+
+
+def _preprocess(
+    spec: TensorSpec, embedded: EmbeddedMetadata | None, o: Options, reasons: list[str]
+) -> Preprocess:
+    channels = spec.shape[-1] if len(spec.shape) == 4 else 1
+    color = o.color or ("gray" if channels == 1 else "rgb")
+    meta_in = embedded.inputs[0] if embedded and embedded.inputs else None
+    if o.mean is not None or o.std is not None:
+        mean, std = o.mean or (0.0,), o.std or (255.0,)
+        reasons.append("normalisation: from --mean/--std")
+    elif meta_in is not None and meta_in.mean and meta_in.std:
+        mean, std = meta_in.mean, meta_in.std
+        reasons.append(f"normalisation: mean {list(mean)} std {list(std)} from the model metadata")
+    elif spec.quantized and spec.dtype == "uint8":
+        # The quantized input takes raw pixels: (p - zp) * scale is what the model expects.
+        mean, std = (float(spec.zero_point),), (1.0 / spec.scale,)
+        reasons.append("normalisation: raw pixels into the uint8 input (its own quantization)")
+    else:
+        mean, std = (0.0,), (255.0,)
+        reasons.append("normalisation: none known; assuming 0..1 (pass --mean/--std)")
+    if meta_in is not None and meta_in.color_space == "gray" and o.color is None:
+        color = "gray"
+    if any(s == 0 for s in std):
+        raise InputError("--std must be non-zero")
+    return Preprocess(cast(ColorOrder, color), o.resize or "stretch", mean, std)  # type: ignore[arg-type]
+
+
+def _quantization(spec: TensorSpec, outputs: tuple[TensorSpec, ...]) -> Quantization:
+    return "int8" if spec.quantized else "float32"
+
+
+def _check_labels(meta: ModelMetadata, outputs: tuple[TensorSpec, ...]) -> None:
+    classes = _class_count(meta, outputs)
+    if not meta.labels or classes is None:
+        return
+    if len(meta.labels) < classes:
+        raise InputError(
+            f"the labels name {len(meta.labels)} classes but the model scores {classes}; "
+            "pass the model's own label file (or --background if class 0 is background)"
+        )
+    if len(meta.labels) > classes and meta.task != "detection":
+        raise InputError(
+            f"the labels name {len(meta.labels)} classes but the model scores {classes}; "
+            "pass the label file that belongs to this model"
+        )
+
+
+def _class_count(meta: ModelMetadata, outputs: tuple[TensorSpec, ...]) -> int | None:
+    d = meta.decoder
+    if meta.task == "classification":
+        return outputs[0].shape[-1]
+    if d is None or d.kind in ("ssd_postprocess", "landmarks"):
+        return None
+    if d.kind in ("ssd_anchors", "blazeface"):
+        c = outputs[d.score_output].shape[-1]
+        return c - 1 if d.background and c > 1 else c
+    if d.kind == "segmentation":
+        c = outputs[d.box_output].shape[-1]
+        return c - 1 if d.background and c > 1 else c
+    shape = outputs[d.box_output].shape
+    values = min(shape[1:]) if len(shape) == 3 else shape[-1]
+    return values - (5 if d.kind == "yolov5" else 4)
