@@ -393,7 +393,7 @@ def _check_labels(meta: ModelMetadata, outputs: tuple[TensorSpec, ...]) -> None:
             f"the labels name {len(meta.labels)} classes but the model scores {classes}; "
             "pass the model's own label file (or --background if class 0 is background)"
         )
-    if len(meta.labels) > classes and meta.task != "detection":
+    if len(meta.labels) > classes:
         raise InputError(
             f"the labels name {len(meta.labels)} classes but the model scores {classes}; "
             "pass the label file that belongs to this model"

@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import pytest
 
-pytest_plugins = ["tests.support.broker", "tests.support.models", "tests.support.agent_env"]
+pytest_plugins = [
+    "tests.support.broker",
+    "tests.support.models",
+    "tests.support.agent_env",
+    "tests.support.thirdparty",
+]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -1,0 +1,204 @@
+"""Third-party models from package registries, decoded in process on scikit-image photos."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+from skimage import data
+
+from agent.errors import InputError
+from agent.model.labels import parse_labels
+from agent.pipeline.decoders import decoder_for
+from agent.pipeline.postprocess import BBox
+from agent.pipeline.preprocess import Preprocessor
+from agent.runtime import open_model
+from convert import cli as convert_cli
+from convert.commands.modelopts import read_label_file
+from convert.describe import inspect_model, recognise_model
+from convert.recognise import Options
+
+Models = Callable[[str], Path]
+PERSON = BBox(0.03, 0.03, 0.72, 1.0)  # hand boxes, normalised to each photo
+CAT = BBox(0.05, 0.0, 0.9, 1.0)
+CUP = BBox(0.29, 0.03, 0.71, 0.64)
+FACE = BBox(0.33, 0.1, 0.55, 0.36)
+
+
+def photo(name: str) -> np.ndarray:
+    return cv2.cvtColor(getattr(data, name)(), cv2.COLOR_RGB2BGR)
+
+
+def run(model: Path, options: Options, name: str) -> dict[str, Any]:
+    raw = model.read_bytes()
+    meta = recognise_model(inspect_model(raw), options).metadata
+    loaded = open_model(raw, threads=2)
+    tensor, geometry = Preprocessor(meta)(photo(name))
+    decoder = decoder_for(meta)
+    assert decoder is not None
+    body, _, _ = decoder(loaded.invoke([tensor]), loaded.outputs, 0.5, geometry)
+    loaded.close()
+    return body
+
+
+def box(d: dict[str, Any]) -> BBox:
+    return BBox(**d["bbox"])
+
+
+@pytest.mark.parametrize(
+    ("name", "label", "hand"),
+    [("astronaut", "person", PERSON), ("chelsea", "cat", CAT), ("coffee", "cup", CUP)],
+)
+@pytest.mark.parametrize("resize", ["stretch", "letterbox"])
+def test_coco_ssd_finds_the_object_with_coral_labels(
+    thirdparty_models: Models, name: str, label: str, hand: BBox, resize: str
+) -> None:
+    labels = read_label_file(thirdparty_models("coco_labels"))
+    body = run(thirdparty_models("coco_ssd"), Options(labels=labels, resize=resize), name)
+    best = body["detections"][0]
+    assert best["label"] == label
+    assert best["score"] > 0.6
+    assert box(best).iou(hand) > 0.7
+
+
+def test_face_detector_gives_a_face_box_and_six_keypoints_on_the_astronaut(
+    thirdparty_models: Models,
+) -> None:
+    body = run(thirdparty_models("face_short"), Options(labels=("face",)), "astronaut")
+    (face,) = body["detections"]
+    assert face["label"] == "face"
+    assert face["score"] > 0.8
+    assert box(face).iou(FACE) > 0.5
+    points = face["keypoints"]
+    assert len(points) == 6
+    inside = BBox(FACE.xmin - 0.05, FACE.ymin, FACE.xmax + 0.05, FACE.ymax)
+    assert all(
+        inside.xmin <= x <= inside.xmax and inside.ymin <= y <= inside.ymax for x, y in points
+    )
+    right_eye, left_eye, nose, mouth = points[:4]
+    assert right_eye[0] < left_eye[0]  # the subject's right eye is on the image's left
+    assert max(right_eye[1], left_eye[1]) < nose[1] < mouth[1]
+
+
+@pytest.mark.parametrize("name", ["chelsea", "coffee"])
+def test_face_detector_finds_no_face_on_a_cat_or_a_cup(
+    thirdparty_models: Models, name: str
+) -> None:
+    assert run(thirdparty_models("face_short"), Options(), name)["detections"] == []
+
+
+@pytest.mark.parametrize("resize", ["stretch", "letterbox"])
+def test_segmenter_gives_a_person_share_and_a_mask_box(
+    thirdparty_models: Models, resize: str
+) -> None:
+    body = run(thirdparty_models("selfie"), Options(labels=("person",), resize=resize), "astronaut")
+    (person,) = body["segments"]
+    assert person["label"] == "person"
+    assert 0.35 < person["share"] < 0.75
+    assert box(person).iou(BBox(0.0, 0.03, 1.0, 1.0)) > 0.8
+    mask = body["mask"]
+    assert (mask["width"], mask["height"], mask["encoding"]) == (32, 32, "bits")
+    bits = np.unpackbits(np.frombuffer(__import__("base64").b64decode(mask["data"]), np.uint8))
+    assert abs(bits[: 32 * 32].mean() - person["share"]) < 0.05
+
+
+@pytest.mark.parametrize(
+    ("key", "keypoints"), [("palm", 7), ("pose_detection", 4), ("face_full", 6)]
+)
+def test_other_mediapipe_detectors_are_recognised_with_their_anchor_layout(
+    thirdparty_models: Models, key: str, keypoints: int
+) -> None:
+    raw = thirdparty_models(key).read_bytes()
+    meta = recognise_model(inspect_model(raw), Options()).metadata
+    assert meta.decoder is not None
+    assert (meta.task, meta.decoder.kind, meta.decoder.num_keypoints) == (
+        "detection",
+        "blazeface",
+        keypoints,
+    )
+    run(thirdparty_models(key), Options(), "astronaut")  # decodes without error
+
+
+def test_pose_detector_finds_the_astronaut(thirdparty_models: Models) -> None:
+    found = run(thirdparty_models("pose_detection"), Options(), "astronaut")["detections"]
+    assert found
+    assert len(found[0]["keypoints"]) == 4
+
+
+def test_face_landmarks_are_normalised_points_on_the_face(thirdparty_models: Models) -> None:
+    raw = thirdparty_models("face_landmark").read_bytes()
+    meta = recognise_model(inspect_model(raw), Options()).metadata
+    assert meta.task == "landmarks"
+    body = run(thirdparty_models("face_landmark"), Options(), "astronaut")["landmarks"]
+    assert len(body["points"]) == 468
+    assert all(0.0 <= p[0] <= 1.0 and 0.0 <= p[1] <= 1.0 for p in body["points"])
+    assert 0.0 <= body["score"] <= 1.0
+
+
+def test_generated_ssd_anchors_equal_the_anchor_constant_inside_the_coco_model(
+    thirdparty_models: Models,
+) -> None:
+    from ai_edge_litert.interpreter import Interpreter
+
+    from agent.model.decoding import AnchorOptions
+    from agent.pipeline.decoders.anchors import generate_anchors
+
+    interp = Interpreter(model_content=thirdparty_models("coco_ssd").read_bytes())
+    interp.allocate_tensors()
+    consts = [t for t in interp.get_tensor_details() if tuple(t["shape"]) == (1917, 4)]
+    anchors = [interp.get_tensor(t["index"]) for t in consts if t["name"] == "anchors"]
+    (embedded,) = anchors
+    embedded = (
+        (embedded.astype(np.float32) - consts[0]["quantization"][1]) * consts[0]["quantization"][0]
+        if embedded.dtype != np.float32
+        else embedded
+    )
+    options = AnchorOptions(
+        6, 300, 300, (16, 32, 64, 128, 256, 512),
+        aspect_ratios=(1.0, 2.0, 0.5, 3.0, 0.3333), reduce_boxes_in_lowest_layer=True,
+    )  # fmt: skip
+    np.testing.assert_allclose(generate_anchors(options), embedded, atol=0.01)
+
+
+def test_edgetpu_model_is_described_with_the_fix(
+    thirdparty_models: Models, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert convert_cli.main(["describe", str(thirdparty_models("coco_ssd_edgetpu")), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["edgetpu"] is True
+    assert report["allocated"] is False
+    assert report["hint"] == "this model needs the Edge TPU; bundle a CPU variant with --cpu-model"
+    assert report["task"] == "detection"
+
+
+def test_describe_reports_embedded_normalisation_and_label_file(
+    thirdparty_models: Models, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert convert_cli.main(["describe", str(thirdparty_models("selfie")), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["outputs"][0]["shape"] == [1, 256, 256, 1]
+    assert report["custom_ops"] == ["Convolution2DTransposeBias"]
+    assert report["embedded_metadata"]["inputs"][0]["std"] == [255.0]
+    assert report["associated_files"] == ["labels.txt"]
+    assert report["metadata"]["task"] == "segmentation"
+    assert report["metadata"]["preprocess"]["std"] == [255.0]
+
+
+def test_coral_labels_keep_their_ids_across_gaps(thirdparty_models: Models) -> None:
+    labels = parse_labels(thirdparty_models("coco_labels").read_text())
+    assert (labels[0], labels[16], labels[46], labels[11]) == ("person", "cat", "cup", "")
+
+
+def test_task_that_does_not_fit_the_outputs_is_refused_naming_the_fix(
+    thirdparty_models: Models,
+) -> None:
+    facts = inspect_model(thirdparty_models("face_short").read_bytes())
+    with pytest.raises(InputError, match="--task classification needs one"):
+        recognise_model(facts, Options(task="classification"))
+    with pytest.raises(InputError, match="labels name 2 classes but the model scores 1"):
+        recognise_model(facts, Options(labels=("face", "hand")))
