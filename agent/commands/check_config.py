@@ -16,7 +16,24 @@ from typing import Any
 from agent.clikit import EXIT_CONFIG, EXIT_OK, add_json_flag
 from agent.config import AgentConfig, load_config
 from agent.errors import ConfigError
+from agent.mqtt.messages import MAX_RESULT_BYTES
+from agent.pipeline.fit import ENVELOPE_BYTES, MAX_FLOAT_CHARS
 from agent.secrets import FileResolver, check_files
+
+
+def config_warnings(config: AgentConfig) -> list[str]:
+    """Settings that work but will not do what they say (pure)."""
+    warnings = []
+    raw = config.output.max_raw_values
+    fits = (MAX_RESULT_BYTES - ENVELOPE_BYTES) // MAX_FLOAT_CHARS
+    if raw > fits:
+        warnings.append(
+            f"output.max_raw_values = {raw}: raw tensors over {fits} values do not fit the "
+            f"{MAX_RESULT_BYTES // 1024} KiB result limit; such results are cut to fit, flagged "
+            '"truncated": true and counted in status errors.result_truncated '
+            "(use a decoder, e.g. a segmentation mask, instead of raw tensors)"
+        )
+    return warnings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,10 +73,13 @@ def run(args: argparse.Namespace) -> int:
         document["problems"] = problems
         if config is not None:
             document |= {"device_id": config.device_id, "source": config.source.type}
+            document["warnings"] = config_warnings(config)
         print(json.dumps(document, indent=2, sort_keys=True))
         return code
     for problem in problems:
         print(f"{_where(args.config, problem)}: {problem['message']}", file=sys.stderr)
+    for warning in config_warnings(config) if config is not None and not problems else []:
+        print(f"{args.config}: warning: {warning}", file=sys.stderr)
     if config is not None and not problems:
         print(f"{args.config}: ok (device {config.device_id}, source {config.source.type})")
     return code

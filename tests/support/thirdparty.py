@@ -121,7 +121,9 @@ def _sha256(data: bytes) -> str:
 
 def _run(command: list[str], cwd: Path, package: str) -> None:
     try:
-        done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600)
+        done = subprocess.run(
+            command, cwd=cwd, capture_output=True, text=True, timeout=600, check=False
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise FetchError(f"cannot fetch {package}: {' '.join(command)}: {exc}") from None
     if done.returncode != 0:
