@@ -82,6 +82,7 @@ class Options:
     anchors: AnchorOptions | None = None
     anchor_table: tuple[tuple[float, float, float, float], ...] = ()
     num_keypoints: int | None = None
+    scores: Scores | None = None
 
 
 @dataclass
@@ -112,7 +113,7 @@ def recognise(
     if options.labels is None and embedded_labels:
         reasons.append(f"labels: {len(embedded_labels)} from the model's associated label file")
     pre = _preprocess(inputs[0], embedded, options, reasons)
-    scores = _scores(info, task, decoder, outputs)
+    scores = options.scores or _scores(info, task, decoder, outputs)
     meta = ModelMetadata(
         task=task,
         inputs=inputs,
@@ -323,24 +324,28 @@ def _task(
     return cast(Task, task)
 
 
+#: Decoders whose score activation is fixed by the model family.
+_FIXED_SCORES: dict[str, Scores] = {
+    "blazeface": "sigmoid",  # MediaPipe detectors emit logits
+    "yolov5": "probabilities",  # Ultralytics exports apply the sigmoid inside the graph
+    "yolov8": "probabilities",
+    "ssd_postprocess": "probabilities",  # the op applies the score converter
+}
+
+
 def _scores(
     info: TFLiteInfo, task: str, decoder: DecoderSpec | None, outputs: tuple[TensorSpec, ...]
 ) -> Scores:
-    if decoder is not None and decoder.kind == "blazeface":
-        return "sigmoid"
-    index = 0 if decoder is None else decoder.score_output
-    if decoder is not None and decoder.kind in ("segmentation", "yolov5", "yolov8", "landmarks"):
-        index = decoder.box_output if decoder.kind != "landmarks" else decoder.score_output
+    if decoder is not None and decoder.kind in _FIXED_SCORES:
+        return _FIXED_SCORES[decoder.kind]
+    index = 0
+    if decoder is not None:
+        index = decoder.box_output if decoder.kind == "segmentation" else decoder.score_output
     if not 0 <= index < len(info.output_indices):
         return "probabilities"
-    activation = _producer(info, info.output_indices[index])
-    if activation in ("SOFTMAX", "LOGISTIC"):
+    if _producer(info, info.output_indices[index]) in ("SOFTMAX", "LOGISTIC"):
         return "probabilities"
-    if decoder is not None and decoder.kind == "ssd_postprocess":
-        return "probabilities"
-    if task == "classification":
-        return "logits"
-    return "sigmoid"
+    return "logits" if task == "classification" else "sigmoid"
 
 
 def _producer(info: TFLiteInfo, tensor: int) -> str:

@@ -32,6 +32,11 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--resize", choices=("stretch", "letterbox"))
     g.add_argument("--mean", help="M[,M,M]: input = (pixel - mean) / std")
     g.add_argument("--std", help="S[,S,S]")
+    g.add_argument(
+        "--scores",
+        choices=("probabilities", "logits", "sigmoid"),
+        help="what the score outputs are (sigmoid/logits: the agent applies the activation)",
+    )
     g.add_argument("--threshold", type=float, help="minimum score of a detection")
     g.add_argument("--iou-threshold", type=float, help="NMS overlap threshold")
     g.add_argument("--max-detections", type=int)
@@ -134,4 +139,5 @@ def model_options(args: argparse.Namespace, input_hw: tuple[int, int] | None) ->
         anchors=anchors,
         anchor_table=() if args.anchors is None else _anchor_table(args.anchors),
         num_keypoints=args.num_keypoints,
+        scores=args.scores,
     )

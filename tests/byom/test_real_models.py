@@ -28,6 +28,7 @@ PERSON = BBox(0.03, 0.03, 0.72, 1.0)  # hand boxes, normalised to each photo
 CAT = BBox(0.05, 0.0, 0.9, 1.0)
 CUP = BBox(0.29, 0.03, 0.71, 0.64)
 FACE = BBox(0.33, 0.1, 0.55, 0.36)
+PHOTOS = ("astronaut", "chelsea", "coffee")
 
 
 def photo(name: str) -> np.ndarray:
@@ -202,3 +203,50 @@ def test_task_that_does_not_fit_the_outputs_is_refused_naming_the_fix(
         recognise_model(facts, Options(task="classification"))
     with pytest.raises(InputError, match="labels name 2 classes but the model scores 1"):
         recognise_model(facts, Options(labels=("face", "hand")))
+
+
+@pytest.mark.parametrize("name", PHOTOS)
+def test_raw_ssd_decoder_with_generated_anchors_matches_the_models_own_postprocess_op(
+    thirdparty_models: Models, name: str
+) -> None:
+    """The COCO SSD's raw box/score tensors (inputs of its TFLite_Detection_PostProcess op)
+    decoded by ``ssd_anchors`` give the op's own detections."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from agent.model.decoding import AnchorOptions, DecoderSpec
+    from agent.pipeline.decoders.anchored import decode_anchored
+    from agent.pipeline.decoders.anchors import generate_anchors
+    from agent.pipeline.postprocess import detect_postprocessed
+    from agent.runtime.model import tensor_spec
+
+    raw = thirdparty_models("coco_ssd").read_bytes()
+    labels = read_label_file(thirdparty_models("coco_labels"))
+    meta = recognise_model(inspect_model(raw), Options(labels=labels)).metadata
+    tensor, geometry = Preprocessor(meta)(photo(name))
+    interp = Interpreter(model_content=raw, experimental_preserve_all_tensors=True)
+    interp.allocate_tensors()
+    interp.set_tensor(interp.get_input_details()[0]["index"], tensor)
+    interp.invoke()
+    details = {t["index"]: t for t in interp.get_tensor_details()}
+    (op,) = [o for o in interp._get_ops_details() if o["op_name"] == "TFLite_Detection_PostProcess"]
+    boxes, scores = (details[i] for i in op["inputs"][:2])
+    outputs = [interp.get_tensor(boxes["index"]), interp.get_tensor(scores["index"])]
+    specs = [tensor_spec(boxes), tensor_spec(scores)]
+    options = AnchorOptions(
+        6, 300, 300, (16, 32, 64, 128, 256, 512),
+        aspect_ratios=(1.0, 2.0, 0.5, 3.0, 0.3333), reduce_boxes_in_lowest_layer=True,
+    )  # fmt: skip
+    spec = DecoderSpec("ssd_anchors", anchors=options, background=True, iou_threshold=0.6)
+    ours = decode_anchored(
+        outputs, specs, spec, generate_anchors(options),
+        labels=labels, scores="probabilities", threshold=0.5, geometry=geometry,
+    )  # fmt: skip
+    op_outputs = [interp.get_tensor(d["index"]) for d in interp.get_output_details()]
+    theirs = detect_postprocessed(
+        op_outputs, [tensor_spec(d) for d in interp.get_output_details()], labels,
+        threshold=0.5, geometry=geometry,
+    )  # fmt: skip
+    assert [d.label for d in ours] == [d.label for d in theirs]
+    for a, b in zip(ours, theirs, strict=True):
+        assert abs(a.score - b.score) < 0.01
+        assert a.bbox.iou(b.bbox) > 0.97

@@ -203,3 +203,18 @@ def test_from_json_on_random_objects_raises_only_message_error(obj: dict[str, ob
     for parse in (ResultMessage.from_json, StatusMessage.from_json):
         with contextlib.suppress(MessageError):
             parse(data)
+
+
+def test_result_origin_round_trips_and_results_without_one_still_parse() -> None:
+    from dataclasses import replace
+
+    from agent.mqtt.messages import Origin
+
+    message = replace(_result(), origin=Origin("imagedir:/in", 7, 12.5, "a.png"))
+    assert ResultMessage.from_json(message.to_json()) == message
+    assert json.loads(message.to_json())["origin"] == {
+        "source": "imagedir:/in", "seq": 7, "captured": 12.5, "file": "a.png",
+    }  # fmt: skip
+    old = _result()
+    assert "origin" not in json.loads(old.to_json())
+    assert ResultMessage.from_json(old.to_json()).origin is None
