@@ -93,7 +93,8 @@ def test_verify_exits_3_with_the_reason_code(
 ) -> None:
     model = tmp_path / "fake.tflite"
     model.write_bytes(bytes(1000))
-    bundle = _bundle(keys, model, "--hardware", "rpi4")
+    # Not a model: bundle only derives metadata from real models, so it is given by hand.
+    bundle = _bundle(keys, model, "--hardware", "rpi4", "--metadata", str(_metadata(tmp_path)))
     assert _verify(keys, bundle, "--hardware", "rpi3") == 3
     assert "wrong_hardware: bundle is for hardware rpi4" in capsys.readouterr().err
     assert _verify(keys, bundle, "--hardware", "rpi3", "--json") == 3
@@ -129,6 +130,27 @@ def test_bundle_rejects_a_canary_that_is_not_an_npz(keys: Path, tmp_path: Path) 
     ]  # fmt: skip
     assert convert_cli.main(argv) == 2
     assert not (tmp_path / "x.edgepkg").exists()
+
+
+def test_bundle_refuses_a_file_that_is_not_a_model_when_it_must_derive_the_metadata(
+    keys: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = tmp_path / "fake.tflite"
+    model.write_bytes(bytes(1000))
+    argv = [
+        "bundle", str(model), "--name", "digits", "--version", "1",
+        "--signing-key", str(keys / "release" / "release.key"),
+        "--recipient", str(keys / "dev" / "device.pub"), "-o", str(tmp_path / "x.edgepkg"),
+    ]  # fmt: skip
+    assert convert_cli.main(argv) == 2
+    assert "not a TFLite model (missing the TFL3 file identifier)" in capsys.readouterr().err
+
+
+def _metadata(tmp_path: Path) -> Path:
+    spec = {"name": "x", "shape": [1, 4], "dtype": "float32"}
+    path = tmp_path / "metadata.json"
+    path.write_text(json.dumps({"task": "raw", "inputs": [spec], "outputs": [spec]}))
+    return path
 
 
 def test_durations_parse_to_seconds() -> None:
