@@ -112,6 +112,9 @@ def recognise(
     labels = options.labels if options.labels is not None else embedded_labels
     if options.labels is None and embedded_labels:
         reasons.append(f"labels: {len(embedded_labels)} from the model's associated label file")
+    elif options.labels is not None:
+        named = sum(1 for name in options.labels if name)
+        reasons.append(f"labels: {named} names over class ids 0..{len(options.labels) - 1}")
     pre = _preprocess(inputs[0], embedded, options, reasons)
     scores = options.scores or _scores(info, task, decoder, outputs)
     meta = ModelMetadata(
@@ -395,12 +398,12 @@ def _check_labels(meta: ModelMetadata, outputs: tuple[TensorSpec, ...]) -> None:
         return
     if len(meta.labels) < classes:
         raise InputError(
-            f"the labels name {len(meta.labels)} classes but the model scores {classes}; "
+            f"the labels cover {len(meta.labels)} class ids but the model scores {classes}; "
             "pass the model's own label file (or --background if class 0 is background)"
         )
     if len(meta.labels) > classes:
         raise InputError(
-            f"the labels name {len(meta.labels)} classes but the model scores {classes}; "
+            f"the labels cover {len(meta.labels)} class ids but the model scores {classes}; "
             "pass the label file that belongs to this model"
         )
 

@@ -53,6 +53,11 @@ class Letterbox:
         fx, fy, ox, oy = self._factors()
         return _clip01(x * fx - ox), _clip01(y * fy - oy)
 
+    def points_to_frame(self, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`point_to_frame` for arrays of points."""
+        fx, fy, ox, oy = self._factors()
+        return np.clip(xs * fx - ox, 0.0, 1.0), np.clip(ys * fy - oy, 0.0, 1.0)
+
     def _factors(self) -> tuple[float, float, float, float]:
         return (
             self.dst_w / (self.scale_x * self.src_w),

@@ -201,7 +201,7 @@ def test_task_that_does_not_fit_the_outputs_is_refused_naming_the_fix(
     facts = inspect_model(thirdparty_models("face_short").read_bytes())
     with pytest.raises(InputError, match="--task classification needs one"):
         recognise_model(facts, Options(task="classification"))
-    with pytest.raises(InputError, match="labels name 2 classes but the model scores 1"):
+    with pytest.raises(InputError, match="labels cover 2 class ids but the model scores 1"):
         recognise_model(facts, Options(labels=("face", "hand")))
 
 
@@ -250,3 +250,12 @@ def test_raw_ssd_decoder_with_generated_anchors_matches_the_models_own_postproce
     for a, b in zip(ours, theirs, strict=True):
         assert abs(a.score - b.score) < 0.01
         assert a.bbox.iou(b.bbox) > 0.97
+
+
+def test_edgetpu_model_loaded_on_the_cpu_fails_with_the_fix_in_the_message(
+    thirdparty_models: Models,
+) -> None:
+    from agent.errors import BackendError
+
+    with pytest.raises(BackendError, match="this model needs the Edge TPU; bundle a CPU variant"):
+        open_model(thirdparty_models("coco_ssd_edgetpu").read_bytes(), threads=1)

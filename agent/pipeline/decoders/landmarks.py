@@ -45,17 +45,17 @@ def decode_landmarks(
         rows[:, 1] /= h
         if v > 2:
             rows[:, 2] /= w
-    points = []
-    for row in rows:
-        x, y = float(row[0]), float(row[1])
-        if geometry is not None:
-            x, y = geometry.point_to_frame(x, y)
-        point = [round(x, 5), round(y, 5)]
-        if v > 2 and spec.point_score_index != 2:
-            point.append(round(float(row[2]), 5))
-        if 0 <= spec.point_score_index < v:
-            point.append(round(float(sigmoid(np.asarray(row[spec.point_score_index]))), 4))
-        points.append(point)
+    xs, ys = rows[:, 0], rows[:, 1]
+    if geometry is not None:
+        xs, ys = geometry.points_to_frame(xs, ys)
+    else:
+        xs, ys = np.clip(xs, 0.0, 1.0), np.clip(ys, 0.0, 1.0)
+    columns = [np.round(xs, 5), np.round(ys, 5)]
+    if v > 2 and spec.point_score_index != 2:
+        columns.append(np.round(rows[:, 2], 5))
+    if 0 <= spec.point_score_index < v:
+        columns.append(np.round(sigmoid(rows[:, spec.point_score_index]), 4))
+    points = np.stack(columns, axis=1).tolist()
     body: dict[str, Any] = {"points": points}
     if 0 <= spec.score_output < len(outputs) and spec.score_output != index:
         raw = dequantize(outputs[spec.score_output], specs[spec.score_output]).reshape(-1)[:1]
