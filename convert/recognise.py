@@ -109,6 +109,8 @@ def recognise(
     reasons: list[str] = []
     decoder = _decoder(info, inputs[0], outputs, ops, options, reasons)
     task = _task(decoder, outputs, info, options, reasons)
+    if task in ("landmarks", "raw"):
+        embedded_labels = ()  # an embedded file names another output (handedness), not points
     labels = options.labels if options.labels is not None else embedded_labels
     if options.labels is None and embedded_labels:
         reasons.append(f"labels: {len(embedded_labels)} from the model's associated label file")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import struct
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 
 from convert.tflite_info import TFLiteFormatError, _Reader
@@ -149,4 +150,15 @@ def associated_files(model: bytes) -> dict[str, bytes]:
                 raise TFLiteFormatError("associated files are larger than 8 MiB")
             return {i.filename: archive.read(i) for i in infos if not i.is_dir()}
     except zipfile.BadZipFile:
-        return {}
+        return {}  # the end-of-archive marker was a coincidence: no files
+    except (
+        IndexError,
+        ValueError,
+        KeyError,
+        EOFError,
+        OSError,
+        NotImplementedError,
+        RuntimeError,
+        zlib.error,
+    ) as exc:
+        raise TFLiteFormatError(f"the zip of associated files is corrupt: {exc}") from None
