@@ -36,31 +36,13 @@ from agent.schema.meta import (
     Task,
     TensorSpec,
 )
+from convert.anchor_layouts import find_anchors
 from convert.tflite_info import TFLiteInfo
 from convert.tflite_metadata import EmbeddedMetadata
 
 EDGETPU_OP = "edgetpu-custom-op"
 POSTPROCESS_OP = "TFLite_Detection_PostProcess"
 _PASS_THROUGH = {"QUANTIZE", "DEQUANTIZE", "RESHAPE", "SQUEEZE", "CONCATENATION"}
-
-#: Anchor layouts tried for raw SSDs (TF Object Detection MobileNet SSD, MediaPipe's options).
-SSD_LAYOUTS: tuple[dict[str, object], ...] = (
-    {
-        "strides": (16, 32, 64, 128, 256, 512),
-        "aspect_ratios": (1.0, 2.0, 0.5, 3.0, 0.3333),
-        "reduce_boxes_in_lowest_layer": True,
-    },
-    {"strides": (8, 16, 32, 64, 128), "aspect_ratios": (1.0, 2.0, 0.5)},
-)
-#: Stride layouts tried for fixed-size (BlazeFace-style) anchors: face short range, palm,
-#: pose detection, face full range (one anchor per cell).
-BLAZE_LAYOUTS: tuple[tuple[tuple[int, ...], float], ...] = (
-    ((8, 16, 16, 16), 1.0),
-    ((8, 16, 32, 32, 32), 1.0),
-    ((4,), 0.0),
-    ((8, 16), 1.0),
-    ((16, 32), 1.0),
-)
 
 
 @dataclass(frozen=True)
@@ -243,7 +225,7 @@ def _anchored(
         if len(options.anchor_table) != n:
             raise InputError(f"--anchors has {len(options.anchor_table)} rows, the model {n}")
         return replace(d, anchor_table=options.anchor_table)
-    anchors = options.anchors or _find_anchors(d.kind, h, w, n)
+    anchors = options.anchors or find_anchors(d.kind, h, w, n)
     if anchors is None:
         raise InputError(
             f"no standard anchor layout gives {n} anchors for a {w}x{h} input; pass "
@@ -256,40 +238,6 @@ def _anchored(
         )
     reasons.append(f"anchors: strides {list(anchors.strides)} give the model's {n} anchors")
     return replace(d, anchors=anchors)
-
-
-def _find_anchors(kind: str, h: int, w: int, n: int) -> AnchorOptions | None:
-    candidates: list[AnchorOptions] = []
-    if kind == "blazeface":
-        for strides, interpolated in BLAZE_LAYOUTS:
-            candidates.append(
-                AnchorOptions(
-                    len(strides),
-                    h,
-                    w,
-                    strides,
-                    min_scale=0.1484375,
-                    max_scale=0.75,
-                    interpolated_scale_aspect_ratio=interpolated,
-                    fixed_anchor_size=True,
-                )
-            )
-    else:
-        for layout in SSD_LAYOUTS:
-            strides = cast(tuple[int, ...], layout["strides"])
-            candidates.append(
-                AnchorOptions(
-                    len(strides),
-                    h,
-                    w,
-                    strides,
-                    aspect_ratios=cast(tuple[float, ...], layout["aspect_ratios"]),
-                    reduce_boxes_in_lowest_layer=bool(
-                        layout.get("reduce_boxes_in_lowest_layer", False)
-                    ),
-                )
-            )
-    return next((a for a in candidates if anchor_count(a) == n), None)
 
 
 def _landmarks(d: DecoderSpec, outputs: tuple[TensorSpec, ...]) -> DecoderSpec:

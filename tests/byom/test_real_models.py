@@ -13,7 +13,7 @@ import pytest
 from skimage import data
 
 from agent.errors import InputError
-from agent.model.labels import parse_labels
+from agent.schema.labels import parse_labels
 from agent.pipeline.decoders import decoder_for
 from agent.pipeline.postprocess import BBox
 from agent.pipeline.preprocess import Preprocessor
@@ -146,7 +146,7 @@ def test_generated_ssd_anchors_equal_the_anchor_constant_inside_the_coco_model(
 ) -> None:
     from ai_edge_litert.interpreter import Interpreter
 
-    from agent.model.decoding import AnchorOptions
+    from agent.schema.decoding import AnchorOptions
     from agent.pipeline.decoders.anchors import generate_anchors
 
     interp = Interpreter(model_content=thirdparty_models("coco_ssd").read_bytes())
@@ -213,7 +213,7 @@ def test_raw_ssd_decoder_with_generated_anchors_matches_the_models_own_postproce
     decoded by ``ssd_anchors`` give the op's own detections."""
     from ai_edge_litert.interpreter import Interpreter
 
-    from agent.model.decoding import AnchorOptions, DecoderSpec
+    from agent.schema.decoding import AnchorOptions, DecoderSpec
     from agent.pipeline.decoders.anchored import decode_anchored
     from agent.pipeline.decoders.anchors import generate_anchors
     from agent.pipeline.postprocess import detect_postprocessed

@@ -167,6 +167,16 @@ def test_check_config_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "source.device" in capsys.readouterr().err
 
 
+def test_check_config_warns_when_max_raw_values_cannot_fit_a_result() -> None:
+    from agent.commands.check_config import config_warnings
+
+    assert config_warnings(parse_config(MINIMAL)) == []
+    big = parse_config({**MINIMAL, "output": {"max_raw_values": 1 << 20}})
+    (warning,) = config_warnings(big)
+    assert warning.startswith("output.max_raw_values = 1048576: raw tensors over 10321 values")
+    assert "counted in status errors.result_truncated" in warning
+
+
 def test_update_settings_groups_and_fleet_keys_are_parsed() -> None:
     config = parse_config(
         {

@@ -9,9 +9,9 @@ import zipfile
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.model.decoding import AnchorOptions, DecoderSpec
-from agent.model.labels import LabelError, parse_labels
-from agent.model.meta import MetadataError, ModelMetadata, TensorSpec
+from agent.schema.decoding import AnchorOptions, DecoderSpec
+from agent.schema.labels import LabelError, parse_labels
+from agent.schema.meta import MetadataError, ModelMetadata, TensorSpec
 from convert.tflite_info import TFLiteFormatError
 from convert.tflite_metadata import associated_files, read_metadata
 from tests.support.fuzz import check_parser, fuzz_settings, json_bytes, outside_bytes

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from agent.model.decoding import AnchorOptions, DecoderSpec
-from agent.model.meta import MetadataError, ModelMetadata, TensorSpec
+from agent.schema.decoding import AnchorOptions, DecoderSpec
+from agent.schema.meta import MetadataError, ModelMetadata, TensorSpec
 
 SPEC = (TensorSpec("x", (1, 128, 128, 3), "float32"),)
 OUT = (TensorSpec("r", (1, 896, 16), "float32"), TensorSpec("s", (1, 896, 1), "float32"))

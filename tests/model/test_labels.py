@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.model.labels import LabelError, label_of, parse_labels
+from agent.schema.labels import LabelError, label_of, parse_labels
 
 
 def test_plain_list_is_taken_in_order_skipping_blank_lines() -> None:

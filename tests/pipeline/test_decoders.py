@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent.model.decoding import AnchorOptions, DecoderSpec
-from agent.model.meta import TensorSpec
+from agent.schema.decoding import AnchorOptions, DecoderSpec
+from agent.schema.meta import TensorSpec
 from agent.pipeline.decoders.anchored import decode_anchored, decode_boxes, weighted_nms
 from agent.pipeline.decoders.anchors import anchor_count, generate_anchors
 from agent.pipeline.decoders.landmarks import decode_landmarks
@@ -137,3 +137,20 @@ def test_body_over_the_limit_is_cut_flagged_and_fits() -> None:
 def test_body_that_fits_is_returned_unchanged() -> None:
     body = {"detections": []}
     assert fit_outputs(body, 1000) == (body, False)
+
+
+def test_multiclass_segmentation_skips_background_and_encodes_classes_as_bytes() -> None:
+    logits = np.zeros((1, 4, 4, 3), np.float32)
+    logits[0, :, :, 0] = 1.0  # background everywhere ...
+    logits[0, :2, :2, 1] = 5.0  # ... but class 1 top-left
+    logits[0, 3, :, 2] = 5.0  # and class 2 on the bottom row
+    spec = DecoderSpec("segmentation", mask_size=4, background=True)
+    body = decode_segmentation(
+        [logits], [TensorSpec("m", (1, 4, 4, 3), F32)], spec,
+        labels=("background", "cat", "dog"), scores="logits", geometry=None,
+    )  # fmt: skip
+    assert [(s["label"], s["share"]) for s in body["segments"]] == [("cat", 0.25), ("dog", 0.25)]
+    assert body["segments"][1]["bbox"] == {"xmin": 0.0, "ymin": 0.75, "xmax": 1.0, "ymax": 1.0}
+    cells = np.frombuffer(base64.b64decode(body["mask"]["data"]), np.uint8).reshape(4, 4)
+    assert body["mask"]["encoding"] == "u8"
+    assert cells.tolist() == [[2, 2, 1, 1], [2, 2, 1, 1], [1, 1, 1, 1], [3, 3, 3, 3]]
