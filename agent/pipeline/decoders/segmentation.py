@@ -74,14 +74,17 @@ def crop_to_frame(classes: np.ndarray, geometry: Letterbox | None) -> np.ndarray
 def segments(classes: np.ndarray, labels: Sequence[str], background: bool) -> list[Segment]:
     h, w = classes.shape
     total = float(h * w)
+    counts = np.bincount((classes + 1).ravel())  # index 0 counts the -1 "nothing" cells
     found = []
-    for value in np.unique(classes):
+    for value in np.flatnonzero(counts[1:]):
         c = int(value)
-        if c < 0 or (background and c == 0):
+        if background and c == 0:
             continue
-        ys, xs = np.nonzero(classes == c)
-        box = BBox(xs.min() / w, ys.min() / h, (xs.max() + 1) / w, (ys.max() + 1) / h)
-        found.append(Segment(c, label_of(tuple(labels), c), ys.size / total, box))
+        cells = classes == c
+        rows = np.flatnonzero(cells.any(axis=1))
+        cols = np.flatnonzero(cells.any(axis=0))
+        box = BBox(cols[0] / w, rows[0] / h, (cols[-1] + 1) / w, (rows[-1] + 1) / h)
+        found.append(Segment(c, label_of(tuple(labels), c), float(counts[c + 1]) / total, box))
     found.sort(key=lambda s: -s.share)
     return found
 
