@@ -29,6 +29,7 @@ from agent.pipeline.decoders.anchors import anchor_count
 from agent.schema.decoding import KIND_TASK, AnchorOptions, DecoderSpec
 from agent.schema.meta import (
     ColorOrder,
+    MetadataError,
     ModelMetadata,
     Preprocess,
     Quantization,
@@ -65,6 +66,8 @@ class Options:
     anchor_table: tuple[tuple[float, float, float, float], ...] = ()
     num_keypoints: int | None = None
     scores: Scores | None = None
+    values_per_point: int | None = None
+    point_score_index: int | None = None
 
 
 @dataclass
@@ -113,6 +116,10 @@ def recognise(
         decoder=decoder,
     )
     _check_labels(meta, outputs)
+    try:  # the agent parses it again on load: refuse now what it would refuse then
+        ModelMetadata.from_json(meta.to_json())
+    except MetadataError as exc:
+        raise InputError(f"the options give invalid metadata: {exc}") from None
     return Recognised(meta, reasons, EDGETPU_OP in ops, custom)
 
 
@@ -173,8 +180,10 @@ def _guess_kind(outputs: tuple[TensorSpec, ...], ops: set[str], task: str | None
 
 
 def _looks_like_landmarks(shapes: list[tuple[int, ...]]) -> bool:
+    """A flat first output with a multiple of 3 values next to a one-value (score) output."""
     sizes = [_size(s) for s in shapes]
-    return len(shapes) >= 2 and sizes[0] % 3 == 0 and sizes[0] >= 15 and 1 in sizes[1:]
+    flat = sum(1 for n in shapes[0] if n > 1) <= 1 if shapes else False
+    return len(shapes) >= 2 and flat and sizes[0] % 3 == 0 and sizes[0] >= 15 and 1 in sizes[1:]
 
 
 def _size(shape: tuple[int, ...]) -> int:
@@ -241,15 +250,29 @@ def _anchored(
 
 
 def _landmarks(d: DecoderSpec, outputs: tuple[TensorSpec, ...]) -> DecoderSpec:
-    sizes = [_size(o.shape) for o in outputs]
-    points = max(range(len(sizes)), key=lambda i: sizes[i])
-    score = next((i for i, s in enumerate(sizes) if s == 1), -1)
+    """Points: the first flat output (one dimension over 1) with a multiple of 3 values;
+    score: the first one-value output. Heatmaps and masks next to them are left alone."""
+    flat = [i for i, o in enumerate(outputs) if sum(1 for n in o.shape if n > 1) <= 1]
+    points = next(
+        (i for i in flat if _size(outputs[i].shape) % 3 == 0 and _size(outputs[i].shape) >= 15),
+        max(range(len(outputs)), key=lambda i: _size(outputs[i].shape)),
+    )
+    score = next((i for i, o in enumerate(outputs) if _size(o.shape) == 1), -1)
     return replace(d, box_output=points, score_output=score, values_per_point=3)
 
 
 def _apply(d: DecoderSpec, o: Options) -> DecoderSpec:
     changes: dict[str, object] = {}
-    for name in ("threshold", "iou_threshold", "max_detections", "mask_size", "background"):
+    names: tuple[str, ...] = (
+        "threshold",
+        "iou_threshold",
+        "max_detections",
+        "mask_size",
+        "background",
+    )
+    if d.kind == "landmarks":
+        names += ("values_per_point", "point_score_index")
+    for name in names:
         value = getattr(o, name)
         if value is not None:
             changes[name] = value

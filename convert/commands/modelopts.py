@@ -46,6 +46,12 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--num-keypoints", type=int, help="keypoints per box (BlazeFace-style)")
     g.add_argument(
+        "--values-per-point", type=int, help="landmarks: values per point (x, y, z, ...; default 3)"
+    )
+    g.add_argument(
+        "--point-score-index", type=int, help="landmarks: which value of a point is its score"
+    )
+    g.add_argument(
         "--anchors", type=Path, help="anchors .npy/.csv, rows [y_center, x_center, h, w]"
     )
     g.add_argument("--anchor-strides", help="e.g. 8,16,16,16 (generates SSD anchors)")
@@ -140,4 +146,6 @@ def model_options(args: argparse.Namespace, input_hw: tuple[int, int] | None) ->
         anchor_table=() if args.anchors is None else _anchor_table(args.anchors),
         num_keypoints=args.num_keypoints,
         scores=args.scores,
+        values_per_point=args.values_per_point,
+        point_score_index=args.point_score_index,
     )

@@ -259,3 +259,21 @@ def test_edgetpu_model_loaded_on_the_cpu_fails_with_the_fix_in_the_message(
 
     with pytest.raises(BackendError, match="this model needs the Edge TPU; bundle a CPU variant"):
         open_model(thirdparty_models("coco_ssd_edgetpu").read_bytes(), threads=1)
+
+
+def test_pose_landmarks_put_nose_eyes_and_shoulders_on_the_astronaut(
+    thirdparty_models: Models,
+) -> None:
+    options = Options(values_per_point=5, point_score_index=3, resize="letterbox")
+    body = run(thirdparty_models("pose_landmark"), options, "astronaut")["landmarks"]
+    points = body["points"]
+    assert len(points) == 39  # 33 pose landmarks + 6 auxiliary
+    nose, left_eye, right_eye = points[0], points[2], points[5]
+    assert FACE.xmin < nose[0] < FACE.xmax
+    assert FACE.ymin < nose[1] < FACE.ymax
+    assert right_eye[0] < nose[0] < left_eye[0]
+    left_shoulder, right_shoulder = points[11], points[12]
+    assert right_shoulder[0] < left_shoulder[0]
+    assert min(left_shoulder[1], right_shoulder[1]) > FACE.ymax
+    assert all(p[3] > 0.9 for p in (nose, left_eye, right_eye, left_shoulder, right_shoulder))
+    assert body["score"] > 0.5

@@ -83,6 +83,11 @@ FILES: dict[str, Pinned] = {
         _MP + "face_landmark/face_landmark.tflite",
         "1055cb9d4a9ca8b8c688902a3a5194311138ba256bcc94e336d8373a5f30c814",
     ),
+    "pose_landmark": Pinned(
+        MEDIAPIPE,
+        _MP + "pose_landmark/pose_landmark_full.tflite",
+        "e9a5c5cb17f736fafd4c2ec1da3b3d331d6edbe8a0d32395855aeb2cdfd64b9f",
+    ),
     "hand_landmark": Pinned(
         MEDIAPIPE,
         _MP + "hand_landmark/hand_landmark_lite.tflite",
