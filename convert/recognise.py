@@ -32,7 +32,6 @@ from agent.schema.meta import (
     MetadataError,
     ModelMetadata,
     Preprocess,
-    Quantization,
     Scores,
     Task,
     TensorSpec,
@@ -108,7 +107,7 @@ def recognise(
         task=task,
         inputs=inputs,
         outputs=outputs,
-        quantization=_quantization(inputs[0], outputs),
+        quantization="int8" if inputs[0].quantized else "float32",
         preprocess=pre,
         labels=labels,
         scores=scores,
@@ -136,7 +135,7 @@ def _decoder(  # noqa: PLR0917 - one step of recognise(), called once
         return None
     if options.task is not None and KIND_TASK[kind] != options.task:
         raise InputError(f"--decoder {kind} decodes {KIND_TASK[kind]}, not --task {options.task}")
-    reasons.append(f"decoder {kind}: " + _why(kind, outputs))
+    reasons.append(f"decoder {kind}: outputs {_shapes(outputs)}")
     d = DecoderSpec(kind)
     if kind in ("ssd_anchors", "blazeface"):
         d = _anchored(d, spec, outputs, options, reasons)
@@ -191,10 +190,6 @@ def _size(shape: tuple[int, ...]) -> int:
     for d in shape:
         n *= d
     return n
-
-
-def _why(kind: str, outputs: tuple[TensorSpec, ...]) -> str:
-    return f"outputs {_shapes(outputs)}"
 
 
 def _shapes(outputs: tuple[TensorSpec, ...]) -> str:
@@ -359,10 +354,6 @@ def _preprocess(
     if any(s == 0 for s in std):
         raise InputError("--std must be non-zero")
     return Preprocess(cast(ColorOrder, color), o.resize or "stretch", mean, std)  # type: ignore[arg-type]
-
-
-def _quantization(spec: TensorSpec, outputs: tuple[TensorSpec, ...]) -> Quantization:
-    return "int8" if spec.quantized else "float32"
 
 
 def _check_labels(meta: ModelMetadata, outputs: tuple[TensorSpec, ...]) -> None:
