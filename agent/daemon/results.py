@@ -7,7 +7,6 @@ from collections.abc import Callable
 from agent.daemon.status import model_ref
 from agent.model.active import ActiveModel
 from agent.model.pipeline import InferenceResult
-from agent.mqtt.messages import Origin, ResultMessage
 from agent.mqtt.topics import Topic
 from agent.store.outbox import Outbox
 
@@ -29,16 +28,7 @@ class Results:
         model = model_ref(active)
 
         def payload(seq: int) -> bytes:
-            return ResultMessage(
-                seq=seq,
-                ts=round(captured_wall, 6),
-                model=model,
-                latency_ms=round(result.total_s * 1000.0, 3),
-                outputs=result.outputs,
-                origin=Origin(
-                    result.source, result.frame_seq, round(captured_wall, 6), result.file or None
-                ),
-            ).to_json()
+            return result.to_message(seq, captured_wall, model).to_json()
 
         seq = self.outbox.enqueue(str(self.topic), payload)
         self.published += 1

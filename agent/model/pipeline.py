@@ -20,7 +20,7 @@ import numpy as np
 from agent.config import OutputConfig
 from agent.errors import InputError
 from agent.model.active import ActiveModel
-from agent.mqtt.messages import MAX_RESULT_BYTES
+from agent.mqtt.messages import MAX_RESULT_BYTES, ModelRef, Origin, ResultMessage
 from agent.pipeline.decoders import decoder_for
 from agent.pipeline.fit import ENVELOPE_BYTES, MAX_FLOAT_CHARS, fit_outputs
 from agent.pipeline.geometry import Letterbox
@@ -50,6 +50,18 @@ class InferenceResult:
     source: str = ""
     frame_seq: int | None = None
     file: str = ""
+
+    def to_message(self, seq: int, captured_wall: float, model: ModelRef) -> ResultMessage:
+        """The result message, ``ts`` and ``origin.captured`` the wall-clock capture time."""
+        ts = round(captured_wall, 6)
+        return ResultMessage(
+            seq=seq,
+            ts=ts,
+            model=model,
+            latency_ms=round(self.total_s * 1000.0, 3),
+            outputs=self.outputs,
+            origin=Origin(self.source, self.frame_seq, ts, self.file or None),
+        )
 
 
 def _image_preprocessor(meta: ModelMetadata) -> Preprocessor:

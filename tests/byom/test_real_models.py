@@ -13,11 +13,11 @@ import pytest
 from skimage import data
 
 from agent.errors import InputError
-from agent.schema.labels import parse_labels
 from agent.pipeline.decoders import decoder_for
 from agent.pipeline.postprocess import BBox
 from agent.pipeline.preprocess import Preprocessor
 from agent.runtime import open_model
+from agent.schema.labels import parse_labels
 from convert import cli as convert_cli
 from convert.commands.modelopts import read_label_file
 from convert.describe import inspect_model, recognise_model
@@ -146,8 +146,8 @@ def test_generated_ssd_anchors_equal_the_anchor_constant_inside_the_coco_model(
 ) -> None:
     from ai_edge_litert.interpreter import Interpreter
 
-    from agent.schema.decoding import AnchorOptions
     from agent.pipeline.decoders.anchors import generate_anchors
+    from agent.schema.decoding import AnchorOptions
 
     interp = Interpreter(model_content=thirdparty_models("coco_ssd").read_bytes())
     interp.allocate_tensors()
@@ -213,11 +213,11 @@ def test_raw_ssd_decoder_with_generated_anchors_matches_the_models_own_postproce
     decoded by ``ssd_anchors`` give the op's own detections."""
     from ai_edge_litert.interpreter import Interpreter
 
-    from agent.schema.decoding import AnchorOptions, DecoderSpec
     from agent.pipeline.decoders.anchored import decode_anchored
     from agent.pipeline.decoders.anchors import generate_anchors
     from agent.pipeline.postprocess import detect_postprocessed
     from agent.runtime.model import tensor_spec
+    from agent.schema.decoding import AnchorOptions, DecoderSpec
 
     raw = thirdparty_models("coco_ssd").read_bytes()
     labels = read_label_file(thirdparty_models("coco_labels"))

@@ -9,14 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent.schema.decoding import AnchorOptions, DecoderSpec
-from agent.schema.meta import TensorSpec
 from agent.pipeline.decoders.anchored import decode_anchored, decode_boxes, weighted_nms
 from agent.pipeline.decoders.anchors import anchor_count, generate_anchors
 from agent.pipeline.decoders.landmarks import decode_landmarks
 from agent.pipeline.decoders.segmentation import decode_segmentation
 from agent.pipeline.fit import fit_outputs, size_of
 from agent.pipeline.geometry import letterbox_geometry
+from agent.schema.decoding import AnchorOptions, DecoderSpec
+from agent.schema.meta import TensorSpec
 
 DATA = Path(__file__).parent / "data"
 F32 = "float32"
