@@ -144,6 +144,8 @@ def _decoder(  # noqa: PLR0917 - one step of recognise(), called once
             f"--decoder ssd_postprocess needs the 4 outputs of {POSTPROCESS_OP}; "
             f"this model has {len(outputs)} output(s): {_shapes(outputs)}"
         )
+    elif kind in ("yolov5", "yolov8"):
+        d = replace(d, threshold=0.25, iou_threshold=0.45)  # Ultralytics' predict defaults
     elif kind == "segmentation":
         d = replace(d, mask_size=32)
     elif kind == "landmarks":
@@ -223,7 +225,7 @@ def _anchored(
             threshold=0.5,
         )
     else:
-        d = replace(d, background=True, class_wise=True, iou_threshold=0.6)
+        d = replace(d, background=True, class_wise=True, iou_threshold=0.6, threshold=0.5)
     d = replace(d, box_output=box_index, score_output=1 - box_index)
     if options.anchor_table:
         if len(options.anchor_table) != n:

@@ -73,7 +73,8 @@ class DecoderSpec:
     #: Output indices: boxes/regressors/points/mask tensor and the score tensor (-1: none).
     box_output: int = 0
     score_output: int = 1
-    #: Minimum score; ``None`` takes ``output.score_threshold`` from the agent config.
+    #: Minimum score; the agent config's ``output.score_threshold`` can raise it (``None``: the
+    #: config's alone).
     threshold: float | None = None
     iou_threshold: float = 0.5
     max_detections: int = 100

@@ -55,7 +55,8 @@ class OutputDecoder:
         geometry: Letterbox | None,
     ) -> Decoded:
         spec, meta = self.spec, self.meta
-        limit = spec.threshold if spec.threshold is not None else threshold
+        # The model's own minimum score; the config's output.score_threshold can only raise it.
+        limit = threshold if spec.threshold is None else max(spec.threshold, threshold)
         if spec.task == "segmentation":
             body = decode_segmentation(
                 outputs, specs, spec, labels=meta.labels, scores=meta.scores, geometry=geometry
