@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from typing import Any, cast
 
+from agent.errors import InputError
+
 KINDS: tuple[str, ...] = (
     "ssd_postprocess",
     "ssd_anchors",
@@ -45,7 +47,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 }
 
 
-class DecoderSpecError(ValueError):
+class DecoderSpecError(InputError):
     """The decoder options are malformed; the message names the field."""
 
 

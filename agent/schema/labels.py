@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import re
 
+from agent.errors import InputError
+
 MAX_LABEL_ID = 1 << 16
 
 _ID_LINE = re.compile(r"^\s*(\d+)\s*[:\s]\s*(.*?)\s*$")
@@ -23,7 +25,7 @@ _ITEM = re.compile(r"item\s*\{(.*?)\}", re.DOTALL)
 _FIELD = re.compile(r"""(\w+)\s*:\s*(?:"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)'|(-?\d+))""")
 
 
-class LabelError(ValueError):
+class LabelError(InputError):
     """A label file that cannot be read unambiguously; the message names the line."""
 
 
