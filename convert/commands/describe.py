@@ -10,6 +10,7 @@ from typing import Any
 
 from agent.bundle.container import Limits
 from agent.bundle.files import read_input
+from agent.clikit import add_json_flag
 from agent.errors import InputError
 from convert.commands.modelopts import add_model_arguments, model_options
 from convert.describe import describe, inspect_model, recognise_model
@@ -17,7 +18,7 @@ from convert.describe import describe, inspect_model, recognise_model
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", type=Path, metavar="MODEL.tflite")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    add_json_flag(parser)
     add_model_arguments(parser)
 
 

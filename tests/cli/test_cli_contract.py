@@ -86,6 +86,7 @@ def test_check_config_json_is_one_document_on_stdout(tmp_path: Path) -> None:
         "ok": True,
         "problems": [],
         "source": "camera",
+        "warnings": [],
     }
 
 
