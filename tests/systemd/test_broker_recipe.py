@@ -108,7 +108,6 @@ def test_a_device_reads_its_own_commands_and_the_bundles_but_not_another_devices
     own_b.wait_for(_has(b"for-b"))
 
 
-
 def test_a_device_reads_the_trust_roots_and_timestamp_but_cannot_forge_them(
     client: Callable[[str, str], Subscriber],
 ) -> None:
@@ -127,6 +126,7 @@ def test_a_device_reads_the_trust_roots_and_timestamp_but_cannot_forge_them(
     assert {b"root-2", b"stamp"} <= set(got)
     assert b"forged-root" not in got
     assert b"forged-stamp" not in got
+
 
 def test_a_device_cannot_publish_as_another_device_nor_forge_commands_or_bundles(
     client: Callable[[str, str], Subscriber],
