@@ -62,11 +62,10 @@ def build_metadata(
     outputs = tuple(t.spec for t in info.outputs)
     classification = len(outputs) == 1 and _is_vector(outputs[0].shape)
     task: Task = "classification" if classification else "raw"
+    # ``scores`` names what the agent applies to the output: a model that ends in a softmax or a
+    # sigmoid (LOGISTIC) already emits probabilities; anything else emits logits.
     scores: Scores = "probabilities"
-    activation = last_activation(info)
-    if classification and activation == "LOGISTIC":
-        scores = "sigmoid"
-    elif classification and activation != "SOFTMAX":
+    if classification and last_activation(info) not in ("SOFTMAX", "LOGISTIC"):
         scores = "logits"
     return ModelMetadata(
         task=task,
