@@ -10,7 +10,8 @@ Each code has a blame (:attr:`Reason.blame`), the question an operator asks firs
 * ``device`` -- the device could not take it (disk, I/O, its runtime); the bundle may be fine;
 * ``transfer`` -- the download was too slow or the broker failed; retried later with backoff;
 * ``rollback`` -- why a model that was installed was swapped back out;
-* ``error`` -- the generic code of an error class (bad input, config, backend).
+* ``error`` -- the generic code of an error class (bad input, config, backend);
+* ``fleet`` -- the fleet manager withdrew its command (an aborted or cancelled rollout).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Literal
 
-Blame = Literal["bundle", "device", "transfer", "rollback", "error"]
+Blame = Literal["bundle", "device", "transfer", "rollback", "error", "fleet"]
 
 
 class Reason(StrEnum):
@@ -67,6 +68,8 @@ class Reason(StrEnum):
     BAD_CONFIG = "bad_config"
     BACKEND = "backend"
     OUTBOX = "outbox"
+    # The fleet cleared the retained desired command while it was being fetched.
+    WITHDRAWN = "withdrawn"
 
     @property
     def blame(self) -> Blame:
@@ -78,6 +81,7 @@ _NOT_THE_BUNDLE: dict[Blame, tuple[Reason, ...]] = {
     "transfer": (Reason.DEADLINE, Reason.TOO_SLOW, Reason.TRANSPORT),
     "rollback": (Reason.NAN_OUTPUT, Reason.ERRORS, Reason.LATENCY, Reason.COMMAND),
     "error": (Reason.ERROR, Reason.BAD_INPUT, Reason.BAD_CONFIG, Reason.BACKEND, Reason.OUTBOX),
+    "fleet": (Reason.WITHDRAWN,),
 }
 _BUNDLE: Blame = "bundle"
 _BLAME: dict[Reason, Blame] = dict.fromkeys(Reason, _BUNDLE) | {

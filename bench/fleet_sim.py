@@ -30,7 +30,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -40,9 +40,11 @@ from agent.bundle.crypto import raw_public
 from agent.bundle.keys import encode_private
 from bench.sim_agent import GROUP, SimConfig, fails_canary, run_worker
 from fleet.bundles import prepare_bundle
-from fleet.commands.rollout import Rollout
 from fleet.connection import connect
+from fleet.registry import Registry
 from fleet.rollout import Action, Outcome, plan_rollout
+from fleet.rollout_state import RolloutOptions
+from fleet.runner import Rollout
 from fleet.session import FleetSession
 from fleet.settings import FleetSettings
 from tests.support.broker import MosquittoBroker
@@ -104,12 +106,23 @@ class Keys:
         )
 
 
+class Broker(Protocol):
+    """What the simulation needs of a broker (mosquitto, or an Aedes node in the tests)."""
+
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str: ...
+
+
 def start_workers(
-    broker: MosquittoBroker, keys: Keys, args: argparse.Namespace, root: Path, fail_rate: float
+    broker: Broker, keys: Keys, args: argparse.Namespace, root: Path, fail_rate: float
 ) -> tuple[list[Any], Any]:
     context = multiprocessing.get_context("spawn")
-    ready, stop = context.Queue(), context.Event()
+    ready, stop, back = context.Queue(), context.Event(), context.Event()
     devices = [f"dev-{i:05d}" for i in range(args.agents)]
+    offline, flapping = special_devices(args)
     processes = []
     for worker in range(args.workers):
         config = SimConfig(
@@ -123,13 +136,52 @@ def start_workers(
             group_key_pem=encode_private(keys.group),
             fail_rate=fail_rate,
             seed=SEED,
+            protocol=args.protocol,
+            offline=tuple(d for d in devices[worker :: args.workers] if d in offline),
+            come_back_s=args.come_back,
+            flapping=tuple(d for d in devices[worker :: args.workers] if d in flapping),
+            ports=tuple(args.ports),
         )
-        process = context.Process(target=run_worker, args=(config, ready, stop), daemon=True)
+        process = context.Process(target=run_worker, args=(config, ready, stop, back), daemon=True)
         process.start()
         processes.append(process)
-    connected = sum(ready.get(timeout=300) for _ in processes)
-    assert connected == args.agents, connected
-    return processes, stop
+    connected = sum(ready.get(timeout=600) for _ in processes)
+    assert connected == args.agents - len(offline), connected
+    return processes, (stop, back)
+
+
+def came_back(
+    broker: Broker, args: argparse.Namespace, devices: set[str], counter: int
+) -> dict[str, str]:
+    """What each device that was offline during the rollout runs once it is back (and had
+    time to fetch and install anything retained for it): ``version update-label``."""
+    settings = FleetSettings(
+        url=broker.url, topic_prefix=PREFIX, client_id="fleet-sim-check", protocol=args.protocol
+    )
+    registry = Registry().with_devices({d: [GROUP] for d in devices})
+    deadline = time.monotonic() + args.settle_back
+    with connect(settings) as client:
+        session = FleetSession(client, PREFIX, registry=registry)
+        while time.monotonic() < deadline:
+            session.poll(1.0)
+    return {
+        d: f"{row.version} {row.update}" if (row := session.known.row(d)) else "unknown"
+        for d in sorted(devices)
+    }
+
+
+def special_devices(args: argparse.Namespace) -> tuple[set[str], set[str]]:
+    """``--offline`` and ``--flapping`` devices, spread over the fleet (never canaries)."""
+    devices = [f"dev-{i:05d}" for i in range(args.canary, args.agents)]
+    offline = (
+        set(devices[:: max(1, len(devices) // args.offline)][: args.offline])
+        if args.offline
+        else set()
+    )
+    rest = [d for d in devices if d not in offline]
+    step = max(1, len(rest) // args.flapping) if args.flapping else 0
+    flapping = set(rest[1::step][: args.flapping]) if args.flapping else set()
+    return offline, flapping
 
 
 def rollout(
@@ -139,28 +191,35 @@ def rollout(
     args: argparse.Namespace,
     max_failures: int,
 ) -> dict[str, Any]:
-    settings = FleetSettings(url=broker.url, topic_prefix=PREFIX, client_id="fleet-sim")
+    settings = FleetSettings(
+        url=broker.url, topic_prefix=PREFIX, client_id="fleet-sim", protocol=args.protocol
+    )
     bundle = prepare_bundle(data)
     lines: list[str] = []
+    registry = Registry().with_devices({f"dev-{i:05d}": [GROUP] for i in range(args.agents)})
     with connect(settings) as client, BrokerSampler(broker.pid or 0) as sampler:
-        session = FleetSession(client, PREFIX)
+        view_start = time.monotonic()
+        session = FleetSession(client, PREFIX, registry=registry)
+        view_s = time.monotonic() - view_start
         group = session.group(GROUP)
         plan = plan_rollout(group, canary=args.canary, batch=args.batch, max_failures=max_failures)
         start = time.monotonic()
         session.publish_bundle(bundle, window=16)
         uploaded = time.monotonic() - start
-        runner = Rollout(
-            session,
-            bundle,
-            plan,
-            [keys.fleet],
+        options = RolloutOptions(
             stage_timeout_s=args.stage_timeout,
-            log=lines.append,
+            offline=args.offline_policy,
+            wait_offline_s=args.wait_offline,
+            max_failures=max_failures,
         )
+        runner = Rollout(session, bundle, plan, [keys.fleet], options=options, log=lines.append)
         decision = runner.run()
         total = time.monotonic() - start
     outcomes = runner.outcomes
     return {
+        "view": session.report.to_obj() | {"unread": len(session.report.unread)},
+        "view_s": round(view_s, 2),
+        "skipped_offline": sum(o.outcome is Outcome.SKIPPED for o in outcomes.values()),
         "devices_seen": len(group),
         "bundle_bytes": len(data),
         "blocks": bundle.offer.blocks,
@@ -173,6 +232,7 @@ def rollout(
         "installed": sum(o.outcome is Outcome.INSTALLED for o in outcomes.values()),
         "rejected": sum(o.reason.startswith("rejected") for o in outcomes.values()),
         "rolled_back": len(runner.rolled_back),
+        "withdrawn": sum(o.reason == "rejected:withdrawn" for o in outcomes.values()),
         "still_installed": sorted(d for d in runner.rolled_back if runner.is_installed(d)),
         "broker_cpu_s": round(sampler.cpu_used, 2),
         "broker_cpu_pct": round(100 * sampler.cpu_used / max(sampler.wall, 1e-9), 1),
@@ -187,15 +247,18 @@ def simulate(
 ) -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix="fleet-sim-"))
     keys = Keys()
-    broker = MosquittoBroker(root / "broker", extra_config=["max_queued_messages 10000"]).start()
+    broker = MosquittoBroker(root / "broker").start()  # default queues: the view needs none
     try:
         idle_rss = 0
         with BrokerSampler(broker.pid or 0) as idle:
-            processes, stop = start_workers(broker, keys, args, root, fail_rate)
+            processes, (stop, back) = start_workers(broker, keys, args, root, fail_rate)
             idle_rss = idle.rss()
         data = keys.bundle(counter, args.model_mb << 20)
         result = rollout(broker, keys, data, args, max_failures)
         result["broker_rss_connected_mb"] = round(idle_rss / 1e6, 1)
+        if args.offline and args.come_back is None:
+            back.set()  # the offline devices reconnect now that the rollout is over
+            result["came_back"] = came_back(broker, args, special_devices(args)[0], counter)
         result["expected_failures"] = sum(
             fails_canary(f"dev-{i:05d}", SEED, fail_rate) for i in range(args.agents)
         )
@@ -215,7 +278,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--model-mb", type=int, default=5)
     parser.add_argument("--canary", type=int, default=10)
-    parser.add_argument("--batch", type=int, default=250)
+    parser.add_argument("--batch", default="250", help="N or P%% of the group")
     parser.add_argument("--max-failures", type=int, default=10)
     parser.add_argument("--fail-rate", type=float, default=0.002)
     parser.add_argument("--abort-fail-rate", type=float, default=0.2)
@@ -230,6 +293,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--scenarios", default="rollout,abort", help="which of rollout,abort to run"
     )
+    parser.add_argument("--offline", type=int, default=0, help="devices offline at the start")
+    parser.add_argument("--come-back", type=float, default=None, help="s until they reconnect")
+    parser.add_argument("--offline-policy", choices=("skip", "wait"), default="skip")
+    parser.add_argument("--wait-offline", type=float, default=300.0)
+    parser.add_argument(
+        "--settle-back", type=float, default=15.0, help="s to watch devices that came back"
+    )
+    parser.add_argument("--flapping", type=int, default=0, help="devices that keep reconnecting")
+    parser.add_argument("--protocol", default="5", choices=("5", "3.1.1"))
+    parser.add_argument("--ports", type=int, nargs="*", default=[], help=argparse.SUPPRESS)
     parser.add_argument("--json", type=Path, help="write the results here")
     return parser.parse_args(argv)
 

@@ -54,6 +54,12 @@ class SimConfig:
     fail_rate: float
     seed: str
     window: int = 8
+    protocol: str = "5"  # "5" (falls back to 3.1.1 when refused) or "3.1.1"
+    offline: tuple[str, ...] = ()  # announce, then go offline until ``come_back_s``
+    come_back_s: float | None = None  # after ready; None: they stay offline
+    flapping: tuple[str, ...] = ()  # drop the connection every ``flap_s`` and reconnect
+    flap_s: float = 5.0
+    ports: tuple[int, ...] = ()  # several broker nodes: device i connects to ports[i % n]
 
 
 def fails_canary(device: str, seed: str, rate: float) -> bool:
@@ -91,26 +97,57 @@ class SimDevice:
     last_status: float = 0.0
     connected: bool = False
     writing: bool = False
+    protocol: paho.MQTTProtocolVersion = paho.MQTTv5
+    fall_back: bool = False
+    port: int = 0
 
     def __post_init__(self) -> None:
         self.topics = DeviceTopics(self.config.prefix, self.device_id)
         self.bundles = BundleTopics(self.config.prefix)
-        self.client = paho.Client(
-            CallbackAPIVersion.VERSION2, client_id=f"sim-{self.device_id}", protocol=paho.MQTTv5
+        if self.config.protocol == "3.1.1":
+            self.protocol = paho.MQTTv311
+        self.client = self._new_client()
+
+    def _new_client(self) -> paho.Client:
+        client = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"sim-{self.device_id}", protocol=self.protocol
         )
-        self.client.will_set(str(self.topics.availability), b"offline", qos=1, retain=True)
-        self.client.on_connect = self._on_connect
-        self.client.on_message = self._on_message
+        client.will_set(str(self.topics.availability), b"offline", qos=1, retain=True)
+        client.on_connect = self._on_connect
+        client.on_message = self._on_message
+        client.on_disconnect = self._on_disconnect
+        return client
+
+    def connect(self) -> None:
+        """A fresh connection (after a fallback, or coming back online)."""
+        if self.fall_back:
+            self.protocol, self.fall_back = paho.MQTTv311, False
+            self.client = self._new_client()
+        self.client.connect(self.config.host, self.port or self.config.port, keepalive=60)
+        self.writing = False
+
+    def _on_disconnect(self, *_args: object) -> None:
+        self.connected = False
 
     # -- MQTT (called from the worker's loop thread) ---------------------------------------------
 
     def _on_connect(self, client: paho.Client, _u: object, _f: object, rc: Any, _p: object) -> None:
         if rc.is_failure:
+            if self.protocol == paho.MQTTv5 and rc.value in (0x01, 0x84):
+                self.fall_back = True  # the worker reconnects with MQTT 3.1.1
+                return
             _log.warning("%s: connection refused: %s", self.device_id, rc)
             return
         self.connected = True
         for name in (COMMAND_DESIRED, COMMAND_ROLLBACK):
             client.subscribe(str(command_topic(self.topics, name)), qos=1)
+        # A fresh session: subscribe again to what was asked for, as agent.mqtt.client does.
+        download, offer = self.download, getattr(self, "_pending_offer", None)
+        if download is not None:
+            for index in sorted(download.transfer.outstanding):
+                client.subscribe(str(self.bundles.block(download.bid, index)), qos=1)
+        elif offer is not None:
+            client.subscribe(str(self.bundles.header(offer.id)), qos=1)
         client.publish(str(self.topics.availability), b"online", qos=1, retain=True)
         self.publish_status()
 
@@ -143,6 +180,11 @@ class SimDevice:
     # -- commands --------------------------------------------------------------------------------
 
     def _command(self, envelope: bytes) -> None:
+        if not envelope:  # the fleet withdrew its desired command: stop fetching
+            if self.download is not None:
+                self._reject("withdrawn", "the fleet withdrew the desired command")
+            self._pending_offer = None
+            return
         signed = open_command(envelope, self.fleet, self.device_id)
         if not self.ledger.is_new(signed):
             return
@@ -193,6 +235,7 @@ class SimDevice:
         self._request(download, now)
 
     def _start(self, offer: Any, header: bytes) -> None:
+        self._pending_offer = None
         if not offer.header_matches(header):
             raise BundleRejected("malformed", "header does not match the desired command")
         verifier = BundleVerifier(self.release, self.identity, self.state, now=time.time())
@@ -261,7 +304,7 @@ class SimDevice:
         self._set(state="rejected", reason=code, detail=detail[:200])
 
 
-def run_worker(config: SimConfig, ready: Any, stop: Any) -> None:
+def run_worker(config: SimConfig, ready: Any, stop: Any, back: Any = None) -> None:
     """Connect every device of ``config``, then drive them until ``stop`` is set."""
     group_key = _load_x25519(config.group_key_pem)
     fleet = TrustRoot.from_keys(Ed25519PublicKey.from_public_bytes(k) for k in config.fleet_keys)
@@ -270,45 +313,107 @@ def run_worker(config: SimConfig, ready: Any, stop: Any) -> None:
     )
     devices = []
     selector = selectors.DefaultSelector()
-    for device_id in config.devices:
+    ports = config.ports or (config.port,)
+    for number, device_id in enumerate(config.devices):
         identity = DeviceIdentity(
             device_id, X25519PrivateKey.generate(), group_keys={f"group:{GROUP}": group_key}
         )
         device = SimDevice(config, device_id, identity, fleet, release)
-        device.client.connect(config.host, config.port, keepalive=60)
-        sock = device.client.socket()
-        assert isinstance(sock, socket.socket)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as agent.mqtt.client does
-        selector.register(sock, selectors.EVENT_READ, device)
+        device.port = ports[number % len(ports)]
         devices.append(device)
-    ready.put(len(devices))
-    _loop(selector, devices, stop)
+    world = _World(selector, devices, config)
+    for device in devices:
+        world.connect(device)
+    world.settle_connections(time.monotonic() + 120)
+    for device in devices:
+        if device.device_id in config.offline:
+            world.go_offline(device)
+    ready.put(sum(d.connected for d in devices))
+    world.loop(stop, back)
     for device in devices:
         device.client.disconnect()
 
 
-def _loop(selector: selectors.BaseSelector, devices: list[SimDevice], stop: Any) -> None:
-    last_tick = 0.0
-    while not stop.is_set():
-        for device in devices:
-            sock = device.client.socket()
+@dataclass
+class _World:
+    selector: selectors.BaseSelector
+    devices: list[SimDevice]
+    config: SimConfig
+    registered: dict[str, Any] = field(default_factory=dict)
+
+    def connect(self, device: SimDevice) -> None:
+        device.connect()
+        sock = device.client.socket()
+        assert isinstance(sock, socket.socket)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as agent.mqtt.client does
+        self.selector.register(sock, selectors.EVENT_READ, device)
+        self.registered[device.device_id] = sock
+
+    def drop(self, device: SimDevice) -> None:
+        sock = self.registered.pop(device.device_id, None)
+        if sock is not None:
+            self.selector.unregister(sock)
+        device.connected = False
+
+    def go_offline(self, device: SimDevice) -> None:
+        """A clean goodbye: ``offline`` retained, then the socket closes."""
+        device.client.publish(str(device.topics.availability), b"offline", qos=1, retain=True)
+        for _ in range(20):
+            device.client.loop_write()
+            device.client.loop_read()
+        self.drop(device)
+        device.client.disconnect()
+
+    def settle_connections(self, deadline: float) -> None:
+        while time.monotonic() < deadline:
+            self.step()
+            for device in [d for d in self.devices if d.fall_back]:
+                self.drop(device)
+                self.connect(device)
+            if all(d.connected for d in self.devices):
+                return
+
+    def step(self) -> None:
+        for device in self.devices:
+            sock = self.registered.get(device.device_id)
             wants = device.client.want_write()
             if sock is not None and wants != device.writing:
                 device.writing = wants
                 events = selectors.EVENT_READ | (selectors.EVENT_WRITE if wants else 0)
-                selector.modify(sock, events, device)
-        for key, mask in selector.select(timeout=0.05):
+                self.selector.modify(sock, events, device)
+        for key, mask in self.selector.select(timeout=0.05):
             client = key.data.client
             if mask & selectors.EVENT_READ:
                 client.loop_read(max_packets=32)
             if mask & selectors.EVENT_WRITE:
                 client.loop_write()
-        now = time.monotonic()
-        if now - last_tick >= 0.25:
-            last_tick = now
-            for device in devices:
-                device.client.loop_misc()
-                device.tick(now)
+
+    def loop(self, stop: Any, back: Any = None) -> None:
+        """``back``: an event that brings the offline devices back (else ``come_back_s``)."""
+        started = last_tick = time.monotonic()
+        back_s = self.config.come_back_s
+        next_flap = started + self.config.flap_s
+        offline = [d for d in self.devices if d.device_id in self.config.offline]
+        flapping = [d for d in self.devices if d.device_id in self.config.flapping]
+        while not stop.is_set():
+            self.step()
+            now = time.monotonic()
+            due = back_s is not None and now - started >= back_s
+            if offline and (due or (back is not None and back.is_set())):
+                for device in offline:
+                    self.connect(device)
+                offline = []
+            if flapping and now >= next_flap:
+                next_flap = now + self.config.flap_s
+                for device in flapping:
+                    self.drop(device)
+                    device.client.disconnect()
+                    self.connect(device)
+            if now - last_tick >= 0.25:
+                last_tick = now
+                for device in self.devices:
+                    device.client.loop_misc()
+                    device.tick(now)
 
 
 def _load_x25519(pem: bytes) -> X25519PrivateKey:

@@ -7,10 +7,10 @@ has no device key and decrypts nothing), and splits the payload at the manifest'
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from agent.bundle.container import Limits, parse_header
+from agent.bundle.container import Limits, Recipient, parse_header
 from agent.bundle.manifest import Manifest, parse_manifest
 from agent.mqtt.topics import Topic
 from agent.update.commands import BundleOffer
@@ -32,6 +32,12 @@ class PreparedBundle:
         start, end = self.manifest.payload.block_range(index)
         return self.payload[start:end]
 
+    def topics(self, prefix: str) -> list[Topic]:
+        """The header's topic, then every block's."""
+        topics = BundleTopics(prefix)
+        blocks = len(self.manifest.payload.blocks)
+        return [topics.header(self.bid)] + [topics.block(self.bid, i) for i in range(blocks)]
+
     def messages(self, prefix: str) -> list[tuple[Topic, bytes]]:
         """Every retained message of this bundle: the header, then block 0..n-1."""
         topics = BundleTopics(prefix)
@@ -41,13 +47,38 @@ class PreparedBundle:
         ]
 
 
+def check_header_size(header: bytes, recipients: Sequence[Recipient], max_message: int) -> None:
+    """The header is one retained message: refuse it over ``max_message``, saying how many
+    recipients would fit (each entry costs its id plus the ephemeral and wrapped keys)."""
+    if len(header) <= max_message:
+        return
+    entries = sum(
+        1 + len(r.recipient_id.encode()) + len(r.ephemeral) + len(r.wrapped_key) for r in recipients
+    )
+    per = entries / len(recipients) if recipients else 0
+    fixed = len(header) - entries
+    fit = int((max_message - fixed) // per) if per else 0
+    raise ValueError(
+        f"bundle header is {len(header)} bytes, more than {max_message} (the message limit of "
+        f"brokers such as AWS IoT Core); {len(recipients)} recipients at ~{per:.0f} bytes each: "
+        f"at most {max(fit, 0)} fit. Encrypt to a group key (one recipient for the whole "
+        "group, see docs/fleet.md) or split the devices over several bundles"
+    )
+
+
 def prepare_bundle(
-    data: bytes, limits: Limits | None = None, max_block: int = DEFAULT_BLOCK_LIMIT
+    data: bytes,
+    limits: Limits | None = None,
+    max_block: int = DEFAULT_BLOCK_LIMIT,
+    max_message: int = DEFAULT_BLOCK_LIMIT,
 ) -> PreparedBundle:
-    """Split ``data``; raises BundleRejected for a malformed file, ValueError for huge blocks."""
+    """Split ``data``; raises BundleRejected for a malformed file, ValueError for huge blocks
+    or a header over ``max_message``."""
     limits = limits or Limits()
     header, _payload_length = split_bundle(data, limits)
-    manifest = parse_manifest(parse_header(header, limits).manifest, limits)
+    raw = parse_header(header, limits)
+    check_header_size(header, raw.recipients, max_message)
+    manifest = parse_manifest(raw.manifest, limits)
     if manifest.payload.block_size > max_block:
         raise ValueError(
             f"bundle blocks are {manifest.payload.block_size} bytes; brokers such as AWS IoT "

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 
 from agent.errors import TransportError
 from agent.mqtt.events import Connected, ConnectRefused, Disconnected, Published
+from agent.mqtt.policy import Next, Protocol, after_connack
 from agent.mqtt.ports import EventPublisher
 from agent.mqtt.topics import Topic
 
@@ -69,10 +70,16 @@ def publish_all(
             _log.warning("connection lost with %d publishes in flight; resending", len(in_flight))
             todo.extendleft(sorted(in_flight.values(), reverse=True))
             in_flight.clear()
-        elif isinstance(event, ConnectRefused):
+        elif isinstance(event, ConnectRefused) and not is_fallback(event):
             raise TransportError(f"broker refused the connection: {event.text}")
         elif isinstance(event, Connected):
             _log.debug("connected again; %d messages left", len(todo))
+
+
+def is_fallback(event: ConnectRefused) -> bool:
+    """A refusal of MQTT 5, which the client answers by falling back to 3.1.1 (not a failure:
+    it is still on the queue when the 3.1.1 connection is up)."""
+    return after_connack(Protocol.MQTT5, event.code).next is Next.FALL_BACK
 
 
 def clear_retained(

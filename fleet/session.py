@@ -12,7 +12,8 @@ from collections.abc import Iterable, Sequence
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.mqtt.events import IncomingMessage
+from agent.errors import InputError
+from agent.mqtt.events import BoundedQueue, IncomingMessage
 from agent.mqtt.messages import MAX_STATUS_BYTES
 from agent.mqtt.ports import EventConnection
 from agent.mqtt.topics import DeviceTopics, TopicFilter
@@ -22,37 +23,85 @@ from agent.update.commands import (
     rollback_command,
     sign_command,
 )
-from agent.update.protocol import COMMAND_DESIRED, COMMAND_ROLLBACK, command_topic
+from agent.update.protocol import (
+    COMMAND_DESIRED,
+    COMMAND_ROLLBACK,
+    BundleTopics,
+    command_topic,
+)
 from fleet.bundles import PreparedBundle
 from fleet.connection import collect
 from fleet.publish import Progress, publish_all
+from fleet.reader import DEFAULT_WINDOW as DEFAULT_READ_WINDOW
+from fleet.reader import KINDS, ExactReader, ReadReport, finish_report
+from fleet.registry import Registry
 from fleet.status import FleetView
+
+INBOX_SIZE = 500_000
 
 
 class FleetSession:
-    def __init__(self, client: EventConnection, prefix: str) -> None:
+    """``read``: ``exact`` (needs a registry), ``wildcard``, or ``auto`` (exact if registered)."""
+
+    def __init__(
+        self,
+        client: EventConnection,
+        prefix: str,
+        *,
+        registry: Registry | None = None,
+        read: str = "auto",
+        read_timeout_s: float | None = None,
+        window: int = DEFAULT_READ_WINDOW,
+    ) -> None:
         self.client = client
         self.prefix = prefix
+        self.registry = registry
         self.known = FleetView(prefix)
         self.live = FleetView(prefix)
-        self._subscriptions = [
-            client.subscribe(
-                TopicFilter(f"{prefix}/+/{kind}"), maxsize=100_000, max_payload=MAX_STATUS_BYTES
-            )
-            for kind in ("availability", "status")
-        ]
-        for subscription in self._subscriptions:
-            for message in collect(subscription):
+        self.inbox: BoundedQueue[IncomingMessage] = BoundedQueue(INBOX_SIZE)
+        mode = ("exact" if registry is not None else "wildcard") if read == "auto" else read
+        if mode == "exact" and registry is None:
+            raise InputError("--read exact needs a device registry (see `edge-fleet devices`)")
+        started = time.monotonic()
+        expected = len(registry) if registry is not None else None
+        report = ReadReport(mode, expected)
+        if mode == "exact" and registry is not None:
+            ids = registry.ids()
+            timeout = read_timeout_s if read_timeout_s is not None else 30.0 + 0.02 * len(ids)
+            reader = ExactReader(client, prefix, self.inbox, self.known, window=window)
+            report.read, report.unread = reader.read(ids, timeout)
+            self._subscriptions = reader.subscriptions
+        else:
+            self._subscriptions = [
+                client.subscribe(
+                    TopicFilter(f"{prefix}/+/{kind}"),
+                    max_payload=MAX_STATUS_BYTES,
+                    messages=self.inbox,
+                )
+                for kind in KINDS
+            ]
+            for message in collect(self._subscriptions[0]):
                 self.known.apply(message.topic, message.payload)
+            seen = {row.device_id for row in self.known.rows()}
+            if registry is not None:
+                report.read = {d for d in registry.ids() if d in seen}
+                report.unread = [d for d in registry.ids() if d not in seen]
+            else:
+                report.read = seen
+        report.seconds = time.monotonic() - started
+        self.report = finish_report(report, self.known, registry, self.dropped())
+
+    def dropped(self) -> int:
+        """Messages lost on our side: the inbox was full, or a payload over the status cap."""
+        return self.inbox.dropped + sum(s.dropped_oversize for s in self._subscriptions)
 
     def poll(self, timeout_s: float) -> set[str]:
         """Apply what arrived within ``timeout_s``; return the devices whose live status changed."""
         changed: set[str] = set()
         deadline = time.monotonic() + timeout_s
         while True:
-            for subscription in self._subscriptions:
-                for message in subscription.messages.drain():
-                    changed |= self._take(message)
+            for message in self.inbox.drain():
+                changed |= self._take(message)
             left = deadline - time.monotonic()
             if changed or left <= 0:
                 return changed
@@ -65,13 +114,20 @@ class FleetSession:
         device = self.live.apply(message.topic, message.payload)
         return set() if device is None else {device}
 
+    def online(self, device: str) -> bool:
+        row = self.known.row(device)
+        return row is not None and row.online is True
+
     def group(self, name: str) -> list[str]:
-        """Devices whose retained status lists group ``name``."""
-        return [
+        """Devices the registry puts in group ``name`` or whose retained status lists it."""
+        listed = {
             row.device_id
             for row in self.known.rows()
             if row.status is not None and name in row.status.groups
-        ]
+        }
+        if self.registry is not None:
+            listed = {d for d in listed if d in self.registry} | set(self.registry.group(name))
+        return sorted(listed)
 
     def publish_bundle(
         self, bundle: PreparedBundle, *, window: int, progress: Progress | None = None
@@ -91,6 +147,27 @@ class FleetSession:
             for device in devices
         ]
         publish_all(self.client, messages)
+
+    def clear_desired(self, devices: Iterable[str]) -> None:
+        """Withdraw the retained ``desired`` command of each device (an empty retained publish:
+        a device connected now hears it and cancels; one that connects later hears nothing)."""
+        topics = [command_topic(DeviceTopics(self.prefix, d), COMMAND_DESIRED) for d in devices]
+        publish_all(self.client, [(t, b"") for t in topics])
+
+    def clear_bundle(self, bid: str, blocks: int) -> None:
+        """Delete the bundle's retained header and blocks: nobody can fetch it any more."""
+        topics = BundleTopics(self.prefix)
+        messages = [(topics.header(bid), b"")]
+        messages += [(topics.block(bid, i), b"") for i in range(blocks)]
+        publish_all(self.client, messages)
+
+    def accept_since(self, devices: Iterable[str], since: float) -> None:
+        """Count retained statuses the devices published after ``since`` (their clock) as live:
+        a resumed rollout must see what happened while nobody was watching."""
+        for device in devices:
+            row = self.known.row(device)
+            if row is not None and row.status is not None and row.status.ts >= since:
+                self.live.apply(str(DeviceTopics(self.prefix, device).status), row.status.to_json())
 
     def send_rollback(self, devices: Iterable[str], signers: Sequence[Ed25519PrivateKey]) -> None:
         """A signed ``rollback`` command per device, not retained: it acts now or never."""

@@ -15,6 +15,7 @@ key wins. Secrets are never in the file, only the names of files that hold them.
     key_file = "fleet.pem"
     client_id = "edge-fleet-laptop"
     protocol = "5"          # or "3.1.1" for brokers that hang up on MQTT 5 (amqtt)
+    registry = "devices.json"   # the devices the fleet expects (`edge-fleet devices`)
 """
 
 from __future__ import annotations
@@ -42,8 +43,9 @@ KEYS = (
     "key_file",
     "client_id",
     "protocol",
+    "registry",
 )
-_PATH_KEYS = ("fleet_key", "password_file", "ca_file", "cert_file", "key_file")
+_PATH_KEYS = ("fleet_key", "password_file", "ca_file", "cert_file", "key_file", "registry")
 
 
 def default_config_path(home: Path) -> Path:
@@ -62,6 +64,7 @@ class FleetSettings:
     key_file: Path | None = None
     client_id: str = ""
     protocol: str = "5"
+    registry: Path | None = None
 
     def require_fleet_key(self) -> Path:
         if self.fleet_key is None:
@@ -110,6 +113,7 @@ def resolve(
         elif key in file_values:
             value = file_values[key]
             chosen[key] = _path(value, home, base) if key in _PATH_KEYS else value
+    chosen.setdefault("registry", home / ".config" / "edge-fleet" / "devices.json")
     settings = FleetSettings(**chosen)
     if not PREFIX_RE.match(settings.topic_prefix):
         raise ConfigError("topic_prefix", f"{settings.topic_prefix!r} is not a valid topic prefix")

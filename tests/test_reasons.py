@@ -71,6 +71,7 @@ def test_wire_values_are_unchanged() -> None:
             "bad_config",
             "backend",
             "outbox",
+            "withdrawn",
         ]
     )
 

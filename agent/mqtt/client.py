@@ -38,6 +38,7 @@ from agent.mqtt.events import (
     IncomingMessage,
     Published,
     Subscription,
+    SubscriptionIndex,
 )
 from agent.mqtt.messages import AVAILABILITY_OFFLINE, AVAILABILITY_ONLINE
 from agent.mqtt.policy import Backoff, Next, Protocol, after_connack
@@ -46,6 +47,8 @@ from agent.mqtt.topics import DeviceTopics, Topic, TopicFilter
 
 _log = logging.getLogger(__name__)
 
+# Filters per SUBSCRIBE packet when resubscribing: AWS IoT Core takes at most 8.
+_FILTERS_PER_SUBSCRIBE = 8
 _PAHO_PROTOCOL = {Protocol.MQTT5: paho.MQTTv5, Protocol.MQTT311: paho.MQTTv311}
 
 
@@ -92,6 +95,8 @@ class MqttClient:
         self._ssl_context = _ssl_context(settings) if settings.tls is not None else None
         self._lock = threading.Lock()
         self._subscriptions: list[Subscription] = []
+        self._index = SubscriptionIndex()
+        self._unacked: dict[tuple[int, int], list[Subscription]] = {}  # (generation, mid)
         self._paho: paho.Client | None = None
         self._session: _Session | None = None
         self._generation = 0
@@ -134,10 +139,20 @@ class MqttClient:
         ]
         with self._lock:
             self._subscriptions.extend(subscriptions)
+            for subscription in subscriptions:
+                self._index.add(subscription)
             client = self._paho if self._connected.is_set() else None
-        if client is not None and subscriptions:
-            client.subscribe([(str(f), qos) for f in topic_filters])
+            if client is not None and subscriptions and self._session is not None:
+                self._send_subscribe(client, self._session, subscriptions)
         return subscriptions
+
+    def _send_subscribe(
+        self, client: paho.Client, session: _Session, subscriptions: list[Subscription]
+    ) -> None:
+        """One SUBSCRIBE for ``subscriptions``; their SUBACK sets ``acked`` (lock held)."""
+        _rc, mid = client.subscribe([(str(s.topic_filter), s.qos) for s in subscriptions])
+        if mid is not None:
+            self._unacked[(session.generation, mid)] = subscriptions
 
     def unsubscribe(self, *subscriptions: Subscription) -> None:
         """Stop delivering to ``subscriptions``; UNSUBSCRIBE (one packet) the filters no other
@@ -146,6 +161,7 @@ class MqttClient:
             gone = [s for s in subscriptions if s in self._subscriptions]
             for subscription in gone:
                 self._subscriptions.remove(subscription)
+                self._index.remove(subscription)
             kept = {s.topic_filter for s in self._subscriptions}
             filters = sorted({str(s.topic_filter) for s in gone if s.topic_filter not in kept})
             client = self._paho if self._connected.is_set() else None
@@ -276,6 +292,7 @@ class MqttClient:
         client.on_connect = lambda c, _u, _f, rc, _p: self._on_connect(session, c, rc)
         client.on_disconnect = lambda _c, _u, _f, rc, _p: self._on_disconnect(session, rc)
         client.on_publish = lambda _c, _u, mid, rc, _p: self._on_publish(session, mid, rc)
+        client.on_subscribe = lambda _c, _u, mid, codes, _p: self._on_subscribe(session, mid, codes)
         client.on_message = lambda _c, _u, msg: self._on_message(msg)
         client.on_log = lambda _c, _u, level, text: self._on_log(session, level, text)
         return client
@@ -301,8 +318,10 @@ class MqttClient:
             return
         with self._lock:
             subscriptions = list(self._subscriptions)
-        for subscription in subscriptions:
-            client.subscribe(str(subscription.topic_filter), subscription.qos)
+            for start in range(0, len(subscriptions), _FILTERS_PER_SUBSCRIBE):
+                self._send_subscribe(
+                    client, session, subscriptions[start : start + _FILTERS_PER_SUBSCRIBE]
+                )
         if self._announce:
             client.publish(str(self.topics.availability), AVAILABILITY_ONLINE, qos=1, retain=True)
         self.last_error = ""
@@ -318,6 +337,9 @@ class MqttClient:
     def _on_disconnect(self, session: _Session, reason: ReasonCode) -> None:
         was_connected = session.decision is Next.CONNECTED
         self._connected.clear()
+        with self._lock:
+            for key in [k for k in self._unacked if k[0] == session.generation]:
+                del self._unacked[key]
         if session.decision is None:
             detail = session.last_socket_error or str(reason)
             if self.settings.tls is not None and self.settings.tls.cert_file is None:
@@ -335,15 +357,23 @@ class MqttClient:
             return
         self.events.offer(Published(message_token(session.generation, mid)))
 
+    def _on_subscribe(self, session: _Session, mid: int, codes: list[ReasonCode]) -> None:
+        with self._lock:
+            subscriptions = self._unacked.pop((session.generation, mid), [])
+        for subscription, code in zip(subscriptions, codes, strict=False):
+            if code.is_failure:
+                _log.warning("broker refused subscription %s: %s", subscription.topic_filter, code)
+            else:
+                subscription.acked.set()
+
     def _on_message(self, message: paho.MQTTMessage) -> None:
         incoming = IncomingMessage(
             message.topic, bytes(message.payload), message.qos, bool(message.retain)
         )
         with self._lock:
-            subscriptions = list(self._subscriptions)
+            subscriptions = self._index.matching(incoming.topic)
         for subscription in subscriptions:
-            if subscription.topic_filter.matches(incoming.topic):
-                subscription.deliver(incoming)
+            subscription.deliver(incoming)
 
     def _on_log(self, session: _Session, level: int, text: str) -> None:
         if level == paho.MQTT_LOG_ERR:

@@ -196,6 +196,7 @@ class Subscription:
         self.qos = qos
         self.max_payload = max_payload
         self.messages = messages if messages is not None else BoundedQueue(maxsize)
+        self.acked = threading.Event()  # a SUBACK granted this filter (on some connection)
         self._lock = threading.Lock()
         self._oversize = 0
 
@@ -220,3 +221,33 @@ class Subscription:
     @property
     def dropped_overflow(self) -> int:
         return self.messages.dropped
+
+
+class SubscriptionIndex:
+    """Which subscriptions a topic is delivered to: exact filters by a dict lookup (a fleet
+    manager holds thousands of them), wildcard filters by matching. Not thread-safe."""
+
+    def __init__(self) -> None:
+        self._exact: dict[str, list[Subscription]] = {}
+        self._wildcard: list[Subscription] = []
+
+    def add(self, subscription: Subscription) -> None:
+        name = str(subscription.topic_filter)
+        if "+" in name or "#" in name:
+            self._wildcard.append(subscription)
+        else:
+            self._exact.setdefault(name, []).append(subscription)
+
+    def remove(self, subscription: Subscription) -> None:
+        name = str(subscription.topic_filter)
+        if "+" in name or "#" in name:
+            self._wildcard.remove(subscription)
+            return
+        exact = self._exact[name]
+        exact.remove(subscription)
+        if not exact:
+            del self._exact[name]
+
+    def matching(self, topic: str) -> list[Subscription]:
+        found = list(self._exact.get(topic, ()))
+        return found + [s for s in self._wildcard if s.topic_filter.matches(topic)]

@@ -17,6 +17,7 @@ from agent.model.swap import Swap
 from agent.mqtt.events import BoundedQueue, IncomingMessage
 from agent.mqtt.messages import UpdateStatus
 from agent.mqtt.ports import Subscriber
+from agent.reasons import Reason
 from agent.update.board import StatusBoard
 from agent.update.commands import BundleOffer
 from agent.update.fetch import Fetch, FetchSettings, Held, offer_status
@@ -195,6 +196,12 @@ class Jobs:
         job, self._job = self._job, None
         if job is not None:
             job.cancel(self.clock(), keep_partial=keep_partial)
+
+    def withdraw(self) -> None:
+        """The fleet cleared the desired command: drop the retry, end the fetch (withdrawn)."""
+        self._retry = None
+        if self._job is not None:
+            self.reject(Reason.WITHDRAWN, "withdrawn by the fleet", keep_partial=False)
 
     def reject(self, code: str, detail: str, *, keep_partial: bool) -> None:
         """End the job with ``code`` (recorded), or show it when there is no job."""

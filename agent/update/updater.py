@@ -188,8 +188,9 @@ class Updater:
     # -- commands -------------------------------------------------------------------------------
 
     def _on_desired(self, payload: bytes) -> None:
-        if not payload:
-            return  # the fleet cleared the retained command
+        if not payload:  # the fleet withdrew it (an aborted rollout): stop fetching it
+            self.jobs.withdraw()
+            return
         verified = self.commands.verify(payload, COMMAND_DESIRED)
         if verified is None:
             return

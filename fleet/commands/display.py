@@ -42,7 +42,7 @@ class Counter:
 
     def __init__(self, label: str, stream: TextIO | None = None) -> None:
         self._label = label
-        self._stream = stream or sys.stdout
+        self._stream = stream or sys.stderr
         self._tty = self._stream.isatty()
 
     def __call__(self, done: int, total: int) -> None:

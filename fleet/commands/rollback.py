@@ -9,6 +9,7 @@ from agent.errors import InputError
 from fleet.commands.common import add_connection_arguments, settings_from
 from fleet.commands.push import fleet_signers
 from fleet.connection import connect
+from fleet.registry import Registry
 from fleet.session import FleetSession
 from fleet.status import DeviceRow
 
@@ -37,7 +38,12 @@ def run(args: argparse.Namespace) -> int:
     signers = fleet_signers(settings, args.co_sign)
     devices = sorted(set(args.device))
     with connect(settings) as client:
-        session = FleetSession(client, settings.topic_prefix)
+        session = FleetSession(
+            client,
+            settings.topic_prefix,
+            registry=Registry().with_devices(dict.fromkeys(devices, ())),
+            read="exact",
+        )
         offline = [d for d in devices if (r := session.known.row(d)) is None or not r.online]
         if offline:
             raise InputError(

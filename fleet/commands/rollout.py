@@ -1,164 +1,285 @@
-"""``edge-fleet rollout BUNDLE --group G --canary N --batch M --max-failures F``.
+"""``edge-fleet rollout start|status|pause|resume|cancel``: staged rollouts as stored objects.
 
-The bundle is published once; each stage gets its desired commands only when the stage before
-it completed. The decisions are :func:`fleet.rollout.decide`; this module carries them out.
+``start BUNDLE --group G`` publishes the bundle once and sends each stage its desired commands
+only when the stage before it completed (:func:`fleet.rollout.decide`, carried out by
+:class:`fleet.runner.Rollout`). Its state is saved after every event under ``--state-dir``;
+``pause NAME`` and ``cancel NAME`` ask the running rollout to stop (or act themselves when no
+process runs it), ``resume NAME`` carries a paused or interrupted rollout on. The old form
+``edge-fleet rollout BUNDLE --group G ...`` means ``start``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-from fleet.bundles import PreparedBundle
-from fleet.commands.common import add_connection_arguments, settings_from
+from agent.errors import InputError
+from agent.mqtt.ports import EventConnection
+from fleet.commands.common import (
+    add_connection_arguments,
+    add_view_arguments,
+    open_session,
+    require_complete,
+    settings_from,
+)
 from fleet.commands.push import fleet_signers, load_bundle, upload
 from fleet.connection import connect
-from fleet.progress import install_outcome
 from fleet.publish import DEFAULT_WINDOW
-from fleet.rollout import (
-    Action,
-    Decision,
-    DeviceOutcome,
-    Outcome,
-    RolloutPlan,
-    decide,
-    plan_rollout,
-)
+from fleet.registry import Registry
+from fleet.rollout import Action, Decision, plan_rollout
+from fleet.rollout_state import FINAL, RolloutOptions, RolloutState, status_lines, to_obj
+from fleet.rollout_store import RolloutStore, default_state_dir, process_alive
+from fleet.runner import Rollout, log_line
 from fleet.session import FleetSession
+
+VERBS = ("start", "status", "pause", "resume", "cancel")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+    start = sub.add_parser("start", help="plan and run a staged rollout")
+    add_start_arguments(start)
+    status = sub.add_parser("status", help="one rollout's state, or every stored rollout")
+    status.add_argument("name", nargs="?")
+    status.add_argument("--json", action="store_true")
+    _state_dir(status)
+    for verb, text in (
+        ("pause", "stop sending stages (the current stage's devices carry on)"),
+        ("resume", "carry a paused or interrupted rollout on"),
+        ("cancel", "withdraw the rollout: clear its commands and bundle, roll back installs"),
+    ):
+        child = sub.add_parser(verb, help=text)
+        child.add_argument("name")
+        child.add_argument("--json", action="store_true")
+        _state_dir(child)
+        if verb != "pause":
+            add_connection_arguments(child)
+
+
+def _state_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--state-dir", type=Path, help="where rollouts are stored (~/.local/state/edge-fleet)"
+    )
+
+
+def add_start_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bundle", type=Path, help=".edgepkg from `edge-convert bundle`")
-    parser.add_argument("--group", required=True, help="devices whose status lists this group")
-    parser.add_argument("--canary", type=int, default=1, help="devices in the first stage")
-    parser.add_argument("--batch", type=int, default=10, help="devices per later stage")
+    parser.add_argument("--group", required=True, help="devices registered in or publishing G")
+    parser.add_argument("--name", help="rollout name (default NAME-COUNTER-GROUP of the bundle)")
+    parser.add_argument("--canary", default="1", help="devices in the first stage (N or P%%)")
+    parser.add_argument("--batch", default="10", help="devices in the first batch (N or P%%)")
     parser.add_argument(
-        "--max-failures", type=int, default=0, help="abort when more devices than this fail"
+        "--growth", type=float, default=1.0, help="each batch GROWTH x the one before (1)"
+    )
+    parser.add_argument("--soak", type=float, default=0.0, help="seconds between stages (0)")
+    parser.add_argument(
+        "--max-failures", type=int, default=None, help="abort when more devices than this fail"
     )
     parser.add_argument(
-        "--stage-timeout", type=float, default=600.0, help="seconds a stage may take (600)"
+        "--max-failure-pct", type=float, default=None, help="abort above this failure share"
     )
+    parser.add_argument(
+        "--min-executed",
+        type=int,
+        default=10,
+        help="devices that must finish before --max-failure-pct applies (10)",
+    )
+    parser.add_argument(
+        "--stage-timeout", type=float, default=600.0, help="seconds an online device may take"
+    )
+    parser.add_argument(
+        "--offline",
+        choices=("skip", "wait"),
+        default="skip",
+        help="devices offline when their stage starts: skip (send nothing) or wait for them",
+    )
+    parser.add_argument(
+        "--wait-offline", type=float, default=300.0, help="seconds --offline wait waits (300)"
+    )
+    parser.add_argument("--json", action="store_true", help="the result as one JSON document")
     parser.add_argument("--window", type=int, default=DEFAULT_WINDOW, help=argparse.SUPPRESS)
+    _state_dir(parser)
+    add_view_arguments(parser)
     add_connection_arguments(parser)
 
 
-def print_line(line: str) -> None:
-    print(line, flush=True)
+def store_of(args: argparse.Namespace) -> RolloutStore:
+    return RolloutStore(args.state_dir or default_state_dir(os.environ, Path.home()))
 
 
-class Rollout:
-    """Carries a plan out over one session; ``log`` receives one line per event."""
-
-    def __init__(
-        self,
-        session: FleetSession,
-        bundle: PreparedBundle,
-        plan: RolloutPlan,
-        signers: list[Ed25519PrivateKey],
-        *,
-        stage_timeout_s: float,
-        log: Callable[[str], None] = print_line,
-    ) -> None:
-        self.log = log
-        self.session = session
-        self.bundle = bundle
-        self.plan = plan
-        self.signers = signers
-        self.stage_timeout_s = stage_timeout_s
-        self.outcomes: dict[str, DeviceOutcome] = {}
-        self.rolled_back: set[str] = set()
-        self.stage_times: list[float] = []
-
-    def run(self) -> Decision:
-        start = time.monotonic()
-        for index, stage in enumerate(self.plan.stages):
-            self.log(f"{stage.name}: {len(stage.devices)} device(s): {_names(stage.devices)}")
-            self.session.send_desired(stage.devices, self.bundle.offer, self.signers)
-            decision = self._watch(index)
-            self.stage_times.append(time.monotonic() - start)
-            if decision.action is Action.ABORT:
-                self._abort(index, decision)
-                return decision
-            self.log(f"{stage.name}: complete")
-        return Decision(Action.DONE)
-
-    def _watch(self, index: int) -> Decision:
-        started = time.monotonic()
-        while True:
-            self._observe(index)
-            decision = decide(
-                self.plan,
-                index,
-                self.outcomes,
-                stage_elapsed_s=time.monotonic() - started,
-                stage_timeout_s=self.stage_timeout_s,
-            )
-            if decision.action is not Action.WAIT:
-                return decision
-            self.session.poll(1.0)
-
-    def _observe(self, index: int) -> None:
-        for stage in self.plan.stages[: index + 1]:
-            for device in stage.devices:
-                outcome = install_outcome(self.session.live.row(device), self.bundle.bid)
-                if outcome != self.outcomes.get(device):
-                    self.outcomes[device] = outcome
-                    if outcome.outcome is not Outcome.PENDING:
-                        self.log(f"  {device}: {outcome.reason or outcome.outcome.value}")
-
-    def _abort(self, index: int, decision: Decision) -> None:
-        """Roll back what installed; devices of this stage still installing are rolled back
-        when they finish. Returns once every one of them settled (or the stage timeout)."""
-        self.log(f"ABORT: {decision.reason}")
-        if decision.roll_back:
-            self.log(
-                f"rolling back {len(decision.roll_back)} device(s): {_names(decision.roll_back)}"
-            )
-            self.session.send_rollback(decision.roll_back, self.signers)
-            self.rolled_back.update(decision.roll_back)
-        current = self.plan.stages[index].devices
-        deadline = time.monotonic() + self.stage_timeout_s
-        while time.monotonic() < deadline:
-            self._observe(index)
-            late = [d for d in current if self.is_installed(d) and d not in self.rolled_back]
-            if late:
-                self.log(f"rolling back late installs: {_names(late)}")
-                self.session.send_rollback(late, self.signers)
-                self.rolled_back.update(late)
-            pending = any(self.outcomes[d].outcome is Outcome.PENDING for d in current)
-            if not pending and not any(self.is_installed(d) for d in self.rolled_back):
-                self.log(f"rolled back: {len(self.rolled_back)} device(s)")
-                return
-            self.session.poll(1.0)
-        self.log("stage timeout while rolling back; check `edge-fleet status`")
-
-    def is_installed(self, device: str) -> bool:
-        return self.outcomes[device].outcome is Outcome.INSTALLED
-
-
-def _names(devices: tuple[str, ...] | list[str]) -> str:
-    return ", ".join(devices[:8]) + (f" and {len(devices) - 8} more" if len(devices) > 8 else "")
+def options_of(args: argparse.Namespace) -> RolloutOptions:
+    count = args.max_failures
+    if count is None and args.max_failure_pct is None:
+        count = 0
+    return RolloutOptions(
+        stage_timeout_s=args.stage_timeout,
+        offline=args.offline,
+        wait_offline_s=args.wait_offline,
+        soak_s=args.soak,
+        max_failures=count,
+        max_failure_pct=args.max_failure_pct,
+        min_executed=args.min_executed,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
+    verb = args.verb
+    if verb == "start":
+        return start(args)
+    if verb == "status":
+        return status(args)
+    if verb == "pause":
+        return pause(args)
+    if verb == "resume":
+        return resume(args)
+    return cancel(args)
+
+
+def start(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     signers = fleet_signers(settings, args.co_sign)
     bundle = load_bundle(args.bundle)
+    store = store_of(args)
+    name = args.name or f"{bundle.manifest.name}-{bundle.manifest.counter}-{args.group}"
+    if store.exists(name) and (old := store.load(name)).phase not in FINAL:
+        raise InputError(
+            f"rollout {name!r} is {old.phase}: resume or cancel it, or pick another --name"
+        )
+    options = options_of(args)
     with connect(settings) as client:
-        session = FleetSession(client, settings.topic_prefix)
+        session = open_session(client, settings, args)
+        require_complete(session, args)
         plan = plan_rollout(
             session.group(args.group),
             canary=args.canary,
             batch=args.batch,
-            max_failures=args.max_failures,
+            growth=args.growth,
+            abort=options.abort,
         )
+        state = RolloutState(
+            name, str(args.bundle.resolve()), bundle.bid, args.group,
+            [(s.name, list(s.devices)) for s in plan.stages], options,
+            blocks=bundle.offer.blocks, pid=os.getpid(), stage_started=time.time(),
+        )  # fmt: skip
+        store.request(name, None)
+        store.save(state)
+        log_line(f"rollout {name}: {len(plan.devices)} device(s) in {len(plan.stages)} stage(s)")
         upload(session, bundle, args.window)
-        decision = Rollout(session, bundle, plan, signers, stage_timeout_s=args.stage_timeout).run()
-    if decision.action is Action.ABORT:
-        return 1
-    print_line(f"rollout complete: {len(plan.devices)} device(s)")
+        runner = Rollout(
+            session, bundle, plan, signers, state=state, save=store.save,
+            requested=lambda: store.requested(name),
+        )  # fmt: skip
+        decision = runner.run()
+    return report(runner.state, decision, args.json)
+
+
+def report(state: RolloutState, decision: Decision, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps(to_obj(state), indent=2, sort_keys=True))
+    else:
+        print("\n".join(status_lines(state)))
+    return 1 if decision.action is Action.ABORT else 0
+
+
+def status(args: argparse.Namespace) -> int:
+    store = store_of(args)
+    if args.name is None:
+        states = [store.load(n) for n in store.names()]
+        if args.json:
+            print(json.dumps([to_obj(s) for s in states], indent=2, sort_keys=True))
+        for state in [] if args.json else states:
+            counts = ", ".join(f"{k} {n}" for k, n in state.counts().items())
+            where = f"stage {state.stage + 1}/{len(state.stages)}"
+            print(f"{state.name}  {state.phase}  {where}  {counts}")
+        return 0
+    state = store.load(args.name)
+    if args.json:
+        print(json.dumps(to_obj(state), indent=2, sort_keys=True))
+    else:
+        print("\n".join(status_lines(state)))
     return 0
+
+
+def _running(state: RolloutState) -> bool:
+    return state.phase == "running" and process_alive(state.pid) and state.pid != os.getpid()
+
+
+def _wait_for(
+    store: RolloutStore, name: str, phases: tuple[str, ...], timeout_s: float
+) -> RolloutState:
+    deadline = time.monotonic() + timeout_s
+    state = store.load(name)
+    while state.phase not in phases and time.monotonic() < deadline and process_alive(state.pid):
+        time.sleep(0.5)
+        state = store.load(name)
+    return state
+
+
+def pause(args: argparse.Namespace) -> int:
+    store = store_of(args)
+    state = store.load(args.name)
+    if state.phase != "running":
+        raise InputError(f"rollout {args.name!r} is {state.phase}, not running")
+    if not _running(state):
+        state.phase, state.reason = "paused", "paused while no process ran it"
+        store.save(state)
+    else:
+        store.request(args.name, "pause")
+        state = _wait_for(store, args.name, ("paused", *FINAL), 60.0)
+    print("\n".join(status_lines(state)))
+    return 0 if state.phase == "paused" else 1
+
+
+def resume(args: argparse.Namespace) -> int:
+    store = store_of(args)
+    state = store.load(args.name)
+    if state.phase in FINAL:
+        raise InputError(f"rollout {args.name!r} is {state.phase}; nothing to resume")
+    if _running(state):
+        raise InputError(f"rollout {args.name!r} is running in process {state.pid}")
+    settings = settings_from(args)
+    signers = fleet_signers(settings, args.co_sign)
+    bundle = load_bundle(Path(state.bundle_path))
+    if bundle.bid != state.bundle_id:
+        raise InputError(f"{state.bundle_path} is no longer bundle {state.bundle_id}")
+    store.request(args.name, None)
+    state.phase, state.reason, state.pid = "running", "", os.getpid()
+    store.save(state)
+    with connect(settings) as client:
+        session = _session_for(client, settings.topic_prefix, state)
+        upload(session, bundle, DEFAULT_WINDOW)  # idempotent; a broker may have lost it
+        runner = Rollout(
+            session, bundle, state.plan, signers, state=state, save=store.save,
+            requested=lambda: store.requested(args.name),
+        )  # fmt: skip
+        decision = runner.run()
+    return report(runner.state, decision, args.json)
+
+
+def cancel(args: argparse.Namespace) -> int:
+    store = store_of(args)
+    state = store.load(args.name)
+    if state.phase in FINAL:
+        raise InputError(f"rollout {args.name!r} is already {state.phase}")
+    if _running(state):
+        store.request(args.name, "cancel")
+        state = _wait_for(store, args.name, FINAL, state.options.stage_timeout_s + 60)
+        print("\n".join(status_lines(state)))
+        return 0 if state.phase == "cancelled" else 1
+    settings = settings_from(args)
+    signers = fleet_signers(settings, args.co_sign)
+    with connect(settings) as client:
+        session = _session_for(client, settings.topic_prefix, state)
+        runner = Rollout(session, None, state.plan, signers, state=state, save=store.save)
+        decision = runner.cancel()
+    report(runner.state, decision, args.json)
+    return 0
+
+
+def _session_for(client: EventConnection, prefix: str, state: RolloutState) -> FleetSession:
+    devices = [d for _n, stage in state.stages for d in stage]
+    registry = Registry().with_devices(dict.fromkeys(devices, ()))
+    return FleetSession(client, prefix, registry=registry, read="exact")

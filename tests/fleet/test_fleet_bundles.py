@@ -72,3 +72,24 @@ def test_gc_reads_block_counts_and_desired_bundle_ids_from_retained_messages() -
     assert desired_bundle(desired) == bundle.bid
     assert desired_bundle(rollback) is None
     assert desired_bundle(b'{"not": "an envelope"}') is None
+
+
+def test_a_header_over_the_message_limit_is_refused_saying_how_many_recipients_fit() -> None:
+    """A per-device bundle: 40 recipients of ~90 bytes each against a 2 KiB limit."""
+    recipients = [
+        RecipientKey(f"device:cam-{i:04d}", X25519PrivateKey.generate().public_key())
+        for i in range(40)
+    ]
+    data = build_bundle(
+        Release("digits", 7, 1_800_000_000), {"model.tflite": MODEL},
+        [Ed25519PrivateKey.generate()], recipients,
+    )  # fmt: skip
+    header = prepare_bundle(data).header
+    with pytest.raises(ValueError, match="bundle header is") as caught:
+        prepare_bundle(data, max_message=2048)
+    text = str(caught.value)
+    assert text.startswith(f"bundle header is {len(header)} bytes, more than 2048")
+    assert "40 recipients at ~" in text
+    fit = int(text.split("at most ")[1].split(" fit", maxsplit=1)[0])
+    assert 0 < fit < 40
+    assert prepare_bundle(data, max_message=len(header)).header == header

@@ -57,13 +57,26 @@ def fleet_key(tmp_path: Path) -> Path:
     return tmp_path / "keys" / "fleet.key"
 
 
-def test_status_prints_a_table_and_json_from_retained_topics(
-    broker: MosquittoBroker, capsys: pytest.CaptureFixture[str]
+@pytest.fixture
+def registry(tmp_path: Path) -> list[str]:
+    """``--registry`` of a file that does not exist yet (no registry: wildcard discovery)."""
+    return ["--registry", str(tmp_path / "devices.json")]
+
+
+def test_status_prints_counts_a_table_on_request_and_json_from_retained_topics(
+    broker: MosquittoBroker, capsys: pytest.CaptureFixture[str], registry: list[str]
 ) -> None:
     _status(broker, "pi-1")
     _status(broker, "pi-2", groups=("lab",))
-    assert main(["status", "--url", broker.url]) == 0
-    lines = capsys.readouterr().out.splitlines()
+    assert main(["status", "--url", broker.url, *registry]) == 0
+    captured = capsys.readouterr()
+    view, devices = captured.out.splitlines()[:2]
+    assert view.startswith("view      2 device(s) announced (wildcard, ")
+    assert view.endswith(" s); no registry, so completeness is unknown")
+    assert devices == "devices   2 (online 2)"
+    assert "no device registry at" in captured.err
+    assert main(["status", "--url", broker.url, "--devices", *registry]) == 0
+    lines = capsys.readouterr().out.splitlines()[5:]
     assert lines[0].split() == [
         *["DEVICE", "ONLINE", "STATE", "MODEL", "VERSION", "UPDATE", "LAST", "SEEN"]
     ]
@@ -71,24 +84,24 @@ def test_status_prints_a_table_and_json_from_retained_topics(
         ["pi-1", "yes", "running", "digits", "1", "-"],
         ["pi-2", "yes", "running", "digits", "1", "-"],
     ]
-    assert main(["status", "--url", broker.url, "--device", "pi-2", "--json"]) == 0
-    (row,) = json.loads(capsys.readouterr().out)
+    assert main(["status", "--url", broker.url, "--device", "pi-2", "--json", *registry]) == 0
+    (row,) = json.loads(capsys.readouterr().out)["devices"]
     assert (row["device"], row["online"], row["status"]["groups"]) == ("pi-2", True, ["lab"])
 
 
-def test_status_of_an_unknown_device_exits_1(broker: MosquittoBroker) -> None:
-    assert main(["status", "--url", broker.url, "--device", "nope"]) == 1
+def test_status_of_an_unknown_device_exits_1(broker: MosquittoBroker, registry: list[str]) -> None:
+    assert main(["status", "--url", broker.url, "--device", "nope", *registry]) == 1
 
 
 def test_push_to_a_group_publishes_the_bundle_and_one_signed_desired_command_per_member(
-    broker: MosquittoBroker, tmp_path: Path, fleet_key: Path
+    broker: MosquittoBroker, tmp_path: Path, fleet_key: Path, registry: list[str]
 ) -> None:
     _status(broker, "pi-1", groups=("lab",))
     _status(broker, "pi-2", groups=("lab", "north"))
     _status(broker, "pi-3", groups=("north",))
     path = _bundle(tmp_path / "digits-2.edgepkg")
     bundle = prepare_bundle(path.read_bytes())
-    args = ["--url", broker.url, "--fleet-key", str(fleet_key)]
+    args = ["--url", broker.url, "--fleet-key", str(fleet_key), *registry]
     assert main(["push", str(path), "--group", "lab", *args]) == 0
 
     retained = Subscriber(broker, "edge/#")
@@ -106,23 +119,49 @@ def test_push_to_a_group_publishes_the_bundle_and_one_signed_desired_command_per
 
 
 def test_push_to_an_empty_group_names_it(
-    broker: MosquittoBroker, tmp_path: Path, fleet_key: Path, capsys: pytest.CaptureFixture[str]
+    broker: MosquittoBroker,
+    tmp_path: Path,
+    fleet_key: Path,
+    capsys: pytest.CaptureFixture[str],
+    registry: list[str],
 ) -> None:
     path = _bundle(tmp_path / "b.edgepkg")
-    code = main(
-        ["push", str(path), "--group", "ghost", "--url", broker.url, "--fleet-key", str(fleet_key)]
+    args = ["--url", broker.url, "--fleet-key", str(fleet_key), *registry]
+    assert main(["push", str(path), "--group", "ghost", *args]) == 2
+    assert "no device is registered in or publishes group 'ghost'" in capsys.readouterr().err
+
+
+def test_push_refuses_an_incomplete_view_with_the_numbers(
+    broker: MosquittoBroker, tmp_path: Path, fleet_key: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """pi-2 is registered but the broker never delivers its status in time (read timeout 0
+    is not reachable from the CLI, so a registry naming it on a broker that lacks it would
+    read as never announced): an unreadable status file stands in as a wildcard read."""
+    _status(broker, "pi-1", groups=("lab",))
+    registry = tmp_path / "devices.json"
+    assert (
+        main(["devices", "add", "pi-1", "pi-2", "--group", "lab", "--registry", str(registry)]) == 0
     )
-    assert code == 2
-    assert "no device's status lists group 'ghost'" in capsys.readouterr().err
+    path = _bundle(tmp_path / "b.edgepkg")
+    args = ["--url", broker.url, "--fleet-key", str(fleet_key), "--registry", str(registry)]
+    assert main(["push", str(path), "--group", "lab", "--read", "wildcard", *args]) == 1
+    assert (
+        "the fleet view is incomplete: 1 of 2 registered not read (pi-2) (--allow-incomplete)"
+        in capsys.readouterr().err
+    )
 
 
 def test_gc_deletes_a_bundle_whose_devices_all_installed_it(
-    broker: MosquittoBroker, tmp_path: Path, fleet_key: Path, capsys: pytest.CaptureFixture[str]
+    broker: MosquittoBroker,
+    tmp_path: Path,
+    fleet_key: Path,
+    capsys: pytest.CaptureFixture[str],
+    registry: list[str],
 ) -> None:
     path = _bundle(tmp_path / "b.edgepkg")
     bundle = prepare_bundle(path.read_bytes())
     _status(broker, "pi-1")
-    args = ["--url", broker.url, "--fleet-key", str(fleet_key)]
+    args = ["--url", broker.url, "--fleet-key", str(fleet_key), *registry]
     assert main(["push", str(path), "--device", "pi-1", *args]) == 0
     assert main(["gc", *args]) == 0
     assert "1 bundle(s) kept, 0 deleted" in capsys.readouterr().out

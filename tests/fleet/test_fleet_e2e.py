@@ -115,6 +115,7 @@ def test_push_to_two_agents_installs_on_both_with_no_gap_in_result_sequence(
 
 
 def test_rollout_whose_canary_device_fails_aborts_before_the_batch_hears_of_it(
+    tmp_path: Path,
     fleet: Callable[[str], tuple[AgentWorld, AgentProcess]],
     broker: MosquittoBroker,
     fleet_key: Path,
@@ -129,14 +130,17 @@ def test_rollout_whose_canary_device_fails_aborts_before_the_batch_hears_of_it(
         [
             *["rollout", str(bundle), "--group", "lab", "--canary", "1", "--batch", "1"],
             *["--max-failures", "5", "--stage-timeout", str(WAIT_S)],
+            *["--state-dir", str(tmp_path / "rollouts")],
             *_fleet_args(broker, fleet_key),
         ]
     )
 
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
     assert code == 1
-    assert "ABORT: canary failed: cam-a (rejected:canary_" in out
-    assert "batch 1" not in out
+    assert "ABORT: canary failed: cam-a (rejected:canary_" in captured.err
+    assert captured.out.startswith("rollout   digits-2-lab: aborted (canary failed: cam-a")
+    assert "devices   failed 1, not_sent 1\n" in captured.out
+    assert "batch 1" not in captured.err
     assert not [m for m in watcher.messages if m.topic == "edge/cam-b/commands/desired"]
     watcher.wait_for(_running("1", "cam-a"), timeout=WAIT_S)
     status = _status(watcher.messages, "cam-a")

@@ -6,12 +6,15 @@ import pytest
 
 from agent.errors import InputError
 from fleet.rollout import (
+    AbortConfig,
     Action,
     Decision,
     DeviceOutcome,
     Outcome,
     Stage,
+    batch_sizes,
     decide,
+    parse_count,
     plan_rollout,
 )
 
@@ -126,3 +129,75 @@ def test_last_stage_complete_is_done() -> None:
     outcomes = dict.fromkeys(DEVICES, OK)
     decision = _decide(outcomes, 2)
     assert decision.action is Action.DONE
+
+
+SKIP = DeviceOutcome(Outcome.SKIPPED, "offline")
+
+
+def test_batches_by_percentage_of_the_group() -> None:
+    devices = [f"d{i:03d}" for i in range(100)]
+    plan = plan_rollout(devices, canary="2%", batch="25%", max_failures=0)
+    assert [len(s.devices) for s in plan.stages] == [2, 25, 25, 25, 23]
+
+
+def test_exponential_growth_doubles_each_batch_until_the_group_is_used_up() -> None:
+    assert batch_sizes(100, 5, 2.0) == [5, 10, 20, 40, 25]
+    assert batch_sizes(7, 3, 1.0) == [3, 3, 1]
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "0%", "150%", "ten", "5.5"])
+def test_counts_that_are_neither_positive_counts_nor_percentages_are_refused(text: str) -> None:
+    with pytest.raises(InputError, match="--batch"):
+        parse_count(text, 100, "--batch")
+
+
+def test_an_offline_device_is_not_a_failure_and_does_not_hold_the_stage_after_its_wait() -> None:
+    plan = plan_rollout(DEVICES, canary=2, batch=3, max_failures=0)
+    outcomes = {"d00": OK, "d01": OK, "d02": OK, "d03": OK}
+    waiting = decide(
+        plan, 1, outcomes, stage_elapsed_s=5.0, stage_timeout_s=60.0,
+        offline={"d04"}, wait_offline_s=30.0,
+    )  # fmt: skip
+    assert waiting.action is Action.WAIT
+    done = decide(
+        plan, 1, outcomes, stage_elapsed_s=30.0, stage_timeout_s=60.0,
+        offline={"d04"}, wait_offline_s=30.0,
+    )  # fmt: skip
+    assert (done.action, done.offline, done.timed_out) == (Action.NEXT_STAGE, ("d04",), ())
+
+
+def test_the_stage_timeout_counts_only_devices_that_are_online() -> None:
+    plan = plan_rollout(DEVICES, canary=2, batch=3, max_failures=5)
+    outcomes = {"d00": OK, "d01": OK, "d02": OK}
+    decision = decide(
+        plan, 1, outcomes, stage_elapsed_s=60.0, stage_timeout_s=60.0, offline={"d04"}
+    )
+    assert (decision.action, decision.timed_out, decision.offline) == (
+        Action.NEXT_STAGE,
+        ("d03",),
+        ("d04",),
+    )
+
+
+def test_skipped_devices_neither_wait_nor_fail() -> None:
+    plan = plan_rollout(DEVICES, canary=2, batch=3, max_failures=0)
+    outcomes = {"d00": OK, "d01": OK, "d02": OK, "d03": SKIP, "d04": SKIP}
+    assert decide(plan, 1, outcomes, stage_elapsed_s=1.0, stage_timeout_s=60.0).action is (
+        Action.NEXT_STAGE
+    )
+
+
+def test_a_failure_percentage_applies_only_after_the_minimum_of_finished_devices() -> None:
+    devices = [f"d{i:02d}" for i in range(30)]
+    abort = AbortConfig(max_failures=None, max_failure_pct=10.0, min_executed=10)
+    plan = plan_rollout(devices, canary=1, batch=29, abort=abort)
+    few = {"d00": OK, "d01": failed("rejected:no_space"), "d02": OK}
+    assert decide(plan, 1, few, stage_elapsed_s=1.0, stage_timeout_s=60.0).action is Action.WAIT
+    many = dict.fromkeys(devices[:18], OK) | {d: failed("x") for d in ("d20", "d21", "d22")}
+    decision = decide(plan, 1, many, stage_elapsed_s=1.0, stage_timeout_s=60.0)
+    assert decision.action is Action.ABORT
+    assert decision.reason.startswith(
+        "3 failure(s), 14.3 % of 21 finished, more than --max-failure-pct 10: d20 (x), d21 (x)"
+    )
+    two = dict.fromkeys(devices[:18], OK) | {"d20": failed("x"), "d21": failed("x")}
+    assert decide(plan, 1, two, stage_elapsed_s=1.0, stage_timeout_s=60.0).action is Action.WAIT

@@ -4,6 +4,7 @@ broker when, so "mid-transfer" is a fact, not a race."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -210,6 +211,38 @@ def test_a_bundle_encrypted_once_to_a_group_key_installs_on_a_member(
     publisher.desired(world, bundle)
     done = wait_update(status, lambda u: u.state in ("installed", "rejected"), agent)
     assert done.label == "installed", done.detail
+    assert agent.terminate() == 0
+    publisher.close()
+    status.close()
+
+
+def test_a_withdrawn_desired_command_stops_the_transfer_and_the_rest_is_never_fetched(
+    tmp_path: Path,
+    sample_models: ModelFactory,
+    broker: MosquittoBroker,
+    agents: Callable[[Path], AgentProcess],
+) -> None:
+    """What an aborted rollout does: it clears the retained desired command (an empty retained
+    publish) while the device holds half the blocks."""
+    world = _world(tmp_path, sample_models, broker)
+    bundle = world.bundle(counter=2)
+    blocks = bundle.offer.blocks
+    half = blocks // 2
+    status = Subscriber(broker, f"{BASE}/status")
+    publisher = Publisher(broker)
+    agent = agents(world.config())
+    publisher.parts(bundle, range(half))
+    publisher.desired(world, bundle)
+    wait_update(status, lambda u: u.blocks_held == half, agent)
+
+    publisher.publish(f"{BASE}/commands/desired", b"")
+    withdrawn = wait_update(status, lambda u: u.state == "rejected", agent)
+    assert (withdrawn.label, withdrawn.bundle) == ("rejected:withdrawn", bundle.bid)
+    assert world.bitmap(bundle) is None  # the partial is gone
+    log_mark = len(broker.log())
+    publisher.parts(bundle, range(half, blocks))
+    time.sleep(3.0)  # an agent still fetching would subscribe to the new blocks at once
+    assert subscribed_blocks(broker.log()[log_mark:], bundle.bid) == []
     assert agent.terminate() == 0
     publisher.close()
     status.close()

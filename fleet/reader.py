@@ -1,0 +1,171 @@
+"""Reading every device's retained status without trusting a broker's queue sizes.
+
+Two ways, both counted against the registry when there is one:
+
+* ``exact`` (the default with a registry): one exact-topic subscription per device and topic
+  (``<prefix>/<id>/status`` and ``.../availability``), sent 8 filters per SUBSCRIBE (AWS IoT
+  Core's limit), with at most ``window`` devices outstanding (flow control: never more retained
+  messages on their way than a default mosquitto queues per client, 1,000). A device is read
+  when both its messages arrived, or when the broker acknowledged both subscriptions and the
+  connection then stayed quiet for ``settle_s`` (no retained message: it never announced). No
+  wildcard retained delivery is needed, so clustered brokers that keep retained messages per
+  node or skip wildcard delivery of them still answer, as long as any node holds the topic.
+* ``wildcard``: ``<prefix>/+/status`` and ``/+/availability``, read until quiet. Cheap, but a
+  broker drops what exceeds its per-client queue; only the registry can tell it happened.
+
+:class:`ReadReport` says what was read; :attr:`ReadReport.complete` is what commands check.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from agent.mqtt.events import BoundedQueue, IncomingMessage, Subscription
+from agent.mqtt.messages import MAX_STATUS_BYTES
+from agent.mqtt.ports import Subscriber
+from agent.mqtt.topics import DeviceTopics, TopicFilter
+from fleet.registry import Registry
+from fleet.status import FleetView, device_topic
+
+KINDS = ("availability", "status")
+FILTERS_PER_SUBSCRIBE = 8
+DEFAULT_WINDOW = 200  # devices outstanding: 400 retained messages at most on their way
+DEFAULT_SETTLE_S = 1.0
+
+
+@dataclass
+class ReadReport:
+    mode: str
+    expected: int | None  # registered devices; None without a registry
+    read: set[str] = field(default_factory=set)
+    unread: list[str] = field(default_factory=list)  # registered, not read before the timeout
+    never_announced: list[str] = field(default_factory=list)  # read: no retained message
+    unregistered: list[str] = field(default_factory=list)  # announced, not in the registry
+    dropped: int = 0  # messages our client dropped (queue full or oversize)
+    seconds: float = 0.0
+
+    @property
+    def complete(self) -> bool:
+        """Every registered device read, nothing dropped. Without a registry: unknown."""
+        return self.expected is not None and not self.unread and self.dropped == 0
+
+    def problem(self) -> str | None:
+        """One line naming why the view is not complete, or ``None``."""
+        if self.expected is None:
+            return None
+        parts = []
+        if self.unread:
+            listed = ", ".join(self.unread[:5]) + (" ..." if len(self.unread) > 5 else "")
+            parts.append(f"{len(self.unread)} of {self.expected} registered not read ({listed})")
+        if self.dropped:
+            parts.append(f"{self.dropped} message(s) dropped by the client queue")
+        return "; ".join(parts) or None
+
+    def to_obj(self) -> dict[str, object]:
+        return {
+            "mode": self.mode,
+            "complete": self.complete,
+            "expected": self.expected,
+            "read": len(self.read),
+            "unread": self.unread,
+            "never_announced": self.never_announced,
+            "unregistered": self.unregistered,
+            "dropped": self.dropped,
+            "seconds": round(self.seconds, 2),
+        }
+
+
+@dataclass
+class _Pending:
+    subscriptions: list[Subscription]
+    got: set[str] = field(default_factory=set)
+    acked_at: float | None = None
+
+
+class ExactReader:
+    """Drives the exact-topic read over ``client``; the subscriptions stay (live updates)."""
+
+    def __init__(
+        self,
+        client: Subscriber,
+        prefix: str,
+        inbox: BoundedQueue[IncomingMessage],
+        view: FleetView,
+        *,
+        window: int = DEFAULT_WINDOW,
+        settle_s: float = DEFAULT_SETTLE_S,
+    ) -> None:
+        self.client, self.prefix, self.inbox, self.view = client, prefix, inbox, view
+        self.window = max(1, window)
+        self.settle_s = settle_s
+        self.subscriptions: list[Subscription] = []
+        self._prefix = prefix.rstrip("/") + "/"
+
+    def read(self, devices: Sequence[str], timeout_s: float) -> tuple[set[str], list[str]]:
+        """``(read, unread)``: every device read, or those left when ``timeout_s`` passed."""
+        todo = deque(devices)
+        outstanding: dict[str, _Pending] = {}
+        done: set[str] = set()
+        deadline = time.monotonic() + timeout_s
+        last_message = time.monotonic()
+        while (todo or outstanding) and time.monotonic() < deadline:
+            per_packet = FILTERS_PER_SUBSCRIBE // len(KINDS)
+            while todo and len(outstanding) < self.window and self.client.connected:
+                batch = [todo.popleft() for _ in range(min(per_packet, len(todo)))]
+                self._subscribe(batch, outstanding)
+            message = self.inbox.get(0.05)
+            now = time.monotonic()
+            while message is not None:
+                last_message = now
+                self._take(message, outstanding, done)
+                message = self.inbox.get(0)
+            for device, pending in list(outstanding.items()):
+                if pending.acked_at is None:
+                    if all(s.acked.is_set() for s in pending.subscriptions):
+                        pending.acked_at = now
+                elif now - max(pending.acked_at, last_message) >= self.settle_s:
+                    done.add(device)
+                    del outstanding[device]
+        return done, sorted(outstanding) + sorted(todo)
+
+    def _subscribe(self, devices: list[str], outstanding: dict[str, _Pending]) -> None:
+        filters = [
+            TopicFilter(str(getattr(DeviceTopics(self.prefix, d), kind)))
+            for d in devices
+            for kind in KINDS
+        ]
+        subscriptions = self.client.subscribe_many(
+            filters, max_payload=MAX_STATUS_BYTES, messages=self.inbox
+        )
+        self.subscriptions += subscriptions
+        for index, device in enumerate(devices):
+            pair = subscriptions[index * len(KINDS) : (index + 1) * len(KINDS)]
+            outstanding[device] = _Pending(pair)
+
+    def _take(
+        self, message: IncomingMessage, outstanding: dict[str, _Pending], done: set[str]
+    ) -> None:
+        self.view.apply(message.topic, message.payload)
+        place = device_topic(self._prefix, message.topic)
+        if place is None or place[0] not in outstanding:
+            return
+        pending = outstanding[place[0]]
+        pending.got.add(place[1])
+        if len(pending.got) == len(KINDS):
+            done.add(place[0])
+            del outstanding[place[0]]
+
+
+def finish_report(
+    report: ReadReport, view: FleetView, registry: Registry | None, dropped: int
+) -> ReadReport:
+    """Fill in what follows from the view: never-announced and unregistered devices."""
+    seen = {row.device_id for row in view.rows()}
+    report.dropped = dropped
+    if registry is not None:
+        report.never_announced = sorted(d for d in report.read if d not in seen)
+        report.unregistered = sorted(d for d in seen if d not in registry)
+    return report
