@@ -13,10 +13,7 @@ connections (``generation << 16 | mid``) so a late PUBACK can never acknowledge 
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import socket
-import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -27,7 +24,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from agent.errors import ConfigError, TransportError
+from agent.errors import TransportError
 from agent.mqtt.events import (
     BoundedQueue,
     Connected,
@@ -43,6 +40,7 @@ from agent.mqtt.events import (
 from agent.mqtt.messages import AVAILABILITY_OFFLINE, AVAILABILITY_ONLINE
 from agent.mqtt.policy import Backoff, Next, Protocol, after_connack
 from agent.mqtt.settings import MqttSettings
+from agent.mqtt.tls import no_delay, ssl_context
 from agent.mqtt.topics import DeviceTopics, Topic, TopicFilter
 
 _log = logging.getLogger(__name__)
@@ -92,7 +90,7 @@ class MqttClient:
         self.drops = DropLog()
         self._max_queued = max_queued
         self._backoff = backoff or Backoff(settings.backoff_min_s, settings.backoff_max_s)
-        self._ssl_context = _ssl_context(settings) if settings.tls is not None else None
+        self._ssl_context = ssl_context(settings) if settings.tls is not None else None
         self._lock = threading.Lock()
         self._subscriptions: list[Subscription] = []
         self._index = SubscriptionIndex()
@@ -260,7 +258,7 @@ class MqttClient:
                 session, f"cannot connect to {settings.host}:{settings.port}: {exc}", log=True
             )
             return None
-        _no_delay(client)
+        no_delay(client)
         with self._lock:
             self._paho, self._session = client, session
         client.loop_start()
@@ -387,28 +385,3 @@ def connect_properties(settings: MqttSettings) -> Properties:
     properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     properties.MaximumPacketSize = settings.max_packet_bytes
     return properties
-
-
-def _no_delay(client: paho.Client) -> None:
-    """Send small packets at once (TCP_NODELAY). With Nagle's algorithm a SUBSCRIBE or PUBACK
-    queued behind an unacknowledged one waits for the broker's delayed ACK (~40 ms), which caps
-    request/response traffic such as the block transfer at a few MB/s."""
-    sock = client.socket()
-    if isinstance(sock, socket.socket):  # an SSLSocket is one too
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
-def _ssl_context(settings: MqttSettings) -> ssl.SSLContext:
-    """Verify the broker against ``ca_file`` (or the system CAs); present the client cert."""
-    tls = settings.tls
-    assert tls is not None
-    try:
-        context = ssl.create_default_context(
-            ssl.Purpose.SERVER_AUTH, cafile=str(tls.ca_file) if tls.ca_file else None
-        )
-        if tls.cert_file is not None and tls.key_file is not None:
-            context.load_cert_chain(str(tls.cert_file), str(tls.key_file))
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigError("mqtt.ca_file", f"cannot load TLS files: {exc}") from None
-    return context
