@@ -40,15 +40,7 @@ def default_atol(output_scale: float) -> float:
 
 def last_activation(info: TFLiteInfo) -> str:
     """The op that produces the first output, looking through (de)quantize and reshapes."""
-    tensor = info.output_indices[0]
-    for _ in range(len(info.operators)):
-        op = info.producer_of(tensor)
-        if op is None:
-            return ""
-        if op.name not in _PASS_THROUGH_OPS or not op.inputs:
-            return op.name
-        tensor = op.inputs[0]
-    return ""
+    return info.source_op(info.output_indices[0], _PASS_THROUGH_OPS)
 
 
 def build_metadata(

@@ -316,20 +316,9 @@ def _scores(
         index = decoder.box_output if decoder.kind == "segmentation" else decoder.score_output
     if not 0 <= index < len(info.output_indices):
         return "probabilities"
-    if _producer(info, info.output_indices[index]) in ("SOFTMAX", "LOGISTIC"):
+    if info.source_op(info.output_indices[index], _PASS_THROUGH) in ("SOFTMAX", "LOGISTIC"):
         return "probabilities"
     return "logits" if task == "classification" else "sigmoid"
-
-
-def _producer(info: TFLiteInfo, tensor: int) -> str:
-    for _ in range(len(info.operators)):
-        op = info.producer_of(tensor)
-        if op is None:
-            return ""
-        if op.name not in _PASS_THROUGH or not op.inputs:
-            return op.name
-        tensor = op.inputs[0]
-    return ""
 
 
 def _preprocess(

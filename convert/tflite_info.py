@@ -10,6 +10,7 @@ and the device (to check a model before loading it) use it.
 from __future__ import annotations
 
 import struct
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from agent.errors import InputError
@@ -157,6 +158,18 @@ class TFLiteInfo:
             if tensor in op.outputs:
                 return op
         return None
+
+    def source_op(self, tensor: int, through: Collection[str]) -> str:
+        """The op that computes ``tensor``, looking through the ops named in ``through`` (e.g.
+        quantize and reshapes) to their first input; ``""`` for an input or constant."""
+        for _ in range(len(self.operators)):
+            op = self.producer_of(tensor)
+            if op is None:
+                return ""
+            if op.name not in through or not op.inputs:
+                return op.name
+            tensor = op.inputs[0]
+        return ""
 
 
 def read_tflite(data: bytes) -> TFLiteInfo:
