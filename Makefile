@@ -5,12 +5,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test test-fast check lint typecheck install install-service uninstall-service bench venv mosquitto clean
+.PHONY: demo test test-fast check lint typecheck install install-service uninstall-service bench venv mosquitto audio clean
 
 demo: $(STAMP)
 	$(BIN)/python -m demo
 
-test: $(STAMP) mosquitto check
+test: $(STAMP) mosquitto audio check
 	$(BIN)/pytest
 
 test-fast: $(STAMP) check
@@ -76,6 +76,9 @@ $(STAMP): pyproject.toml scripts/bootstrap.sh
 
 mosquitto:
 	@scripts/ensure-mosquitto.sh
+
+audio:
+	@scripts/ensure-audio.sh
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info dist/device

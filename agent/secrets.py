@@ -104,7 +104,7 @@ def check_files(config: AgentConfig, resolver: FileResolver) -> list[str]:
         elif not os.access(path, os.R_OK):
             problems.append(f"{key}: {path} is not readable by this user")
     if (
-        config.source.type in ("video", "images", "sensor")
+        config.source.type in ("video", "images", "sensor", "audio")
         and config.source.path
         and not resolver.path(config.source.path).exists()
     ):

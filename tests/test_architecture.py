@@ -43,6 +43,8 @@ CORE = (
     "agent.update.transfer",
     "agent.update.protocol",
     "agent.update.records",
+    "agent.events.tracker",
+    "agent.events.message",
 )
 # Everything that talks to the outside: broker, camera, files, runtimes, systemd, the CLI.
 ADAPTERS = (
@@ -51,6 +53,7 @@ ADAPTERS = (
     "agent.commands",
     "agent.secrets",
     "agent.daemon",
+    "agent.events",  # the package itself and agent.events.publisher (the outbox)
     "agent.hass",
     "agent.model",
     "agent.runtime",

@@ -21,7 +21,11 @@ from agent.schema.meta import MetadataError, ModelMetadata
 
 FORMAT = 1
 MANIFEST_TYPE = "edge-agent/model-bundle"
-FILE_NAMES = ("model.tflite", "model_cpu.tflite", "metadata.json", "labels.txt", "canary.npz")
+FILE_NAMES = (
+    "model.tflite", "model_cpu.tflite", "metadata.json", "labels.txt", "canary.npz",
+    # the earlier stages of a model chain (metadata.stages), signed with the rest
+    "stage_1.tflite", "stage_2.tflite", "stage_3.tflite", "stage_4.tflite",
+)  # fmt: skip
 REQUIRED_FILE = "model.tflite"
 MAX_COUNTER = (1 << 53) - 1
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Literal, cast
 from urllib.parse import urlsplit
 
+from agent.config import media
 from agent.config.sections import (
     DEVICE_ID_RE,
     GROUP_RE,
@@ -32,6 +33,7 @@ from agent.config.sections import (
     StoreConfig,
     UpdateConfig,
 )
+from agent.config.table import Table as _Table
 from agent.errors import ConfigError
 
 # Which source keys each source type takes (besides ``type``); anything else is a typo.
@@ -42,6 +44,9 @@ _SOURCE_KEYS: dict[str, frozenset[str]] = {
     "images": frozenset({"path", "poll_s", "max_image_bytes"}),
     "sensor": frozenset({"path", "format", "fields", "baud", "window", "hop", "max_line_bytes"}),
     "mqtt_sensor": frozenset({"topic", "format", "fields", "window", "hop", "max_line_bytes"}),
+    "audio": frozenset({"path", "loop", "realtime", "poll_s", "window_s", "hop_s"}),
+    "pcm": frozenset({"path", "sample_rate", "channels", "sample_format", "window_s", "hop_s"}),
+    "microphone": frozenset({"device", "sample_rate", "channels", "window_s", "hop_s"}),
 }
 _SOURCE_REQUIRED: dict[str, str] = {
     "camera": "device",
@@ -50,80 +55,9 @@ _SOURCE_REQUIRED: dict[str, str] = {
     "images": "path",
     "sensor": "path",
     "mqtt_sensor": "topic",
+    "audio": "path",
+    "pcm": "path",
 }
-
-
-class _Table:
-    """Typed, dotted-key access to one TOML table that remembers which keys were read."""
-
-    def __init__(self, raw: object, where: str) -> None:
-        if not isinstance(raw, dict):
-            raise ConfigError(where, "must be a table")
-        self.raw = cast(dict[str, Any], raw)
-        self.where = where
-
-    def key(self, name: str) -> str:
-        return f"{self.where}.{name}" if self.where else name
-
-    def reject_unknown(self, allowed: tuple[str, ...] | frozenset[str]) -> None:
-        for name in self.raw:
-            if name not in allowed:
-                raise ConfigError(self.key(name), "unknown key (check the spelling)")
-
-    def string(self, name: str, default: str | None = None, *, required: bool = False) -> str:
-        value = self.optional_string(name)
-        if value is None:
-            if required or default is None:
-                raise ConfigError(self.key(name), "is required")
-            return default
-        return value
-
-    def optional_string(self, name: str) -> str | None:
-        value = self.raw.get(name)
-        if value is None:
-            return None
-        if not isinstance(value, str) or not value.strip():
-            raise ConfigError(self.key(name), "must be a non-empty string")
-        if "\x00" in value:
-            raise ConfigError(self.key(name), "must not contain NUL characters")
-        return value
-
-    def integer(self, name: str, default: int, lo: int, hi: int) -> int:
-        value = self.raw.get(name, default)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(self.key(name), f"must be an integer; got {value!r}")
-        if not lo <= value <= hi:
-            raise ConfigError(self.key(name), f"must be between {lo} and {hi}; got {value}")
-        return value
-
-    def number(self, name: str, default: float, lo: float, hi: float) -> float:
-        value = self.raw.get(name, default)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(self.key(name), f"must be a number; got {value!r}")
-        if not lo <= float(value) <= hi:
-            raise ConfigError(self.key(name), f"must be between {lo:g} and {hi:g}; got {value}")
-        return float(value)
-
-    def boolean(self, name: str, default: bool) -> bool:
-        value = self.raw.get(name, default)
-        if not isinstance(value, bool):
-            raise ConfigError(self.key(name), f"must be true or false; got {value!r}")
-        return value
-
-    def choice(self, name: str, default: str, allowed: tuple[str, ...]) -> str:
-        value = self.raw.get(name, default)
-        if value not in allowed:
-            raise ConfigError(self.key(name), f"must be one of {', '.join(allowed)}; got {value!r}")
-        return cast(str, value)
-
-    def strings(self, name: str) -> tuple[str, ...]:
-        value = self.raw.get(name, [])
-        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            raise ConfigError(self.key(name), "must be a list of non-empty strings")
-        return tuple(value)
-
-    def table(self, name: str) -> _Table:
-        return _Table(self.raw.get(name, {}), self.key(name))
 
 
 def parse_config(raw: dict[str, Any]) -> AgentConfig:
@@ -150,6 +84,7 @@ def parse_config(raw: dict[str, Any]) -> AgentConfig:
         store=_store(top.table("store")),
         homeassistant=_homeassistant(top.table("homeassistant")),
         update=_update(top.table("update")),
+        events=media.events(top.table("events")),
         groups=_groups(top),
     )
 
@@ -300,7 +235,7 @@ def _model(t: _Table) -> ModelConfig:
 def _source(t: _Table) -> SourceConfig:
     kind = t.choice("type", "", tuple(_SOURCE_KEYS))
     t.reject_unknown(_SOURCE_KEYS[kind] | {"type", "stall_s"})
-    if kind != "camera":
+    if kind != "camera" and kind in _SOURCE_REQUIRED:
         t.string(_SOURCE_REQUIRED[kind], required=True)
     device = t.raw.get("device")
     if kind == "camera" and not (
@@ -308,6 +243,8 @@ def _source(t: _Table) -> SourceConfig:
         or (isinstance(device, str) and device.startswith("/dev/"))
     ):
         raise ConfigError(t.key("device"), "must be a V4L2 index (0, 1, ...) or a /dev/video* path")
+    if kind == "microphone":
+        media.check_microphone_device(t)
     fps = t.raw.get("fps")
     stall = t.raw.get("stall_s")
     fmt = t.choice("format", "json", ("json", "csv"))
@@ -332,6 +269,7 @@ def _source(t: _Table) -> SourceConfig:
         max_line_bytes=t.integer("max_line_bytes", 4096, 16, 1024 * 1024),
         max_image_bytes=t.integer("max_image_bytes", 32 * 1024 * 1024, 1024, 1 << 30),
         stall_s=None if stall is None else t.number("stall_s", 0.0, 0.0, 86400.0),
+        **media.audio_keys(t),
     )
 
 

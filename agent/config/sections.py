@@ -19,7 +19,10 @@ GROUP_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_GROUPS = 32
 PREFIX_RE = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
 
-SourceType = Literal["camera", "stream", "video", "images", "sensor", "mqtt_sensor"]
+SourceType = Literal[
+    "camera", "stream", "video", "images", "sensor", "mqtt_sensor", "audio", "pcm", "microphone"
+]
+SampleFormat = Literal["s16le", "s32le", "f32le"]
 Accelerator = Literal["cpu", "edgetpu", "auto"]
 Policy = Literal["every", "on_change", "threshold"]
 
@@ -101,6 +104,11 @@ class SourceConfig:
     max_line_bytes: int = 4096
     max_image_bytes: int = 32 * 1024 * 1024
     stall_s: float | None = None
+    window_s: float | None = None
+    hop_s: float | None = None
+    sample_rate: int = 16000
+    channels: int = 1
+    sample_format: SampleFormat = "s16le"
 
 
 @dataclass(frozen=True)
@@ -129,6 +137,20 @@ class HomeAssistantConfig:
     enabled: bool = False
     discovery_prefix: str = "homeassistant"
     state_interval_s: float = 1.0
+
+
+@dataclass(frozen=True)
+class EventsConfig:
+    """Events from results (``agent.events``); off while ``labels`` is empty."""
+
+    labels: tuple[str, ...] = ()
+    threshold: float = 0.5
+    thresholds: tuple[tuple[str, float], ...] = ()
+    min_results: int = 3
+    quiet_s: float = 2.0
+    update_s: float = 1.0
+    snapshot: bool = False
+    snapshot_max_bytes: int = 65536
 
 
 @dataclass(frozen=True)
@@ -163,6 +185,7 @@ class AgentConfig:
     store: StoreConfig = field(default_factory=StoreConfig)
     homeassistant: HomeAssistantConfig = field(default_factory=HomeAssistantConfig)
     update: UpdateConfig = field(default_factory=UpdateConfig)
+    events: EventsConfig = field(default_factory=EventsConfig)
     groups: tuple[str, ...] = ()
 
 
@@ -178,4 +201,5 @@ SCHEMA_KEYS: dict[str, tuple[str, ...]] = {
     "store": tuple(StoreConfig.__dataclass_fields__),
     "homeassistant": tuple(HomeAssistantConfig.__dataclass_fields__),
     "update": tuple(UpdateConfig.__dataclass_fields__),
+    "events": tuple(EventsConfig.__dataclass_fields__),
 }

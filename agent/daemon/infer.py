@@ -11,8 +11,10 @@ from agent.daemon.results import Results
 from agent.daemon.status import Health
 from agent.daemon.systemd import Systemd
 from agent.errors import BackendError, InputError
+from agent.events.publisher import EventPublisher
 from agent.model.swap import ServedModel
 from agent.mqtt.messages import MessageError
+from agent.sources.audio import AudioBlock
 from agent.sources.base import Frame, Reading
 from agent.store.outbox import OutboxError
 from agent.store.policy import PublishPolicy
@@ -32,8 +34,10 @@ class InferenceStep:
         policy: PublishPolicy,
         clock: Callable[[], float],
         on_first_result: Callable[[], None],
+        events: EventPublisher | None = None,
     ) -> None:
-        """``on_first_result``: called on the first finite result before ``READY=1`` was sent."""
+        """``on_first_result``: called on the first finite result before ``READY=1`` was sent;
+        ``events`` sees every result, before the publish policy."""
         self.model = model
         self.results = results
         self.health = health
@@ -42,8 +46,9 @@ class InferenceStep:
         self.policy = policy
         self.clock = clock
         self._on_first_result = on_first_result
+        self.events = events
 
-    def __call__(self, item: Frame | Reading) -> None:
+    def __call__(self, item: Frame | Reading | AudioBlock) -> None:
         pipeline = self.model.pipeline
         assert pipeline is not None
         try:
@@ -66,6 +71,8 @@ class InferenceStep:
             self.bad("non_finite_output", InputError("model produced NaN or Inf"))
         if self.model.observe_result(result.total_s, result.finite):
             return  # the result came from the model just rolled back; it is not published
+        if self.events is not None:
+            self.events.on_result(result, now, self.model.active, getattr(item, "image", None))
         if self.policy.admit(result.summary, now):
             assert self.model.active is not None
             if result.truncated:

@@ -90,6 +90,7 @@ class Reporter:
                 groups=self.config.groups,
                 update=self.updater.status() if self.updater is not None else None,
                 drops=self.updater.drops.counts() if self.updater is not None else {},
+                stages=self.model.pipeline.stage_stats() if self.model.pipeline else {},
             )
         )
 

@@ -29,6 +29,7 @@ from agent.daemon.sensorfeed import SensorFeed
 from agent.daemon.systemd import Systemd
 from agent.daemon.wiring import build_updater, mqtt_settings
 from agent.errors import BackendError, ConfigError, EdgeError, InputError, Rejected
+from agent.events.publisher import event_publisher
 from agent.hass.announcer import HassAnnouncer, announcer_for
 from agent.model.active import Credentials, ModelStore, load_credentials, open_active_model
 from agent.model.swap import ServedModel
@@ -100,6 +101,7 @@ class Service:
         self.health, self.stats = self.reporter.health, self.reporter.stats
         self.results = Results(self.outbox, self.topics.results, wall)
         self.forwarder = Forwarder(self.outbox, self.client, qos=config.mqtt.qos)
+        self.events = event_publisher(config.events, self.outbox, self.topics, self.client, wall)
         self.infer = InferenceStep(
             self.model,
             self.results,
@@ -109,6 +111,7 @@ class Service:
             policy=PublishPolicy(config.output),
             clock=clock,
             on_first_result=self.reporter.notify_ready,
+            events=self.events,
         )
         self.hass: HassAnnouncer | None = None
 
@@ -166,6 +169,7 @@ class Service:
             self.infer(item)
         self._pump_updates()
         self._maybe_reprobe()
+        self.events.tick(self.clock())
         self.forwarder.step(self.client.events, 0.0)
         if self.hass is not None:
             self.hass.step()
@@ -183,6 +187,7 @@ class Service:
         self.reporter.set_state("stopping")
         if self.source is not None:
             self.source.close()
+        self.events.close("stopped")  # no event is left without its end
         deadline = self.clock() + FLUSH_ON_STOP_S
         while self.outbox.stats().depth and self.forwarder.connected and self.clock() < deadline:
             self.forwarder.step(self.client.events, POLL_S)
@@ -206,7 +211,7 @@ class Service:
             self.reporter.publish()
             self.systemd.notifier.ready(f"config reload rejected: {exc}")
             return
-        for key in ("device_id", "state_dir", "mqtt", "keys", "store"):
+        for key in ("device_id", "state_dir", "mqtt", "keys", "store", "events"):
             if getattr(new, key) != getattr(self.config, key):
                 log.warning("config reload: %s changed; it takes effect after a restart", key)
         old = self.config

@@ -41,6 +41,7 @@ class StatusInputs:
     groups: tuple[str, ...]
     update: UpdateStatus | None
     drops: Mapping[str, int] = field(default_factory=dict)  # the MQTT client's DropLog
+    stages: dict[str, dict[str, float]] = field(default_factory=dict)  # a model chain's
 
 
 def status_message(inputs: StatusInputs) -> StatusMessage:
@@ -71,6 +72,7 @@ def status_message(inputs: StatusInputs) -> StatusMessage:
         last_error=health.last_error,
         groups=inputs.groups,
         update=inputs.update,
+        stages=inputs.stages,
     )
 
 

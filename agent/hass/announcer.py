@@ -40,6 +40,7 @@ class HassOptions:
     expire_after_s: int = DEFAULT_EXPIRE_AFTER_S
     state_interval_s: float = 1.0
     clock: Callable[[], float] = time.monotonic
+    event_labels: tuple[str, ...] = ()  # a binary sensor each and an event entity (agent.events)
 
 
 def announcer_for(
@@ -55,7 +56,7 @@ def announcer_for(
     if not hass.enabled:
         return None
     expire = max(10, round(3 * config.status.interval_s))
-    options = HassOptions(expire, hass.state_interval_s, clock)
+    options = HassOptions(expire, hass.state_interval_s, clock, config.events.labels)
     return HassAnnouncer(client, topics, hass.discovery_prefix, after_announce, options)
 
 
@@ -71,7 +72,9 @@ class HassAnnouncer:
         options: HassOptions = HassOptions(),
     ) -> None:
         self._client = client
-        self._messages = discovery_messages(topics, discovery_prefix, options.expire_after_s)
+        self._messages = discovery_messages(
+            topics, discovery_prefix, options.expire_after_s, options.event_labels
+        )
         self._state_topic = result_state_topic(topics)
         self._clock = options.clock
         self.throttle = StateThrottle(options.state_interval_s, options.expire_after_s / 3)

@@ -16,6 +16,9 @@ accelerator               binary_sensor   ``<prefix>/<id>/status``: on while an 
 model                     update          ``<prefix>/<id>/status``: installed model version vs
                                           the release the signed desired state orders, with
                                           in_progress, update_percentage, release_summary
+<label> (per events       binary_sensor   ``<prefix>/<id>/events``: on from an event's start
+label)                                    to its end (other labels' events leave it alone)
+events                    event           ``<prefix>/<id>/events``: event_type start/update/end
 ========================  ==============  ================================================
 
 Results themselves may arrive many times a second; each would be a state change recorded by
@@ -38,6 +41,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent import __version__
+from agent.hass.events import event_entities
 from agent.mqtt.topics import DeviceTopics, Topic
 
 ORIGIN = {
@@ -126,7 +130,10 @@ def removal_messages(topics: DeviceTopics, discovery_prefix: str) -> list[Topic]
 
 
 def discovery_messages(
-    topics: DeviceTopics, discovery_prefix: str, expire_after_s: int = DEFAULT_EXPIRE_AFTER_S
+    topics: DeviceTopics,
+    discovery_prefix: str,
+    expire_after_s: int = DEFAULT_EXPIRE_AFTER_S,
+    event_labels: tuple[str, ...] = (),
 ) -> list[Discovery]:
     """Every entity's discovery config for the device that ``topics`` belongs to."""
     device_id = topics.device_id
@@ -195,6 +202,7 @@ def discovery_messages(
                 "entity_category": "diagnostic",
             },
         ),
+        *event_entities(topics, event_labels),
     ]
     common = {
         "availability_topic": str(topics.availability),

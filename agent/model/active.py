@@ -57,6 +57,8 @@ class ActiveModel:
     #: The accelerator's model bytes while ``model`` runs on the CPU after a fallback (for the
     #: re-probe); None otherwise. Usually the very object the CPU interpreter already holds.
     accelerated: bytes | None = None
+    #: A chain's earlier stages (``metadata.stages`` but the last, which is ``model``), on CPU.
+    stages: tuple[LoadedModel, ...] = ()
 
     def describe(self) -> dict[str, object]:
         return {"name": self.name, "version": self.version, "sha256": self.sha256}
@@ -252,7 +254,28 @@ def load_bundle(bundle: DecryptedBundle, config: AgentConfig) -> ActiveModel:
         metadata=metadata,
         model=loaded,
         accelerated=model if loaded.fallback_reason else None,
+        stages=_stage_models(bundle, metadata, config),
     )
+
+
+def _stage_models(
+    bundle: DecryptedBundle, metadata: ModelMetadata, config: AgentConfig
+) -> tuple[LoadedModel, ...]:
+    """The earlier stages of a chain, from the same verified bundle (CPU interpreters)."""
+    loaded = []
+    for spec in metadata.stages[:-1]:
+        data = bundle.file(spec.file)
+        if data is None:
+            raise BundleRejected(Reason.MALFORMED, f"metadata.stages names {spec.file}, not in it")
+        loaded.append(
+            open_model(
+                bytes(data),
+                backend=config.model.backend,
+                threads=config.model.threads,
+                input_shape=spec.input_shape,
+            )
+        )
+    return tuple(loaded)
 
 
 def _metadata(bundle: DecryptedBundle) -> ModelMetadata:

@@ -20,6 +20,8 @@ import numpy as np
 from agent.config import OutputConfig
 from agent.errors import InputError
 from agent.model.active import ActiveModel
+from agent.model.audio_input import AudioInput
+from agent.model.chain_input import ChainInput
 from agent.mqtt.messages import MAX_RESULT_BYTES, ModelRef, Origin, ResultMessage
 from agent.pipeline.decoders import decoder_for
 from agent.pipeline.fit import ENVELOPE_BYTES, MAX_FLOAT_CHARS, fit_outputs
@@ -28,6 +30,7 @@ from agent.pipeline.postprocess import classify, raw_outputs
 from agent.pipeline.tensors import window_to_input
 from agent.pipeline.windowing import Windower
 from agent.schema.meta import ModelMetadata
+from agent.sources.audio import AudioBlock
 from agent.sources.base import Frame, FrameNeed, Reading
 from agent.store.policy import Summary
 
@@ -91,6 +94,8 @@ class Pipeline:
         self._image_input = len(self._input_spec.shape) == 4
         self._preprocess = _image_preprocessor(meta) if self._image_input else None
         self._windower: Windower | None = None
+        self._audio: AudioInput | None = None
+        self._chain = ChainInput(active, clock) if meta.stages else None
         if not self._image_input:
             shape = self._input_spec.shape
             features = shape[-1]
@@ -109,10 +114,29 @@ class Pipeline:
         if self._windower is not None:
             self._windower = Windower(self._windower.length, self._windower.features, hop)
 
-    def process(self, item: Frame | Reading) -> InferenceResult | None:
-        """Run the model on a frame, or on a reading once a whole window has arrived."""
+    def stage_stats(self) -> dict[str, dict[str, float]]:
+        """Per-stage invocations and latency of a model chain (empty for a single model)."""
+        return {} if self._chain is None else self._chain.stats()
+
+    def configure_audio(self, window_s: float | None, hop_s: float | None) -> None:
+        """Audio windows (:mod:`agent.model.audio_input`); length defaults to the model's."""
+        if not self._image_input:
+            rate = self.active.metadata.sample_rate
+            self._audio = AudioInput(self._input_spec, rate, window_s, hop_s)
+
+    def process(self, item: Frame | Reading | AudioBlock) -> InferenceResult | None:
+        """Run the model on a frame, or on a reading or audio once a whole window has arrived."""
         started = self._clock()
-        tensor, geometry = self._to_input(item)
+        window: dict[str, Any] | None = None
+        tensor: np.ndarray | None
+        geometry: Letterbox | None
+        if isinstance(item, AudioBlock) and self._chain is not None:
+            return self._chain_result(item, started)
+        if isinstance(item, AudioBlock):
+            fed = self._audio_input().feed(item)
+            tensor, geometry, window = (None, None, None) if fed is None else (fed[0], None, fed[1])
+        else:
+            tensor, geometry = self._to_input(item)
         if tensor is None:
             return None
         invoke_start = self._clock()
@@ -120,20 +144,55 @@ class Pipeline:
         invoke_s = self._clock() - invoke_start
         finite = all(np.isfinite(o).all() for o in outputs if o.dtype.kind == "f")
         body, summary = self._postprocess(outputs, geometry)
+        if window is not None:
+            body["window"] = window
+        return self._result(item, body, summary, invoke_s, self._clock() - started, finite)
+
+    def _chain_result(self, item: AudioBlock, started: float) -> InferenceResult | None:
+        """A model chain ran its stages (the last is ``active.model``) on the block."""
+        assert self._chain is not None
+        fed = self._chain.feed(item)
+        if fed is None:
+            return None
+        output, window = fed
+        finite = bool(np.isfinite(output).all()) if output.dtype.kind == "f" else True
+        body, summary = self._postprocess([output], None)
+        body["window"] = window
+        total = self._clock() - started
+        return self._result(item, body, summary, total, total, finite)
+
+    def _result(
+        self,
+        item: Frame | Reading | AudioBlock,
+        body: dict[str, Any],
+        summary: Summary,
+        invoke_s: float,
+        total_s: float,
+        finite: bool,
+    ) -> InferenceResult:
+        """The result of ``item``: its body cut to the size limit, with the item's origin."""
         body, cut = fit_outputs(body, self.max_result_bytes)
         truncated = cut or body.get("truncated") is True
         return InferenceResult(
             body,
             summary,
             invoke_s,
-            self._clock() - started,
+            total_s,
             item.t,
             finite,
             truncated,
             item.source,
             item.seq,
-            item.file if isinstance(item, Frame) else "",
+            "" if isinstance(item, Reading) else item.file,
         )
+
+    def _audio_input(self) -> AudioInput:
+        if self._image_input:
+            raise InputError("this model takes images, not audio")
+        if self._audio is None:
+            self.configure_audio(None, None)
+        assert self._audio is not None
+        return self._audio
 
     def _to_input(self, item: Frame | Reading) -> tuple[np.ndarray | None, Letterbox | None]:
         if isinstance(item, Frame):

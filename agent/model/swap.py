@@ -84,6 +84,7 @@ class ServedModel:
     def make_pipeline(self, active: ActiveModel) -> Pipeline:
         pipeline = Pipeline(active, self.config.output, self.clock)
         pipeline.configure_window(self.config.source.hop)
+        pipeline.configure_audio(self.config.source.window_s, self.config.source.hop_s)
         return pipeline
 
     def load(self, bundle: DecryptedBundle) -> tuple[ActiveModel, Pipeline]:

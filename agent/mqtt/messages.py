@@ -305,6 +305,7 @@ class StatusMessage:
     last_error: LastError | None = None
     groups: tuple[str, ...] = ()
     update: UpdateStatus | None = None
+    stages: dict[str, dict[str, float]] = field(default_factory=dict)  # a chain's, by name
 
     def __post_init__(self) -> None:
         if self.state not in STATES:
@@ -331,7 +332,7 @@ class StatusMessage:
             "last_error": self.last_error.to_obj() if self.last_error else None,
             "groups": list(self.groups),
             "update": self.update.to_obj() if self.update else None,
-        }
+        } | ({"stages": self.stages} if self.stages else {})
 
     def to_json(self) -> bytes:
         return dumps_canonical(self.to_obj())
@@ -339,14 +340,15 @@ class StatusMessage:
     @classmethod
     def from_json(cls, data: bytes) -> StatusMessage:
         loaded = _load(data, MAX_STATUS_BYTES, "status")
-        obj = {"groups": [], "update": None, "backend_reason": "", **loaded}  # older agents
-        _only(obj, set(cls(ts=0.0, state="running").to_obj()), "status")
+        obj = {"groups": [], "update": None, "backend_reason": "", "stages": {}, **loaded}
+        _only(obj, set(cls(ts=0.0, state="running").to_obj()) | {"stages"}, "status")
         groups = obj["groups"]
         if not isinstance(groups, list) or len(groups) > MAX_GROUPS:
             raise MessageError(f"status.groups must be a list of at most {MAX_GROUPS} names")
         latency = _obj(obj["latency_ms"], "status.latency_ms")
         _only(latency, {"p50", "p95"}, "status.latency_ms")
         errors = _obj(obj["errors"], "status.errors")
+        last, update = obj["last_error"], obj["update"]
         return cls(
             ts=_num(obj["ts"], "status.ts"),
             state=_str(obj["state"], "status.state", 16),
@@ -367,13 +369,10 @@ class StatusMessage:
                 for k, v in errors.items()
             },
             outbox=OutboxStats.from_obj(obj["outbox"], "status.outbox"),
-            last_error=None
-            if obj["last_error"] is None
-            else LastError.from_obj(obj["last_error"], "status.last_error"),
+            last_error=None if last is None else LastError.from_obj(last, "status.last_error"),
             groups=tuple(_str(g, "status.groups[]", 64) for g in groups),
-            update=None
-            if obj["update"] is None
-            else UpdateStatus.from_obj(obj["update"], "status.update"),
+            update=None if update is None else UpdateStatus.from_obj(update, "status.update"),
+            stages={k: _obj(v, k) for k, v in _obj(obj["stages"], "status.stages").items()},
         )
 
 

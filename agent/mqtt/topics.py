@@ -8,6 +8,8 @@ Layout for one device (``prefix`` may have several levels, e.g. ``site/edge``)::
     <prefix>/<device_id>/availability      retained "online" / "offline" (will)
     <prefix>/<device_id>/results           result JSON, QoS 1, not retained
     <prefix>/<device_id>/status            status JSON, QoS 1, retained
+    <prefix>/<device_id>/events            event start/update/end JSON, QoS 1, not retained
+    <prefix>/<device_id>/events/snapshot/<label id>   best frame's JPEG crop, QoS 1, retained
     <prefix>/<device_id>/commands/<name>   commands to the device
     <prefix>/<device_id>/sensors/<name>    sensor readings sent to the device
 """
@@ -154,6 +156,10 @@ class DeviceTopics:
     @property
     def status(self) -> Topic:
         return self.base.child("status")
+
+    @property
+    def events(self) -> Topic:
+        return self.base.child("events")
 
     def command(self, name: str) -> Topic:
         return self.base.child("commands", name)

@@ -116,8 +116,12 @@ def open_model(
     threads: int | None = None,
     cpu_fallback_model: bytes | None = None,
     edgetpu_library: str | None = None,
+    input_shape: Sequence[int] | None = None,
 ) -> LoadedModel:
     """Load ``model`` (flatbuffer bytes, never a path) into a ready interpreter.
+
+    ``input_shape`` resizes the first input before allocation (models with a dynamic input
+    shape, such as a mel-spectrogram over any number of samples; CPU only).
 
     ``accelerator`` is ``cpu``, ``edgetpu`` or ``auto``. When the Edge TPU delegate cannot be
     loaded the model falls back to the CPU, using ``cpu_fallback_model`` when given (an Edge
@@ -131,8 +135,8 @@ def open_model(
         raise ConfigError("model.threads", f"must be at least 1; got {threads}")
     num_threads = threads or os.cpu_count() or 1
     chosen = resolve_backend(backend)
-    if accelerator == "cpu":
-        cpu = _cpu_model(chosen, model, num_threads)
+    if accelerator == "cpu" or input_shape is not None:
+        cpu = _cpu_model(chosen, model, num_threads, input_shape)
         cpu.backend_reason = chosen.reason
         return cpu
     accelerated = _edgetpu_model(chosen, model, num_threads, edgetpu_library)
@@ -179,18 +183,28 @@ def _edgetpu_model(
     return LoadedModel(interp, backend=backend.name, accelerator="edgetpu", threads=threads)
 
 
-def _cpu_model(backend: Backend, model: bytes, threads: int) -> LoadedModel:
-    interp = _interpreter(backend, model, threads, None)
+def _cpu_model(
+    backend: Backend, model: bytes, threads: int, input_shape: Sequence[int] | None = None
+) -> LoadedModel:
+    interp = _interpreter(backend, model, threads, None, input_shape)
     return LoadedModel(interp, backend=backend.name, accelerator="cpu", threads=threads)
 
 
-def _interpreter(backend: Backend, model: bytes, threads: int, delegates: list[Any] | None) -> Any:
+def _interpreter(
+    backend: Backend,
+    model: bytes,
+    threads: int,
+    delegates: list[Any] | None,
+    input_shape: Sequence[int] | None = None,
+) -> Any:
     if not isinstance(model, bytes | bytearray | memoryview) or len(model) == 0:
         raise InputError("model must be non-empty flatbuffer bytes")
     try:
         interp = backend.interpreter(
             model_content=bytes(model), num_threads=threads, experimental_delegates=delegates
         )
+        if input_shape is not None:
+            interp.resize_tensor_input(interp.get_input_details()[0]["index"], list(input_shape))
         interp.allocate_tensors()
     except (RuntimeError, ValueError) as exc:
         hint = ""

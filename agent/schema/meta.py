@@ -18,6 +18,7 @@ from typing import Any, Literal, cast
 from agent.errors import InputError
 from agent.jsonutil import StrictJSONError, dumps_canonical, loads_strict
 from agent.schema.decoding import DecoderSpec, DecoderSpecError
+from agent.schema.stages import StageError, StageSpec, parse_stages
 
 MAX_METADATA_BYTES = 1 << 20
 
@@ -72,12 +73,22 @@ class ModelMetadata:
     source: str = ""
     #: How the outputs are decoded (``None``: classification/raw, or SSD post-process detection).
     decoder: DecoderSpec | None = None
+    #: Audio models: the rate (Hz) the input samples are at; 0 for other models.
+    sample_rate: int = 0
+    #: A model chain's stages (:mod:`agent.schema.stages`); empty for a single model.
+    stages: tuple[StageSpec, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
+        # Optional fields are absent when unset: older agents reject unknown keys.
         out.pop("decoder")
-        if self.decoder is not None:  # absent when unset: older agents and bundles stay valid
+        if self.decoder is not None:
             out["decoder"] = self.decoder.to_dict()
+        if not self.sample_rate:
+            del out["sample_rate"]
+        out["stages"] = [s.to_dict() for s in self.stages]
+        if not self.stages:
+            del out["stages"]
         return out
 
     def to_json(self) -> bytes:
@@ -110,7 +121,16 @@ class ModelMetadata:
         if not isinstance(source, str):
             raise MetadataError("metadata.source must be a string")
         decoder = _decoder(obj.get("decoder"), task)
+        rate = obj.get("sample_rate", 0)
+        if isinstance(rate, bool) or not isinstance(rate, int) or not 0 <= rate <= 1_000_000:
+            raise MetadataError("metadata.sample_rate must be an integer 0-1000000 (Hz)")
+        try:
+            stages = parse_stages(obj.get("stages", []))
+        except StageError as exc:
+            raise MetadataError(str(exc)) from None
         return cls(
+            stages=stages,
+            sample_rate=rate,
             task=cast(Task, task),
             inputs=inputs,
             outputs=outputs,

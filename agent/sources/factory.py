@@ -12,6 +12,7 @@ from typing import Protocol
 
 from agent.config import SourceConfig
 from agent.secrets import FileResolver
+from agent.sources.audio import DEFAULT_BLOCK_S, AudioBlock
 from agent.sources.base import Frame, FrameNeed, Reading
 from agent.sources.lines import LineFormat
 from agent.sources.sensor import QueueReadingSource, StreamSensorSource
@@ -21,7 +22,7 @@ class InputSource(Protocol):
     @property
     def finished(self) -> bool: ...
 
-    def get(self, timeout: float | None = None) -> Frame | Reading | None: ...
+    def get(self, timeout: float | None = None) -> Frame | Reading | AudioBlock | None: ...
 
     def stats(self) -> dict[str, int]: ...
 
@@ -43,6 +44,8 @@ def build_source(
     kind = config.type
     if kind in ("camera", "stream", "video", "images"):
         return _image_source(config, resolver, need)
+    if kind in ("audio", "pcm", "microphone"):
+        return _audio_source(config, resolver)
     path = str(resolver.path(config.path or ""))
     if kind == "sensor":
         return StreamSensorSource(path, baud=config.baud, fmt=line_format(config))
@@ -73,4 +76,40 @@ def _image_source(
         )
     return ImageDirSource(
         path, poll_interval=config.poll_s, max_bytes=config.max_image_bytes, need=need
+    )
+
+
+def _audio_source(config: SourceConfig, resolver: FileResolver) -> InputSource:
+    """Audio sources hand over blocks no longer than the hop, so a window is due at most once
+    per block (the soundfile and sounddevice imports happen only here)."""
+    block_s = min(DEFAULT_BLOCK_S, config.hop_s or config.window_s or DEFAULT_BLOCK_S)
+    if config.type == "microphone":
+        from agent.sources.audio_mic import MicrophoneSource
+
+        device = config.device
+        return MicrophoneSource(
+            int(device) if device is not None and device.isdigit() else device,
+            rate=config.sample_rate,
+            channels=config.channels,
+            block_s=block_s,
+        )
+    if config.type == "pcm":
+        from agent.sources.audio_pcm import STDIN, PcmStreamSource
+
+        raw = config.path or STDIN
+        return PcmStreamSource(
+            raw if raw == STDIN else str(resolver.path(raw)),
+            sample_format=config.sample_format,
+            rate=config.sample_rate,
+            channels=config.channels,
+            block_s=block_s,
+        )
+    from agent.sources.audio_file import AudioFileSource
+
+    return AudioFileSource(
+        resolver.path(config.path or ""),
+        loop=config.loop,
+        realtime=config.realtime,
+        block_s=block_s,
+        poll_s=config.poll_s,
     )

@@ -21,6 +21,7 @@ from agent.fsutil import atomic_write
 from agent.runtime.model import EDGETPU_HINT
 from agent.schema.canary import MAX_CANARY_BYTES, CanaryError, load_canary
 from agent.schema.meta import MAX_METADATA_BYTES, MetadataError, ModelMetadata
+from agent.schema.stages import STAGE_FILES
 from convert.commands.modelopts import add_model_arguments, model_options, read_label_file
 from convert.describe import ModelFacts, inspect_model, recognise_model
 from convert.recognise import EDGETPU_OP
@@ -47,6 +48,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--canary", type=Path, help="canary.npz (input, expected, atol)")
     parser.add_argument("--cpu-model", type=Path, help="CPU variant of an Edge TPU model")
+    parser.add_argument(
+        "--stage",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="STAGE.tflite",
+        help="an earlier stage of a model chain, in order (stage_1.tflite, ...); MODEL is the "
+        "last; --metadata must declare them in its stages",
+    )
     parser.add_argument("--hardware", action="append", default=[], help="allowed hardware id")
     parser.add_argument("--expires", help="lifetime such as 30d, 12h, 2w (default: none)")
     parser.add_argument("--cipher", choices=CIPHERS, default=DEFAULT_CIPHER)
@@ -77,9 +87,12 @@ def run(args: argparse.Namespace) -> int:
     files = _files(args, limits)
     if args.metadata is not None:
         metadata = _metadata(files.get("metadata.json"), args.metadata)
+    elif args.stage:
+        raise InputError("a model chain (--stage) needs --metadata declaring its stages")
     else:
         metadata = derive_metadata(args, files)
         files["metadata.json"] = metadata.to_json()
+    _check_stages(args.stage, metadata)
     created = int(time.time())
     release = Release(
         name=args.name,
@@ -120,6 +133,8 @@ def _files(args: argparse.Namespace, limits: Limits) -> dict[str, bytes]:
     for name, (path, cap) in optional.items():
         if path is not None:
             files[name] = read_input(path, cap, name)
+    for name, path in zip(STAGE_FILES, args.stage, strict=False):
+        files[name] = read_input(path, limits.max_payload, name)
     if "canary.npz" in files:
         try:
             load_canary(files["canary.npz"])
@@ -164,6 +179,20 @@ def _same_interface(tpu: ModelFacts, cpu: ModelFacts) -> None:
             f"--cpu-model does not match the model: inputs {b} vs {a}, "
             f"{len(cpu.outputs)} vs {len(tpu.outputs)} outputs"
         )
+
+
+def _check_stages(stages: list[Path], metadata: ModelMetadata | None) -> None:
+    """``--stage`` files and ``metadata.stages`` must describe the same chain."""
+    if len(stages) > len(STAGE_FILES):
+        raise InputError(f"at most {len(STAGE_FILES)} --stage models (and MODEL, the last)")
+    declared = () if metadata is None else metadata.stages
+    if stages and len(declared) != len(stages) + 1:
+        raise InputError(
+            f"{len(stages)} --stage model(s) and MODEL make a chain of {len(stages) + 1}; "
+            f"--metadata declares {len(declared)} stages"
+        )
+    if declared and not stages:
+        raise InputError(f"--metadata declares a chain of {len(declared)} stages: give --stage")
 
 
 def _metadata(data: bytes | None, path: Path | None) -> ModelMetadata | None:

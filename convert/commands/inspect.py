@@ -88,4 +88,9 @@ def _lines(raw: RawHeader, manifest: Manifest, verified: str) -> list[str]:
             lines.append(
                 f"  labels {', '.join(meta.labels[:10])}{' ...' if len(meta.labels) > 10 else ''}"
             )
+        lines += [
+            f"  stage {i + 1} {s.name} ({s.file}): window {s.window}, hop {s.hop}, "
+            f"x * {s.scale:g} + {s.offset:g}"
+            for i, s in enumerate(meta.stages)
+        ]
     return lines
