@@ -24,8 +24,8 @@ from agent.events.tracker import Event, EventRules, EventTracker, observations
 from agent.hass.events import label_object_id
 from agent.model.active import ActiveModel
 from agent.model.pipeline import InferenceResult
-from agent.mqtt.client import MqttClient
 from agent.mqtt.messages import ModelRef
+from agent.mqtt.ports import Publisher
 from agent.mqtt.topics import DeviceTopics, Topic
 from agent.store.outbox import Outbox
 
@@ -36,7 +36,7 @@ def event_publisher(
     config: EventsConfig,
     outbox: Outbox,
     topics: DeviceTopics,
-    client: MqttClient,
+    client: Publisher,
     wall: Callable[[], float] = time.time,
 ) -> EventPublisher:
     """The publisher for ``[events]`` (with no label configured it never publishes anything)."""
@@ -58,7 +58,7 @@ def event_publisher(
     )
 
 
-def retained_sender(client: MqttClient) -> Callable[[str, bytes], bool]:
+def retained_sender(client: Publisher) -> Callable[[str, bytes], bool]:
     """Publish a snapshot retained at QoS 1 when connected; False (try later) otherwise."""
 
     def send(topic: str, payload: bytes) -> bool:
