@@ -146,7 +146,8 @@ class Pipeline:
         body, summary = self._postprocess(outputs, geometry)
         if window is not None:
             body["window"] = window
-        return self._result(item, body, summary, invoke_s, self._clock() - started, finite)
+        total = self._clock() - started
+        return self._result(item, body, summary, invoke_s=invoke_s, total_s=total, finite=finite)
 
     def _chain_result(self, item: AudioBlock, started: float) -> InferenceResult | None:
         """A model chain ran its stages (the last is ``active.model``) on the block."""
@@ -159,13 +160,14 @@ class Pipeline:
         body, summary = self._postprocess([output], None)
         body["window"] = window
         total = self._clock() - started
-        return self._result(item, body, summary, total, total, finite)
+        return self._result(item, body, summary, invoke_s=total, total_s=total, finite=finite)
 
     def _result(
         self,
         item: Frame | Reading | AudioBlock,
         body: dict[str, Any],
         summary: Summary,
+        *,
         invoke_s: float,
         total_s: float,
         finite: bool,

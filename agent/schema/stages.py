@@ -12,12 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from agent.errors import InputError
+
 STAGE_FILES = ("stage_1.tflite", "stage_2.tflite", "stage_3.tflite", "stage_4.tflite")
 FINAL_FILE = "model.tflite"
 MAX_WINDOW = 1 << 22
 
 
-class StageError(ValueError):
+class StageError(InputError):
     """A stage declaration is malformed; the message names the field."""
 
 
