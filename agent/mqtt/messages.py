@@ -88,7 +88,8 @@ class ModelRef:
 @dataclass(frozen=True, slots=True)
 class Origin:
     """Where a result's input came from: the source, its own sequence number (gaps are frames
-    the source dropped), the wall-clock capture time and, for an image folder, the file name."""
+    the source dropped), the wall-clock capture time and, for an image folder or an audio
+    recording, the file name."""
 
     source: str
     seq: int | None = None

@@ -20,6 +20,7 @@ from agent.config import OutputConfig
 from agent.model.active import ActiveModel
 from agent.model.pipeline import Pipeline
 from agent.pipeline.audio import resample
+from agent.pipeline.fit import size_of
 from agent.pipeline.postprocess import classify
 from agent.runtime import LoadedModel, open_model
 from agent.schema.meta import ModelMetadata, TensorSpec
@@ -166,3 +167,36 @@ def test_a_44k1_recording_is_windowed_at_its_rate_and_resampled_for_the_model(
     direct = _by_hand(model, meta, pcm, 44100)
     source = AudioFileSource(tmp_path / "cd.flac", realtime=False)
     _assert_same(_through(_pipeline(model, meta), source, len(direct)), direct)
+
+
+def test_an_audio_result_carries_its_origin_and_is_cut_to_the_size_limit_like_any_result(
+    birdnet: tuple[LoadedModel, ModelMetadata], tmp_path: Path
+) -> None:
+    model, meta = birdnet
+    soundfile.write(tmp_path / "dusk.wav", birdsong(4.5), RATE, subtype="PCM_16")
+    source = AudioFileSource(tmp_path / "dusk.wav", realtime=False, block_s=0.1)
+    pipeline = _pipeline(model, meta)
+    results = []
+    while len(results) < 2 and not source.finished:
+        block = source.get(0.2)
+        result = None if block is None else pipeline.process(block)
+        if result is not None:
+            results.append((block, result))
+        if len(results) == 1:
+            # About two classes less than the first body: the second window's cannot fit whole.
+            pipeline.max_result_bytes = size_of(results[0][1].outputs) - 60
+    source.close()
+    (first_block, first), (second_block, second) = results
+    assert (first.source, first.frame_seq, first.file) == (
+        "audio:dusk.wav",
+        first_block.seq,
+        "dusk.wav",
+    )
+    assert (second.source, second.frame_seq) == ("audio:dusk.wav", second_block.seq)
+    assert first_block.seq < second_block.seq
+    assert not first.truncated
+    assert "truncated" not in first.outputs
+    assert second.truncated
+    assert second.outputs["truncated"] is True
+    assert len(second.outputs["classes"]) == 1  # top-3 halved until it fits
+    assert (second.outputs["window"]["start_s"], second.outputs["window"]["end_s"]) == (1.5, 4.5)

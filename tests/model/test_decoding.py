@@ -56,3 +56,22 @@ def test_anchor_layer_count_must_equal_the_strides() -> None:
 def test_segmentation_task_needs_a_decoder() -> None:
     with pytest.raises(MetadataError, match=r"metadata\.decoder is required for task segmentation"):
         ModelMetadata.from_dict(_meta().to_dict() | {"task": "segmentation"})
+
+
+def test_decoder_sits_beside_an_audio_rate_and_chain_stages_and_all_three_round_trip() -> None:
+    stages = [
+        {"name": "mel", "file": "stage_1.tflite", "window": 1760, "hop": 1280},
+        {"name": "det", "file": "model.tflite", "window": 16, "hop": 1},
+    ]
+    decoder = {"kind": "yolov8"}
+    raw = _meta().to_dict() | {"decoder": decoder, "sample_rate": 16000, "stages": stages}
+    meta = ModelMetadata.from_dict(raw)
+    assert (meta.decoder, meta.sample_rate) == (DecoderSpec("yolov8"), 16000)
+    assert [s.name for s in meta.stages] == ["mel", "det"]
+    written = meta.to_dict()
+    assert (written["decoder"], written["sample_rate"], len(written["stages"])) == (
+        decoder,
+        16000,
+        2,
+    )
+    assert ModelMetadata.from_json(meta.to_json()) == meta

@@ -158,6 +158,13 @@ def test_hey_jarvis_scores_higher_than_other_speech_through_the_three_stage_chai
     assert {e["label"] for e in events} == {"hey_jarvis"}
     any_window: dict[str, Any] = windows[0]
     assert any_window["file"].endswith(".wav")
+    origins = [
+        ResultMessage.from_json(m.payload).origin for m in messages if m.topic.endswith("/results")
+    ]
+    assert {o.source if o else None for o in origins} == {"audio:recordings"}
+    assert [o.file if o else None for o in origins] == [w["file"] for w in windows]
+    seqs = [o.seq if o else None for o in origins]
+    assert all(isinstance(s, int) for s in seqs)
 
 
 def test_bundle_refuses_stages_its_metadata_does_not_declare_and_inspect_shows_the_chain(
@@ -179,6 +186,12 @@ def test_bundle_refuses_stages_its_metadata_does_not_declare_and_inspect_shows_t
     ]  # fmt: skip
     assert convert_cli.main(argv) != 0
     assert "1 --stage model(s) and MODEL make a chain of 2; --metadata declares 3 stages" in (
+        capsys.readouterr().err
+    )
+    assert not (tmp_path / "bad.edgepkg").exists()
+    derived = [a for a in argv if a not in ("--metadata", str(tmp_path / "metadata.json"))]
+    assert convert_cli.main(derived) != 0  # metadata derived from MODEL alone has no stages
+    assert "a model chain (--stage) needs --metadata declaring its stages" in (
         capsys.readouterr().err
     )
     assert not (tmp_path / "bad.edgepkg").exists()
