@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ast
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -310,3 +310,9 @@ def test_architecture_doc_names_every_package_and_top_level_module() -> None:
             if not names & named:
                 missing.append(f"{top}/{entry.name}")
     assert missing == []
+
+
+def test_test_modules_have_unique_file_names() -> None:
+    """pytest's default import mode imports test modules by file name: two test_x.py clash."""
+    names = Counter(path.name for path in (ROOT / "tests").rglob("test_*.py"))
+    assert [name for name, count in names.items() if count > 1] == []
