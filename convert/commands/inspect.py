@@ -18,6 +18,7 @@ from agent.bundle.files import read_bundle, read_release_public
 from agent.bundle.manifest import Manifest, parse_manifest
 from agent.bundle.trust import TrustRoot
 from agent.clikit import add_json_flag
+from agent.schema.stages import StageSpec
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -90,7 +91,18 @@ def _lines(raw: RawHeader, manifest: Manifest, verified: str) -> list[str]:
             )
         lines += [
             f"  stage {i + 1} {s.name} ({s.file}): window {s.window}, hop {s.hop}, "
-            f"x * {s.scale:g} + {s.offset:g}"
+            f"x * {s.scale:g} + {s.offset:g}{_crop_text(s)}"
             for i, s in enumerate(meta.stages)
         ]
     return lines
+
+
+def _crop_text(stage: StageSpec) -> str:
+    c = stage.crop
+    if c is None:
+        return ""
+    turn = "no rotation" if c.rotation_keypoints is None else (
+        f"rotated by keypoints {c.rotation_keypoints[0]}->{c.rotation_keypoints[1]} "
+        f"to {c.target_angle:g} deg"
+    )  # fmt: skip
+    return f"; crop of up to {c.max_crops} detections >= {c.threshold:g}, box x{c.scale:g}, {turn}"

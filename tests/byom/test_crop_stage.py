@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
+import pytest
 from skimage import data
 
+from agent import cli as agent_cli
 from agent.pipeline.crop_stage import CropStage
 from agent.pipeline.decoders import decoder_for
 from agent.pipeline.preprocess import Preprocessor
 from agent.runtime import open_model
-from agent.schema.stages import CropSpec, StageSpec
+from agent.schema.stages import CropSpec, StageSpec, parse_stages
+from convert import cli as convert_cli
 from convert.describe import inspect_model, recognise_model
 from convert.recognise import Options
 
@@ -100,3 +104,32 @@ def test_a_tilted_face_is_cropped_upright_and_its_landmarks_follow_the_tilt(
     right, left = _eye(points, RIGHT_EYE) * [w, h], _eye(points, LEFT_EYE) * [w, h]
     tilt = np.degrees(np.arctan2(left[1] - right[1], left[0] - right[0]))
     assert -40 < tilt < -10  # the eye line turned with the photo (y down: negative is up-right)
+
+
+def test_bundle_takes_a_crop_chain_and_inspect_shows_the_crop(
+    tmp_path: Path, thirdparty_models: Models, capsys: pytest.CaptureFixture[str]
+) -> None:
+    raw = thirdparty_models("face_landmark").read_bytes()
+    mesh = recognise_model(inspect_model(raw), Options()).metadata
+    stages = parse_stages([
+        {"name": "face", "file": "stage_1.tflite", "window": 1, "hop": 1},
+        {"name": "mesh", "file": "model.tflite", "crop": {"max_crops": 2, "scale": 1.5}},
+    ])  # fmt: skip
+    (tmp_path / "metadata.json").write_bytes(replace(mesh, stages=stages).to_json())
+    assert convert_cli.main(["keygen", "--out", str(tmp_path / "release")]) == 0
+    assert agent_cli.main(["keygen", "--out", str(tmp_path / "dev"), "--device-id", "d1"]) == 0
+    bundle = tmp_path / "mesh-1.edgepkg"
+    argv = [
+        "bundle", str(thirdparty_models("face_landmark")), "--name", "mesh", "--version", "1",
+        "--stage", str(thirdparty_models("face_short")),
+        "--metadata", str(tmp_path / "metadata.json"),
+        "--signing-key", str(tmp_path / "release" / "release.key"),
+        "--recipient", str(tmp_path / "dev" / "device.pub"), "-o", str(bundle),
+    ]  # fmt: skip
+    assert convert_cli.main(argv) == 0
+    assert convert_cli.main(["inspect", str(bundle)]) == 0
+    shown = capsys.readouterr().out
+    assert (
+        "stage 2 mesh (model.tflite): window 1, hop 1, x * 1 + 0; crop of up to 2 detections "
+        ">= 0.5, box x1.5, rotated by keypoints 0->1 to 0 deg"
+    ) in shown
