@@ -263,13 +263,6 @@ def _stage_models(
 ) -> tuple[LoadedModel, ...]:
     """The earlier stages of a chain, from the same verified bundle (CPU interpreters)."""
     loaded = []
-    crops = [s.name for s in metadata.stages if s.crop is not None]
-    if crops:  # refused rather than run as a tensor chain, which would be silently wrong
-        raise BundleRejected(
-            Reason.MALFORMED,
-            f"metadata.stages: {crops[0]!r} is a crop stage; edge-agent does not run image "
-            "chains yet (agent.pipeline.crop_stage.CropStage runs them in process)",
-        )
     for spec in metadata.stages[:-1]:
         data = bundle.file(spec.file)
         if data is None:

@@ -35,6 +35,7 @@ from agent.sources.base import Frame, FrameNeed, Reading
 from agent.store.policy import Summary
 
 if TYPE_CHECKING:
+    from agent.model.crop_chain import CropChain
     from agent.pipeline.preprocess import Preprocessor
 
 
@@ -78,6 +79,14 @@ def _image_preprocessor(meta: ModelMetadata) -> Preprocessor:
     return Preprocessor(meta)
 
 
+def _crop_chain(active: ActiveModel, clock: Callable[[], float]) -> CropChain | None:
+    if not any(s.crop is not None for s in active.metadata.stages):
+        return None
+    from agent.model.crop_chain import CropChain  # OpenCV only for image models
+
+    return CropChain(active, clock)
+
+
 class Pipeline:
     """Pre-process, invoke and post-process for one model. Not thread-safe; one per loop."""
 
@@ -95,7 +104,8 @@ class Pipeline:
         self._preprocess = _image_preprocessor(meta) if self._image_input else None
         self._windower: Windower | None = None
         self._audio: AudioInput | None = None
-        self._chain = ChainInput(active, clock) if meta.stages else None
+        self._crops = _crop_chain(active, clock)
+        self._chain = ChainInput(active, clock) if meta.stages and not self._crops else None
         if not self._image_input:
             shape = self._input_spec.shape
             features = shape[-1]
@@ -105,7 +115,7 @@ class Pipeline:
         #: The smallest camera frame this model can use (None for sensor models).
         self.frame_need = (
             None
-            if pre is None
+            if pre is None or self._crops is not None  # crops are cut from the full frame
             else FrameNeed(pre.width, pre.height, gray=pre.color == "gray", letterbox=pre.letterbox)
         )
 
@@ -116,6 +126,8 @@ class Pipeline:
 
     def stage_stats(self) -> dict[str, dict[str, float]]:
         """Per-stage invocations and latency of a model chain (empty for a single model)."""
+        if self._crops is not None:
+            return self._crops.stats()
         return {} if self._chain is None else self._chain.stats()
 
     def configure_audio(self, window_s: float | None, hop_s: float | None) -> None:
@@ -132,6 +144,8 @@ class Pipeline:
         geometry: Letterbox | None
         if isinstance(item, AudioBlock) and self._chain is not None:
             return self._chain_result(item, started)
+        if isinstance(item, Frame) and self._crops is not None:
+            return self._crop_result(item, started)
         if isinstance(item, AudioBlock):
             fed = self._audio_input().feed(item)
             tensor, geometry, window = (None, None, None) if fed is None else (fed[0], None, fed[1])
@@ -161,6 +175,14 @@ class Pipeline:
         body["window"] = window
         total = self._clock() - started
         return self._result(item, body, summary, invoke_s=total, total_s=total, finite=finite)
+
+    def _crop_result(self, item: Frame, started: float) -> InferenceResult:
+        """A detector and a crop stage ran on the frame (:mod:`agent.model.crop_chain`)."""
+        assert self._crops is not None
+        body, (label, score) = self._crops.run(item.image, self.output.score_threshold)
+        total = self._clock() - started
+        return self._result(item, body, Summary(label, score), invoke_s=total, total_s=total,
+                            finite=True)  # fmt: skip
 
     def _result(
         self,

@@ -128,6 +128,11 @@ class ModelMetadata:
             stages = parse_stages(obj.get("stages", []))
         except StageError as exc:
             raise MetadataError(str(exc)) from None
+        for i, stage in enumerate(stages):
+            if stage.model is not None:
+                nested = cls.from_dict(stage.model)
+                if nested.stages:
+                    raise MetadataError(f"metadata.stages[{i}].model cannot declare stages")
         return cls(
             stages=stages,
             sample_rate=rate,

@@ -9,7 +9,8 @@ one ``inputs``/``outputs``/``labels`` describe); the others are ``stage_1.tflite
 A *crop stage* (image chains) carries ``"crop": {"max_crops": 4, "threshold": 0.5, "scale": 1.5,
 "rotation_keypoints": [0, 1], "target_angle": 0}``: each detection of the stage before it is
 cropped from the frame and run through this stage (:mod:`agent.pipeline.crop_stage`); its
-``window``/``hop`` default to 1.
+``window``/``hop`` default to 1. The detector before it carries its own metadata as ``"model"``
+(what ``edge-convert describe --json`` gives for it: inputs, outputs, preprocess, decoder).
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ class StageSpec:
     offset: float = 0.0
     input_shape: tuple[int, ...] | None = None  # resize a dynamic input before allocation
     crop: CropSpec | None = None  # a crop stage: runs on crops of the previous stage's detections
+    model: dict[str, Any] | None = None  # an image stage's own metadata (checked by ModelMetadata)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -94,6 +96,8 @@ class StageSpec:
             out["input_shape"] = list(self.input_shape)
         if self.crop is not None:
             out["crop"] = self.crop.to_dict()
+        if self.model is not None:
+            out["model"] = self.model
         return out
 
 
@@ -119,7 +123,8 @@ def parse_stages(value: object) -> tuple[StageSpec, ...]:
         where = f"metadata.stages[{i}]"
         if not isinstance(raw, dict):
             raise StageError(f"{where} must be an object")
-        allowed = {"name", "file", "window", "hop", "scale", "offset", "input_shape", "crop"}
+        allowed = {"name", "file", "window", "hop", "scale", "offset", "input_shape", "crop",
+                   "model"}  # fmt: skip
         unknown = sorted(set(raw) - allowed)
         if unknown:
             raise StageError(f"{where}: unknown key {unknown[0]!r}")
@@ -138,7 +143,10 @@ def parse_stages(value: object) -> tuple[StageSpec, ...]:
         crop = None if raw.get("crop") is None else parse_crop(raw["crop"], f"{where}.crop")
         if crop is not None and i == 0:
             raise StageError(f"{where}.crop: the first stage has no detections to crop")
-        one = 1 if crop is not None else None
+        model = raw.get("model")
+        if model is not None and (not isinstance(model, dict) or i == len(value) - 1):
+            raise StageError(f"{where}.model must be an object, on a stage before the last")
+        one = 1 if crop is not None or model is not None else None
         specs.append(
             StageSpec(
                 name=name,
@@ -149,6 +157,7 @@ def parse_stages(value: object) -> tuple[StageSpec, ...]:
                 offset=_num(raw.get("offset", 0.0), f"{where}.offset"),
                 input_shape=None if shape is None else tuple(shape),
                 crop=crop,
+                model=model,
             )
         )
     if len({s.name for s in specs}) != len(specs):
