@@ -48,7 +48,9 @@ def rect_for_detection(
 
     The square is ``scale`` times the box's long side (in pixels). With ``rotation_keypoints``
     ``(a, b)`` and the detection carrying those keypoints, the crop turns so that ``a -> b``
-    points along ``target_angle`` (radians) inside the crop; otherwise it stays axis-aligned.
+    points along ``target_angle`` inside the crop (radians, counter-clockwise on screen as in
+    MediaPipe: a palm's wrist -> middle finger at ``pi / 2`` is upright); otherwise it stays
+    axis-aligned. The crop's angle is MediaPipe's rect ``rotation``.
     """
     w, h = frame_wh
     xmin, ymin, xmax, ymax = bbox
@@ -60,7 +62,7 @@ def rect_for_detection(
         a, b = keypoints[rotation_keypoints[0]], keypoints[rotation_keypoints[1]]
         dx, dy = (b[0] - a[0]) * w, (b[1] - a[1]) * h
         if dx or dy:
-            angle = _normalise(math.atan2(dy, dx) - target_angle)
+            angle = _normalise(math.atan2(dy, dx) + target_angle)
     return CropRect((xmin + xmax) / 2 * w, (ymin + ymax) / 2 * h, side, angle)
 
 

@@ -53,8 +53,14 @@ def test_detection_rect_without_keypoints_or_rotation_stays_axis_aligned() -> No
     box = (0.1, 0.2, 0.3, 0.5)
     assert rect_for_detection(box, [], (100, 100)).angle == 0.0
     assert rect_for_detection(box, [(0, 0), (1, 1)], (100, 100), rotation_keypoints=None).angle == 0
-    rotated = rect_for_detection(box, [(0, 0), (0, 1)], (100, 100), target_angle=math.pi / 2)
-    assert rotated.angle == pytest.approx(0.0)
+
+
+def test_target_angle_is_counter_clockwise_as_in_mediapipe_palms() -> None:
+    box, up, down = (0.1, 0.2, 0.3, 0.5), [(0.5, 0.6), (0.5, 0.4)], [(0.5, 0.4), (0.5, 0.6)]
+    upright = rect_for_detection(box, up, (100, 100), target_angle=math.pi / 2)
+    assert upright.angle == pytest.approx(0.0)  # wrist below the fingers: no turn
+    upside_down = rect_for_detection(box, down, (100, 100), target_angle=math.pi / 2)
+    assert abs(upside_down.angle) == pytest.approx(math.pi)
 
 
 def test_an_empty_box_is_refused() -> None:
