@@ -130,7 +130,10 @@ class ModelMetadata:
             raise MetadataError(str(exc)) from None
         for i, stage in enumerate(stages):
             if stage.model is not None:
-                nested = cls.from_dict(stage.model)
+                try:
+                    nested = cls.from_dict(stage.model)
+                except MetadataError as exc:
+                    raise MetadataError(f"metadata.stages[{i}].model: {exc}") from None
                 if nested.stages:
                     raise MetadataError(f"metadata.stages[{i}].model cannot declare stages")
         return cls(

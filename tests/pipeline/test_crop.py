@@ -17,6 +17,7 @@ from agent.pipeline.crop import (
     map_points,
     rect_for_detection,
 )
+from agent.schema.meta import MetadataError, ModelMetadata, TensorSpec
 from agent.schema.stages import CropSpec, StageError, parse_stages
 
 
@@ -113,3 +114,29 @@ def test_the_first_stage_cannot_be_a_crop_stage() -> None:
             {"name": "a", "file": "stage_1.tflite", "crop": {}},
             {"name": "b", "file": "model.tflite", "window": 1, "hop": 1},
         ])  # fmt: skip
+
+
+def test_a_stage_model_must_be_valid_metadata_without_stages_of_its_own() -> None:
+    base = ModelMetadata(
+        task="raw",
+        inputs=(TensorSpec("x", (1, 8, 8, 3), "float32"),),
+        outputs=(TensorSpec("y", (1, 4), "float32"),),
+    ).to_dict()
+    crop = {"name": "mesh", "file": "model.tflite", "crop": {}}
+    nested = base | {
+        "stages": [{"name": "a", "file": "stage_1.tflite", "window": 1, "hop": 1}, crop]
+    }
+    with pytest.raises(MetadataError, match=r"stages\[0\].model cannot declare stages"):
+        ModelMetadata.from_dict(base | {"stages": [
+            {"name": "face", "file": "stage_1.tflite", "model": nested}, crop]})  # fmt: skip
+    with pytest.raises(MetadataError, match=r"stages\[0\]\.model: metadata\.task"):
+        ModelMetadata.from_dict(base | {"stages": [
+            {"name": "face", "file": "stage_1.tflite", "model": {"task": "x"}}, crop]})  # fmt: skip
+    with pytest.raises(MetadataError, match=r"stages\[1\].model must be an object, on a stage"):
+        ModelMetadata.from_dict(base | {"stages": [
+            {"name": "face", "file": "stage_1.tflite", "window": 1, "hop": 1},
+            crop | {"model": base}]})  # fmt: skip
+    fine = ModelMetadata.from_dict(base | {"stages": [
+        {"name": "face", "file": "stage_1.tflite", "model": base}, crop]})  # fmt: skip
+    assert fine.stages[0].model == base
+    assert ModelMetadata.from_dict(fine.to_dict()) == fine
