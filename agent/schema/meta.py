@@ -136,6 +136,8 @@ class ModelMetadata:
                     raise MetadataError(f"metadata.stages[{i}].model: {exc}") from None
                 if nested.stages:
                     raise MetadataError(f"metadata.stages[{i}].model cannot declare stages")
+        if any(s.crop is not None for s in stages):
+            _check_crop_chain(stages)
         return cls(
             stages=stages,
             sample_rate=rate,
@@ -242,3 +244,15 @@ def _seq(value: object) -> list[object]:
     if not isinstance(value, list | tuple):
         raise MetadataError("metadata.preprocess mean/std must be lists of numbers")
     return list(value)
+
+
+def _check_crop_chain(stages: tuple[StageSpec, ...]) -> None:
+    """A crop chain is a detector with its own metadata, then the crop stage."""
+    model = stages[0].model
+    if len(stages) != 2 or stages[1].crop is None or model is None:
+        raise MetadataError(
+            "metadata.stages: a crop chain is two stages, a detector with its own 'model' "
+            "metadata, then the crop stage (model.tflite)"
+        )
+    if model.get("task") != "detection":
+        raise MetadataError("metadata.stages[0].model.task must be 'detection' for a crop chain")

@@ -111,8 +111,11 @@ def test_bundle_takes_a_crop_chain_and_inspect_shows_the_crop(
 ) -> None:
     raw = thirdparty_models("face_landmark").read_bytes()
     mesh = recognise_model(inspect_model(raw), Options()).metadata
+    face = recognise_model(
+        inspect_model(thirdparty_models("face_short").read_bytes()), Options(labels=("face",))
+    ).metadata
     stages = parse_stages([
-        {"name": "face", "file": "stage_1.tflite", "window": 1, "hop": 1},
+        {"name": "face", "file": "stage_1.tflite", "model": face.to_dict()},
         {"name": "mesh", "file": "model.tflite", "crop": {"max_crops": 2, "scale": 1.5}},
     ])  # fmt: skip
     (tmp_path / "metadata.json").write_bytes(replace(mesh, stages=stages).to_json())

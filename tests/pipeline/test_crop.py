@@ -123,8 +123,9 @@ def test_a_stage_model_must_be_valid_metadata_without_stages_of_its_own() -> Non
         outputs=(TensorSpec("y", (1, 4), "float32"),),
     ).to_dict()
     crop = {"name": "mesh", "file": "model.tflite", "crop": {}}
+    last = {"name": "b", "file": "model.tflite", "window": 1, "hop": 1}
     nested = base | {
-        "stages": [{"name": "a", "file": "stage_1.tflite", "window": 1, "hop": 1}, crop]
+        "stages": [{"name": "a", "file": "stage_1.tflite", "window": 1, "hop": 1}, last]
     }
     with pytest.raises(MetadataError, match=r"stages\[0\].model cannot declare stages"):
         ModelMetadata.from_dict(base | {"stages": [
@@ -136,7 +137,22 @@ def test_a_stage_model_must_be_valid_metadata_without_stages_of_its_own() -> Non
         ModelMetadata.from_dict(base | {"stages": [
             {"name": "face", "file": "stage_1.tflite", "window": 1, "hop": 1},
             crop | {"model": base}]})  # fmt: skip
+    detector = base | {"task": "detection"}
     fine = ModelMetadata.from_dict(base | {"stages": [
-        {"name": "face", "file": "stage_1.tflite", "model": base}, crop]})  # fmt: skip
-    assert fine.stages[0].model == base
+        {"name": "face", "file": "stage_1.tflite", "model": detector}, crop]})  # fmt: skip
+    assert fine.stages[0].model == detector
     assert ModelMetadata.from_dict(fine.to_dict()) == fine
+
+
+def test_a_crop_chain_is_a_detector_with_its_metadata_then_the_crop_stage() -> None:
+    base = ModelMetadata(
+        task="raw",
+        inputs=(TensorSpec("x", (1, 8, 8, 3), "float32"),),
+        outputs=(TensorSpec("y", (1, 4), "float32"),),
+    ).to_dict()
+    crop = {"name": "mesh", "file": "model.tflite", "crop": {}}
+    bare = {"name": "face", "file": "stage_1.tflite", "window": 1, "hop": 1}
+    with pytest.raises(MetadataError, match="a crop chain is two stages, a detector with its own"):
+        ModelMetadata.from_dict(base | {"stages": [bare, crop]})
+    with pytest.raises(MetadataError, match=r"stages\[0\]\.model\.task must be 'detection'"):
+        ModelMetadata.from_dict(base | {"stages": [bare | {"model": base}, crop]})
