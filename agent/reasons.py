@@ -53,6 +53,7 @@ class Reason(StrEnum):
     IO_ERROR = "io_error"
     LOAD_FAILED = "load_failed"
     NO_PREVIOUS_SLOT = "no_previous_slot"
+    ROOT_EXPIRED = "root_expired"
     # The transfer is retried later.
     DEADLINE = "deadline"
     TOO_SLOW = "too_slow"
@@ -77,7 +78,13 @@ class Reason(StrEnum):
 
 
 _NOT_THE_BUNDLE: dict[Blame, tuple[Reason, ...]] = {
-    "device": (Reason.NO_SPACE, Reason.IO_ERROR, Reason.LOAD_FAILED, Reason.NO_PREVIOUS_SLOT),
+    "device": (
+        Reason.NO_SPACE,
+        Reason.IO_ERROR,
+        Reason.LOAD_FAILED,
+        Reason.NO_PREVIOUS_SLOT,
+        Reason.ROOT_EXPIRED,
+    ),
     "transfer": (Reason.DEADLINE, Reason.TOO_SLOW, Reason.TRANSPORT),
     "rollback": (Reason.NAN_OUTPUT, Reason.ERRORS, Reason.LATENCY, Reason.COMMAND),
     "error": (Reason.ERROR, Reason.BAD_INPUT, Reason.BAD_CONFIG, Reason.BACKEND, Reason.OUTBOX),

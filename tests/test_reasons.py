@@ -59,6 +59,7 @@ def test_wire_values_are_unchanged() -> None:
             "io_error",
             "load_failed",
             "no_previous_slot",
+            "root_expired",
             "deadline",
             "too_slow",
             "transport",
@@ -92,6 +93,7 @@ def test_device_failures_are_not_blamed_on_the_bundle() -> None:
         Reason.IO_ERROR,
         Reason.LOAD_FAILED,
         Reason.NO_PREVIOUS_SLOT,
+        Reason.ROOT_EXPIRED,
     }
     device = DeviceError(Reason.NO_SPACE, "12 bytes free")
     assert isinstance(device, Rejected)

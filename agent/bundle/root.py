@@ -17,8 +17,10 @@ JSON::
   offline during several rotations applies every intermediate root in order
   (:func:`catch_up`). Signatures are checked over the exact payload bytes before it is parsed.
 * Expiry is checked on the newest root only, after catching up (an intermediate root may well
-  have expired by the time an offline device sees it): an expired newest root is reported
-  (``expired``) but its keys are still the newest the device knows, so it keeps them.
+  have expired by the time an offline device sees it): an expired newest root is refused
+  (``expired``) and the device stays on the newest unexpired root of the chain. A root that
+  expires once installed stays installed (the current model keeps serving), but the installer
+  refuses new installs under it (``root_expired``) until a newer root arrives.
 
 Pure: bytes in, values or :class:`BundleRejected` out. :class:`RootStore` is the file adapter.
 """
@@ -98,19 +100,34 @@ class CatchUp:
     root: Root
     applied: tuple[int, ...]
     refused: BundleRejected | None = None
+    tip_expired: int | None = None  # the expired version the chain reached, not accepted
 
 
-def catch_up(current: Root, available: Mapping[int, bytes]) -> CatchUp:
+def catch_up(current: Root, available: Mapping[int, bytes], now: float | None = None) -> CatchUp:
     """Apply ``current.version + 1, + 2, ...`` from ``available`` (version -> envelope) in order,
-    stopping at the first gap or at the first version that does not verify (``refused``)."""
-    root, applied = current, list[int]()
+    stopping at the first gap or at the first version that does not verify (``refused``).
+
+    With ``now``, an expired root may be a link of the chain but is never accepted as the new
+    root: the result is the newest unexpired root reached, and an expired tip is ``refused``
+    with ``expired`` (:attr:`CatchUp.tip_expired`)."""
+    root, applied, refused = current, list[int](), None
+    fresh, fresh_applied = current, list[int]()
     while (envelope := available.get(root.version + 1)) is not None:
         try:
             root = next_root(root, envelope)
         except BundleRejected as exc:
-            return CatchUp(root, tuple(applied), exc)
+            refused = exc
+            break
         applied.append(root.version)
-    return CatchUp(root, tuple(applied))
+        if now is None or not root.expired(now):
+            fresh, fresh_applied = root, list(applied)
+    if fresh is not root:
+        staying = f"staying on version {fresh.version}"
+        refused = BundleRejected(
+            Reason.EXPIRED, f"root version {root.version} expired at {root.expires}; {staying}"
+        )
+        return CatchUp(fresh, tuple(fresh_applied), refused, tip_expired=root.version)
+    return CatchUp(root, tuple(applied), refused)
 
 
 def make_root(

@@ -21,7 +21,7 @@ from typing import Protocol
 
 from agent.bundle import BundleVerifier, DecryptedBundle, Limits, StateStore, open_bundle
 from agent.config import AgentConfig
-from agent.errors import BundleRejected, Rejected
+from agent.errors import BundleRejected, DeviceError, Rejected
 from agent.model.active import Credentials
 from agent.model.swap import Swap
 from agent.model.switch import Staged
@@ -117,6 +117,17 @@ class Installer:
         return self.host.limits
 
     def verifier(self, *, own_slot: bool = False) -> BundleVerifier:
+        """The checker of a bundle; for a new install (not ``own_slot``) refused with
+        ``root_expired`` while the trust root is past its expiry."""
+        expired = None if own_slot else self.expired_root()
+        if expired is not None:
+            root = self.credentials.root
+            assert root is not None
+            raise DeviceError(
+                Reason.ROOT_EXPIRED,
+                f"trust root version {expired} expired at {root.expires}: no new install "
+                "until a newer root arrives",
+            )
         return BundleVerifier(
             self.credentials.trust,
             self.credentials.device,
@@ -125,6 +136,11 @@ class Installer:
             limits=self.host.limits,
             own_slot=own_slot,
         )
+
+    def expired_root(self) -> int | None:
+        """The version of the trust root when it is past its expiry, else ``None``."""
+        root = self.credentials.root
+        return root.version if root is not None and root.expired(self.wall()) else None
 
     def active_bundle(self) -> str | None:
         """The bundle id of the active slot (``None`` when nothing is installed)."""

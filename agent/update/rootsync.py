@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -37,10 +38,16 @@ class RootChange:
 
 
 class RootSync:
-    def __init__(self, current: Root, store: RootStore) -> None:
+    """``wall``: the device's wall clock; an expired root is a chain link, never the new root."""
+
+    def __init__(
+        self, current: Root, store: RootStore, wall: Callable[[], float] = time.time
+    ) -> None:
         self.current = current
         self.store = store
+        self.wall = wall
         self._pending: dict[int, bytes] = {}
+        self._expired_reported: int | None = None
 
     def offer(self, version: int, payload: bytes) -> RootChange:
         if version <= self.current.version or not payload or len(payload) > MAX_ROOT_BYTES:
@@ -48,11 +55,17 @@ class RootSync:
         if len(self._pending) >= MAX_PENDING and version not in self._pending:
             return RootChange()
         self._pending[version] = payload
-        done = catch_up(self.current, self._pending)
+        done = catch_up(self.current, self._pending, self.wall())
         for old in [v for v in self._pending if v <= done.root.version]:
             del self._pending[old]
-        if done.refused is not None:
+        if done.tip_expired is not None:
+            # kept: a newer root may chain through it; reported once per expired tip
+            if done.tip_expired == self._expired_reported:
+                done = replace(done, refused=None)
+            self._expired_reported = done.tip_expired
+        elif done.refused is not None:
             self._pending.pop(done.root.version + 1, None)  # reported once, not on every connect
+        if done.refused is not None:
             log.warning("root version %s refused: %s", done.root.version + 1, done.refused)
         if not done.applied:
             return RootChange(refused=done.refused)
@@ -67,6 +80,8 @@ class RootFollower:
 
     * ``root/+`` when the device was provisioned with root metadata: each newly accepted root
       swaps the installer's release and fleet keys; refusals counted ``root_rejected.<code>``.
+    * an installed root past its ``expires``: ``root_expired`` (its version) in the status
+      ``errors``, and the installer refuses new installs (``rejected:root_expired``).
     * ``timestamp`` when ``update.freeze_after_s`` > 0: fresh signed timestamps (fleet keys);
       past the bound without one, ``fleet_silent_s`` appears in the status ``errors``.
     """
@@ -77,12 +92,14 @@ class RootFollower:
         self.drops = drops
         root = installer.credentials.root
         store = RootStore(Path(installer.config.state_dir) / "trust")
-        self.sync = None if root is None else RootSync(root, store)
+        self.sync = None if root is None else RootSync(root, store, installer.wall)
         self.freeze_after_s = installer.config.update.freeze_after_s
         self.watch = FreezeWatch(time.monotonic())
         self._silent_logged = False
         if self.freeze_after_s > 0:
             drops.gauge("fleet_silent_s", self._silent)
+        if root is not None:
+            drops.gauge("root_expired", installer.expired_root)
 
     def fleet(self, configured: TrustRoot) -> TrustRoot:
         """The fleet keys commands are checked with: the newest root's, else ``configured``."""

@@ -77,6 +77,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.action == "timestamp":
         return publish_timestamp(args)
+    if args.expires_days <= 0:
+        raise InputError(f"--expires-days {args.expires_days:g}: devices refuse an expired root")
     signers = [_private(path) for path in args.sign]
     if args.action == "init":
         version = 1

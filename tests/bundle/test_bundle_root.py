@@ -23,10 +23,11 @@ def _root(
     *,
     root_threshold: int = 1,
     release_threshold: int = 1,
+    expires: int = EXPIRES,
 ) -> bytes:
     return make_root(
         version,
-        EXPIRES,
+        expires,
         {
             "root": ([k.public_key() for k in root], root_threshold),
             "release": ([k.public_key() for k in release], release_threshold),
@@ -94,6 +95,38 @@ def test_a_gap_stops_the_catch_up_without_error() -> None:
     v3 = _root(3, [K[0], K[1]], [K[2]], [K[0], K[1]], root_threshold=2)
     done = catch_up(load_root(V1), {3: v3})
     assert (done.root.version, done.applied, done.refused) == (1, (), None)
+
+
+def test_an_expired_root_is_not_accepted_as_the_new_root() -> None:
+    v2 = _root(2, [K[0], K[1]], [K[3]], [K[0], K[1]], root_threshold=2, expires=1_000)
+    done = catch_up(load_root(V1), {2: v2}, now=1_000)
+    assert (done.root.version, done.applied, done.tip_expired) == (1, (), 2)
+    assert done.refused is not None
+    assert (done.refused.code, done.refused.reason) == (
+        "expired",
+        "root version 2 expired at 1000; staying on version 1",
+    )
+
+
+def test_an_expired_root_is_a_link_of_the_chain_to_a_fresh_one() -> None:
+    v2 = _root(2, [K[0], K[1]], [K[3]], [K[0], K[1]], root_threshold=2, expires=1_000)
+    v3 = _root(3, [K[4]], [K[4]], [K[0], K[1], K[4]])
+    done = catch_up(load_root(V1), {2: v2, 3: v3}, now=2_000)
+    assert (done.root.version, done.applied, done.refused, done.tip_expired) == (
+        3,
+        (2, 3),
+        None,
+        None,
+    )
+
+
+def test_the_chain_stops_at_the_newest_unexpired_root() -> None:
+    v2 = _root(2, [K[0], K[1]], [K[3]], [K[0], K[1]], root_threshold=2)
+    v3 = _root(3, [K[4]], [K[4]], [K[0], K[1], K[4]], expires=1_000)
+    done = catch_up(load_root(V1), {2: v2, 3: v3}, now=2_000)
+    assert (done.root.version, done.applied, done.tip_expired) == (2, (2,), 3)
+    assert done.refused is not None
+    assert done.refused.code == "expired"
 
 
 def test_the_store_keeps_the_newest_accepted_root(tmp_path: Path) -> None:

@@ -5,13 +5,15 @@ both, refuses a bundle signed by the revoked key and installs one signed by the 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.bundle.keys import encode_private, encode_release_public
-from agent.mqtt.messages import ResultMessage
+from agent.bundle.root import make_root
+from agent.mqtt.messages import ResultMessage, StatusMessage
 from fleet.cli import main as fleet
 from tests.support.agent_env import AgentProcess, AgentWorld
 from tests.support.broker import MosquittoBroker, Subscriber
@@ -138,6 +140,70 @@ def test_root_rotation_revokes_the_old_release_key_and_an_offline_device_catches
             json.loads(saved.read_bytes())["payloadType"]
             == "application/vnd.edge-agent.root.v1+json"
         )
+        assert agent.terminate() == 0
+    finally:
+        agent.close()
+        for client in (publisher, status, watcher):
+            client.close()
+
+
+def _errors(status: Subscriber) -> dict[str, int]:
+    latest: dict[str, int] = {}
+    for message in status.messages:
+        if message.payload:
+            latest = StatusMessage.from_json(message.payload).errors
+    return latest
+
+
+def test_an_expired_root_refuses_new_installs_keeps_serving_until_a_newer_root_arrives(
+    tmp_path: Path, sample_models: ModelFactory, broker: MosquittoBroker
+) -> None:
+    device = AgentWorld(tmp_path / "device", sample_models("int8"), broker.url, frames=20)
+    world = UpdateWorld(device, broker)
+    keys = _Keys(tmp_path / "keys", device, world)
+    connection = ["--url", broker.url]
+    root_1 = device.root / "root-1.json"
+    root_key = Ed25519PrivateKey.generate()  # provisioned with a root that expired yesterday
+    roles = {
+        "root": ([root_key.public_key()], 1),
+        "release": ([device.release_key.public_key()], 1),
+        "fleet": ([world.fleet_key.public_key()], 1),
+    }
+    root_1.write_bytes(make_root(1, int(time.time()) - 86400, roles, [root_key]))
+    root_key_file, _ = _key_pair(tmp_path / "keys", "root-old", root_key)
+    status = Subscriber(broker, f"{BASE}/status")
+    watcher = Subscriber(broker, f"{BASE}/results")
+    publisher = Publisher(broker)
+    agent = AgentProcess(_config(device), tmp_path / "agent.log")
+    try:
+        wait_results(watcher, lambda got: len(got) >= 3, agent)
+        status.wait_for(lambda _g: _errors(status).get("root_expired") == 1, timeout=60)
+
+        refused_bundle = world.bundle(counter=2)
+        publisher.everything(refused_bundle)
+        publisher.desired(world, refused_bundle)
+        refused = wait_update(
+            status, lambda u: u.bundle == refused_bundle.bid and u.state == "rejected", agent
+        )
+        assert refused.label == "rejected:root_expired"
+        assert refused.detail.startswith("trust root version 1 expired at ")
+        assert refused.detail.endswith(": no new install until a newer root arrives")
+        start = _last_seq(watcher)
+        wait_results(watcher, lambda got: sum(r.seq > start for r in got) >= 3, agent)
+        assert _versions_after(watcher, start) == {"1"}
+
+        root_2 = tmp_path / "root-2.json"
+        assert fleet(["trust", "rotate", "--from", str(root_1), "--add-release",
+                      str(keys.new_pub), "--sign", str(root_key_file), "--out", str(root_2),
+                      "--publish", *connection]) == 0  # fmt: skip
+        status.wait_for(lambda _g: "root_expired" not in _errors(status), timeout=60)
+        assert "trust root now version 2" in agent.log()
+
+        fresh = world.bundle(counter=3)
+        publisher.everything(fresh)
+        publisher.desired(world, fresh)
+        wait_update(status, lambda u: u.bundle == fresh.bid and u.state == "installed", agent)
+        wait_results(watcher, lambda got: got[-1].model.version == "3", agent)
         assert agent.terminate() == 0
     finally:
         agent.close()
