@@ -5,7 +5,11 @@ retained messages than it holds (queue limits, clustered nodes). The registry is
 is counted against: a view is complete when every registered device was read. The file is JSON,
 written atomically::
 
-    {"version": 1, "devices": {"cam-01": {"groups": ["lab", "north"]}, ...}}
+    {"version": 1, "devices": {"cam-01": {"groups": ["lab", "north"],
+                                          "report_key": "<base64 raw Ed25519>"}, ...}}
+
+``report_key`` (optional) is the public half of the device's report-signing key
+(``edge-agent keygen``'s ``*-report.pub``): ``edge-fleet status`` verifies reports with it.
 
 Groups in the registry select devices for ``--group`` together with the groups devices publish
 in their status, so a device that is offline (or never announced) still belongs to its group.
@@ -13,11 +17,16 @@ in their status, so a device that is offline (or never announced) still belongs 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from agent.bundle.crypto import raw_public
 from agent.errors import ConfigError, InputError
 from agent.fsutil import atomic_write, read_capped
 from agent.mqtt.topics import TopicError, validate_device_id
@@ -36,6 +45,7 @@ class Registry:
     """Device id -> the groups the fleet manager assigned it (sorted, unique)."""
 
     devices: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    report_keys: Mapping[str, str] = field(default_factory=dict)  # device -> base64 raw Ed25519
 
     def __len__(self) -> int:
         return len(self.devices)
@@ -54,16 +64,33 @@ class Registry:
         merged = {d: set(g) for d, g in self.devices.items()}
         for device, groups in entries.items():
             merged.setdefault(check_device(device), set()).update(check_group(g) for g in groups)
-        return Registry({d: tuple(sorted(g)) for d, g in sorted(merged.items())})
+        return Registry({d: tuple(sorted(g)) for d, g in sorted(merged.items())}, self.report_keys)
+
+    def with_report_key(self, device: str, key: Ed25519PublicKey) -> Registry:
+        """The device (registered if new) with ``key`` as its report key (replacing any)."""
+        registry = self.with_devices({device: []})
+        raw = base64.b64encode(raw_public(key)).decode("ascii")
+        return Registry(registry.devices, {**registry.report_keys, device: raw})
+
+    def report_key(self, device: str) -> Ed25519PublicKey | None:
+        raw = self.report_keys.get(device)
+        return None if raw is None else Ed25519PublicKey.from_public_bytes(base64.b64decode(raw))
 
     def without(self, devices: Iterable[str]) -> Registry:
         gone = set(devices)
-        return Registry({d: g for d, g in self.devices.items() if d not in gone})
+        return Registry(
+            {d: g for d, g in self.devices.items() if d not in gone},
+            {d: k for d, k in self.report_keys.items() if d not in gone},
+        )
 
     def to_json(self) -> bytes:
         obj = {
             "version": REGISTRY_VERSION,
-            "devices": {d: {"groups": list(g)} for d, g in sorted(self.devices.items())},
+            "devices": {
+                d: {"groups": list(g)}
+                | ({"report_key": self.report_keys[d]} if d in self.report_keys else {})
+                for d, g in sorted(self.devices.items())
+            },
         }
         return (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode()
 
@@ -95,15 +122,28 @@ def parse_registry(data: bytes, where: str) -> Registry:
     if not isinstance(devices, dict):
         raise ConfigError("registry", f"{where}: 'devices' must be an object")
     entries: dict[str, list[str]] = {}
+    report_keys: dict[str, str] = {}
     for device, entry in devices.items():
         groups = entry.get("groups", []) if isinstance(entry, dict) else None
         if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
             raise ConfigError("registry", f"{where}: {device!r}: 'groups' must be strings")
         entries[device] = groups
+        if isinstance(entry, dict) and "report_key" in entry:
+            report_keys[device] = _report_key(entry["report_key"], f"{where}: {device!r}")
     try:
-        return Registry().with_devices(entries)
+        return Registry(Registry().with_devices(entries).devices, report_keys)
     except InputError as exc:
         raise ConfigError("registry", f"{where}: {exc}") from None
+
+
+def _report_key(value: object, where: str) -> str:
+    try:
+        raw = base64.b64decode(value if isinstance(value, str) else "", validate=True)
+    except binascii.Error:
+        raw = b""
+    if len(raw) != 32:
+        raise ConfigError("registry", f"{where}: 'report_key' must be 32 bytes of base64")
+    return base64.b64encode(raw).decode("ascii")
 
 
 def parse_device_list(text: str, where: str) -> dict[str, list[str]]:

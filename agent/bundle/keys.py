@@ -23,6 +23,7 @@ from agent.jsonutil import StrictJSONError, dumps_canonical, loads_strict
 MAX_KEY_FILE = 16 << 10
 RELEASE_PUBLIC_TYPE = "edge-agent/release-public-key"
 DEVICE_PUBLIC_TYPE = "edge-agent/device-public-key"
+REPORT_PUBLIC_TYPE = "edge-agent/report-public-key"
 DEVICE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 
 
@@ -87,6 +88,27 @@ def encode_device_public(device_id: str, key: X25519PublicKey) -> bytes:
         "public_key": base64.b64encode(raw_public(key)).decode("ascii"),
     }
     return dumps_canonical(doc) + b"\n"
+
+
+def encode_report_public(device_id: str, key: Ed25519PublicKey) -> bytes:
+    """The public half of a device's report-signing key, for ``edge-fleet devices add``."""
+    doc = {
+        "type": REPORT_PUBLIC_TYPE,
+        "alg": "ed25519",
+        "device_id": check_device_id(device_id),
+        "public_key": base64.b64encode(raw_public(key)).decode("ascii"),
+    }
+    return dumps_canonical(doc) + b"\n"
+
+
+def decode_report_public(data: bytes, where: str) -> tuple[str, Ed25519PublicKey]:
+    """(device id, report public key) from an ``edge-agent keygen`` ``*-report.pub`` file."""
+    doc = _public_doc(data, where, REPORT_PUBLIC_TYPE, {"type", "alg", "device_id", "public_key"})
+    device_id = doc["device_id"]
+    if not isinstance(device_id, str):
+        raise InputError(f"{where}: device_id must be a string")
+    key = Ed25519PublicKey.from_public_bytes(_raw(doc["public_key"], where))
+    return check_device_id(device_id), key
 
 
 def decode_release_public(data: bytes, where: str) -> Ed25519PublicKey:

@@ -1,6 +1,8 @@
 """``edge-fleet devices add|remove|import|adopt|list``: the registry the fleet view counts on.
 
-``add ID... [--group G]``, ``remove ID...``, ``import FILE`` (one ``ID [GROUP,...]`` a line, or
+``add ID... [--group G] [--report-key ID-report.pub]`` (the device's report public key, from
+``edge-agent keygen``: ``edge-fleet status`` verifies its signed reports with it),
+``remove ID...``, ``import FILE`` (one ``ID [GROUP,...]`` a line, or
 a CSV export), ``adopt`` (every device that announces itself on the broker, with the groups its
 status lists), ``list [--group G]``. The file (``--registry``, default
 ``~/.config/edge-fleet/devices.json``) is replaced atomically.
@@ -13,6 +15,9 @@ import json
 import sys
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from agent.bundle.keys import MAX_KEY_FILE, decode_report_public
 from agent.errors import ConfigError, InputError
 from agent.fsutil import read_capped
 from fleet.commands.common import add_connection_arguments, settings_from
@@ -32,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("items", nargs="*", help="device ids (add/remove) or a file (import)")
     parser.add_argument("--group", action="append", default=[], help="group (repeat)")
     parser.add_argument("--json", action="store_true", help="list as JSON")
+    parser.add_argument(
+        "--report-key", type=Path, help="add: the device's *-report.pub (edge-agent keygen)"
+    )
     add_connection_arguments(parser)
 
 
@@ -56,9 +64,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"{len(ids)} device(s) in {path}", file=sys.stderr)
         return 0
     if args.action == "add":
-        if not args.items:
-            raise InputError("devices add: name at least one device id")
-        registry = registry.with_devices(dict.fromkeys(args.items, args.group))
+        registry = _add(registry, args)
     elif args.action == "remove":
         unknown = [d for d in args.items if d not in registry]
         if unknown:
@@ -79,6 +85,25 @@ def run(args: argparse.Namespace) -> int:
     save_registry(path, registry)
     print(f"{path}: {len(registry)} device(s) ({len(registry) - before:+d})")
     return 0
+
+
+def _add(registry: Registry, args: argparse.Namespace) -> Registry:
+    if not args.items:
+        raise InputError("devices add: name at least one device id")
+    registry = registry.with_devices(dict.fromkeys(args.items, args.group))
+    if args.report_key is not None:
+        registry = registry.with_report_key(*_report_key(args.report_key, args.items))
+    return registry
+
+
+def _report_key(path: Path, items: list[str]) -> tuple[str, Ed25519PublicKey]:
+    try:
+        device, key = decode_report_public(read_capped(path, MAX_KEY_FILE), str(path))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read {path}: {exc}") from None
+    if items != [device]:
+        raise InputError(f"{path} is the report key of {device}: add exactly that one device")
+    return device, key
 
 
 def _announced(args: argparse.Namespace) -> dict[str, list[str]]:
