@@ -84,6 +84,7 @@ def referenced_files(config: AgentConfig) -> list[tuple[str, str]]:
         ("keys.trust_file", config.keys.trust_file),
         ("keys.root_file", config.keys.root_file),
         ("keys.device_key", config.keys.device_key),
+        ("keys.report_key", config.keys.report_key),
         ("model.bundle", config.model.bundle),
     ):
         if value:

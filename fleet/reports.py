@@ -113,7 +113,7 @@ def read_reports(client: Subscriber, prefix: str) -> dict[str, bytes]:
         TopicFilter(f"{prefix}/+/report"), max_payload=MAX_REPORT_BYTES, messages=inbox
     )
     found: dict[str, bytes] = {}
-    for message in collect(subscription):
+    for message in collect(subscription, first_s=0.5, quiet_s=0.3):
         parts = message.topic.split("/")
         if len(parts) >= 3 and parts[-1] == "report" and message.payload:
             found[parts[-2]] = message.payload

@@ -43,6 +43,7 @@ CORE = (
     "agent.update.transfer",
     "agent.update.protocol",
     "agent.update.records",
+    "agent.update.report",
     "agent.events.tracker",
     "agent.events.message",
 )

@@ -190,6 +190,7 @@ def _keys(t: _Table) -> KeysConfig:
         fleet_threshold=t.integer("fleet_threshold", 1, 1, 16),
         root_file=t.optional_string("root_file"),
         group_keys=_group_keys(t),
+        report_key=t.optional_string("report_key"),
     )
     if config.root_file and (config.trust_file or config.trusted_keys or config.fleet_keys):
         raise ConfigError(t.key("root_file"), "replaces trust_file, trusted_keys, fleet_keys")

@@ -68,6 +68,7 @@ class KeysConfig:
     fleet_threshold: int = 1  # how many distinct fleet keys must sign a command (k of n)
     root_file: str | None = None  # provisioned root metadata (release + fleet keys, rotatable)
     group_keys: tuple[tuple[str, str], ...] = ()  # (recipient id such as "group:lab", key file)
+    report_key: str | None = None  # Ed25519 key the device signs its reports with
 
     def __post_init__(self) -> None:
         if self.fleet_keys and self.fleet_threshold > len(self.fleet_keys):

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable
 
 from agent.config import AgentConfig
+from agent.daemon.devicereport import DeviceReporter
 from agent.daemon.metrics import RollingStats
 from agent.daemon.sensorfeed import SensorFeed
 from agent.daemon.status import Health, StatusInputs, status_message, status_text
@@ -53,6 +54,7 @@ class Reporter:
         self.source: InputSource | None = None
         self.sensor: SensorFeed | None = None
         self.updater: Updater | None = None
+        self.device_report: DeviceReporter | None = None
         self._next = 0.0
 
     def set_state(self, state: str) -> None:
@@ -76,6 +78,8 @@ class Reporter:
             self.publisher.publish(self.topic, self.message().to_json(), qos=1, retain=True)
         except EdgeError as exc:
             log.debug("status not published: %s", exc)
+        if self.device_report is not None:
+            self.device_report.maybe_publish(self.model.active, self.updater)
 
     def message(self) -> StatusMessage:
         return status_message(
@@ -89,10 +93,17 @@ class Reporter:
                 outbox=self.outbox.stats(),
                 groups=self.config.groups,
                 update=self.updater.status() if self.updater is not None else None,
-                drops=self.updater.drops.counts() if self.updater is not None else {},
+                drops=self._drops(),
                 stages=self.model.pipeline.stage_stats() if self.model.pipeline else {},
             )
         )
+
+    def _drops(self) -> dict[str, int]:
+        """The updater's counts, and ``report_unsigned`` when reports go out unsigned."""
+        drops = self.updater.drops.counts() if self.updater is not None else {}
+        if self.device_report is not None and not self.device_report.signed:
+            drops["report_unsigned"] = 1
+        return drops
 
     def text(self) -> str:
         """The one line ``systemctl status`` shows."""

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from agent.config import AgentConfig, load_config
+from agent.daemon.devicereport import DeviceReporter, load_report_key
 from agent.daemon.infer import InferenceStep
 from agent.daemon.lifecycle import Flags
 from agent.daemon.reporter import Reporter
@@ -96,6 +97,15 @@ class Service:
             systemd=self.systemd,
             config=config,
             clock=clock,
+            wall=wall,
+        )
+        self.reporter.device_report = DeviceReporter(
+            self.client,
+            self.topics.report,
+            config.device_id,
+            key=load_report_key(config, self.resolver),
+            state_dir=state_dir,
+            slots=self.store.slots,
             wall=wall,
         )
         self.health, self.stats = self.reporter.health, self.reporter.stats

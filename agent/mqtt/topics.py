@@ -158,6 +158,10 @@ class DeviceTopics:
         return self.base.child("status")
 
     @property
+    def report(self) -> Topic:
+        return self.base.child("report")
+
+    @property
     def events(self) -> Topic:
         return self.base.child("events")
 
