@@ -76,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
         print("\n".join(summary_lines(summary, report)))
         if args.devices or args.device:
             print(render_table(rows, time.time()))
-        print("\n".join(_report_lines(checks)))
+        for line in _report_lines(checks):
+            print(line)
         for device in missing:
             print(f"unknown device: {device}", file=sys.stderr)
     if not report.complete and report.expected is not None:
