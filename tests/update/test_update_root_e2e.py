@@ -178,6 +178,7 @@ def test_an_expired_root_refuses_new_installs_keeps_serving_until_a_newer_root_a
     try:
         wait_results(watcher, lambda got: len(got) >= 3, agent)
         status.wait_for(lambda _g: _errors(status).get("root_expired") == 1, timeout=60)
+        assert _errors(status)["report_unsigned"] == 1  # no keys.report_key: says so
 
         refused_bundle = world.bundle(counter=2)
         publisher.everything(refused_bundle)
