@@ -111,11 +111,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.child:
         _child(args.child, args.frames, args.work)
         return 0
-    from bench.bench_agent import _case
+    from bench.agent_models import frame_case
 
     with tempfile.TemporaryDirectory(prefix="frame-work-") as tmp:
         work = Path(tmp)
-        case = _case(args.model, work / "case")
+        case = frame_case(args.model, work / "case")
         (work / "model.tflite").write_bytes(case.tflite)
         (work / "metadata.json").write_bytes(case.metadata.to_json())
         (work / "video.avi").symlink_to(case.video)

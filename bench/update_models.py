@@ -15,7 +15,7 @@ import numpy as np
 from agent.fsutil import atomic_write
 from agent.pipeline.tensors import dequantize
 from agent.runtime import open_model
-from bench.bench_agent import _convert_mobilenet
+from bench.agent_models import convert_mobilenet
 from convert.artifacts import Canary, default_atol
 from tests.support.models import ConvertedModel, get_converted_model
 
@@ -35,7 +35,7 @@ def _mobilenet(directory: Path) -> ConvertedModel:
     if all(path.exists() for path in paths.values()):
         return result  # converted before, in this directory
     directory.mkdir(parents=True, exist_ok=True)
-    tflite, metadata = _convert_mobilenet(directory)
+    tflite, metadata = convert_mobilenet(directory)
     model = open_model(tflite, backend="litert", accelerator="cpu", threads=1)
     spec, out_spec = model.inputs[0], model.outputs[0]
     rng = np.random.default_rng(0)
