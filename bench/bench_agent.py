@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import statistics
 import sys
 import tempfile
@@ -184,7 +185,7 @@ def _ratio_measures(
 def _detail_measures(name: str, got: Runs, paced: list[dict[str, Any]]) -> list[Measure]:
     bare_p50 = statistics.median(_values(got["bare"], "p50_ms"))
     bare_rss = statistics.median(_values(got["bare"], "rss"))
-    agents = got["agent"] + paced
+    agents = got["agent"]
     measures = [
         Measure(f"{name}: bare invoke p50", "ms", _values(got["bare"], "p50_ms"), digits=3),
         *(
@@ -296,6 +297,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _load_caveat() -> str:
+    """A warning in the section when other work was running: the rates are then noisy."""
+    load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    if load < 0.5 * cores:
+        return ""
+    return (
+        f" **The host was busy (load average {load:.1f} on {cores} cores at the end):** rates "
+        "and ratios here are noisy; the CPU time per result rows are the steadier figures."
+    )
+
+
 def _command(argv: Sequence[str]) -> str:
     return " ".join(["python -m bench.bench_agent", *argv])
 
@@ -359,7 +371,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"({', '.join(f'{m} {FRAMES[m]}' for m in MODELS)} frames × {args.scale:g}); "
             f"latency on {PACED_FRAMES} × {args.scale:g} frames paced at {FPS:g} fps. "
             f"Threads {args.threads} (the first detailed). In each run bare, script and agent "
-            "go back to back, the order rotated per run.",
+            "go back to back, the order rotated per run." + _load_caveat(),
             measures=measures,
             plots=out.plots,
             extra="\n\n".join(filter(None, [ratio_table(out.rows), install_note])),

@@ -2,7 +2,7 @@
 
 ``digits``: the sample model, int8, from our converter (with the converter's own canary).
 ``mobilenet``: MobileNetV2 with ``weights=None`` (nothing downloaded), int8, converted by the same
-code :mod:`bench.bench_agent` uses; its canary is the converted model's own output for a fixed
+code :mod:`bench.agent_models` has; its canary is the converted model's own output for a fixed
 input, with the converter's default tolerance.
 """
 
