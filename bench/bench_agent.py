@@ -121,6 +121,12 @@ How to read the misses:
   (it needs PyPI); `--no-install-size` skips it.
 - **Cold start** is process spawn → first result at the subscriber: interpreter start, imports,
   bundle verification and decryption, model load, first frame.
+
+Full run: `python -m bench agent` (`make bench BENCH=agent`): 3 runs, 3 models, threads 1 and
+2, full-length videos, the install sizes; ≈ 10 min on this 2-core host (9.3 min measured at
+load 2-5, plus ≈ 30 s for the two venvs). `--scale 0.5` halves the videos (≈ 5 min quiet,
+estimated; it took 9.7 min at load 11). With the OpenCV-free MJPEG source: `--video mjpeg
+--source TYPE`.
 """
 
 
