@@ -200,6 +200,7 @@ def _summary(
         "cold_start_s": arrivals[0] - spawned,
         "published_share": len(arrivals) / frames,
         "latencies_ms": latencies,
+        "outputs": sorted(json.loads(received[0][1]).get("outputs", {})),
     }
 
 

@@ -41,6 +41,8 @@ TARGETS: dict[str, tuple[float | None, float | None]] = {
     "selfie": (0.9, 1.4),
     "mobilenet": (None, None),
 }
+#: What the agent must publish for each model (its decoder's output), checked on every run.
+OUTPUTS = {"coco_ssd": "detections", "selfie": "mask", "mobilenet": "classes"}
 #: Frames of the unthrottled video per model: a few seconds of each at 1 thread on this host.
 FRAMES = {"coco_ssd": 300, "selfie": 900, "mobilenet": 600}
 PACED_FRAMES, FPS = 150, 15.0
@@ -61,8 +63,9 @@ back in every run, the order rotated from run to run (`bench/interleave.py`), al
   `edge-convert bundle` on the file as fetched (the SSD with `--labels coco_labels.txt`, the
   segmenter with its own NormalizationOptions and label file; MobileNetV2 with our converter's
   `metadata.json`). It publishes the SSD's labelled detections and the segmenter's 32×32 bit
-  mask with its segments, each result through its SQLite outbox at QoS 1. The bench reads
-  nothing inside the agent: config in, messages out.
+  mask with its segments, each result through its SQLite outbox at QoS 1 (every run checks
+  that `detections`, `mask` or `classes` arrived, so a wrong decoder fails the bench). The
+  bench reads nothing inside the agent: config in, messages out.
 
 Script and agent publish to a private mosquitto; an independent paho subscriber counts what
 arrives. Results/s is (n − 1) ÷ (last − first arrival), so start-up is not in it. Every ratio
@@ -146,6 +149,7 @@ def _interleaved(case: Case, work: Path, threads: int, runs: int, source: str) -
     for r in range(runs):
         for side in order(r):
             out[side].append(_side(side, case, work / f"t{threads}-r{r}-{side}", threads, source))
+        _check_outputs(case.name, out["agent"][-1])
         rates = {side: out[side][-1]["per_s"] for side in out}
         print(
             f"{case.name} threads={threads} run {r}: "
@@ -156,6 +160,15 @@ def _interleaved(case: Case, work: Path, threads: int, runs: int, source: str) -
             flush=True,
         )
     return out
+
+
+def _check_outputs(name: str, run: dict[str, Any]) -> None:
+    """The agent decoded the model as it should (not raw tensors, not nothing)."""
+    if OUTPUTS[name] not in run["outputs"]:
+        raise RuntimeError(
+            f"edge-agent published {run['outputs']} for {name}, not {OUTPUTS[name]!r}: "
+            "the bundle's decoder is not the one this model needs"
+        )
 
 
 def _paced(case: Case, work: Path, threads: int, runs: int, source: str) -> list[dict[str, Any]]:
