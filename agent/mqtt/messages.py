@@ -151,7 +151,11 @@ class ResultMessage:
 
     @classmethod
     def from_json(cls, data: bytes) -> ResultMessage:
-        obj = _load(data, MAX_RESULT_BYTES, "result")
+        return cls.from_obj(_load(data, MAX_RESULT_BYTES, "result"))
+
+    @classmethod
+    def from_obj(cls, obj: dict[str, Any]) -> ResultMessage:
+        """A parsed result object (with its ``v``) checked field by field."""
         keys = {"v", "seq", "ts", "model", "latency_ms", "outputs", "historical"}
         _only_with_optional(obj, keys, {"origin"}, "result")
         return cls(

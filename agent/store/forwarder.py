@@ -1,8 +1,13 @@
 """Moves outbox items to the MQTT client (QoS 1, bounded in-flight window), deletes on PUBACK.
 
-Runs on the service thread, the only thread that touches the outbox. The decisions are pure
-(:func:`free_slots`, :func:`payload_to_send`); :class:`Forwarder` applies them to the outbox and
-the client.
+Runs on the service thread, the only thread that touches the outbox. Each :meth:`Forwarder.step`
+commits the outbox's pending results when due (group commit), deletes the PUBACKs it finds in
+one transaction and publishes. With ``coalesce`` topics (the results topic), a run of several
+waiting results on one such topic goes out as one batch message (:mod:`agent.mqtt.batch`); a
+lone result goes out alone. The window counts messages, so a batch takes one slot.
+
+The decisions are pure (:func:`free_slots`, :func:`payload_to_send`, :func:`plan_messages`);
+:class:`Forwarder` applies them to the outbox and the client.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from agent.errors import ErrorLog, TransportError
+from agent.mqtt.batch import MAX_BATCH_BYTES, MAX_BATCH_RESULTS, batch_size, encode_batch
 from agent.mqtt.events import (
     BoundedQueue,
     Connected,
@@ -49,6 +55,34 @@ def payload_to_send(item: OutboxItem, replay: Callable[[bytes], bytes]) -> bytes
         return item.payload  # not a result message: send it unchanged
 
 
+def plan_messages(
+    topics: list[str],
+    sizes: list[int],
+    coalesce: frozenset[str],
+    messages: int,
+    *,
+    max_bytes: int = MAX_BATCH_BYTES,
+    max_items: int = MAX_BATCH_RESULTS,
+) -> list[tuple[int, int]]:
+    """At most ``messages`` messages for items of these topics and payload sizes, in order, as
+    ``(start, end)`` index ranges: consecutive items on one ``coalesce`` topic share a batch
+    while it stays within ``max_bytes`` and ``max_items``; anything else goes alone."""
+    plan: list[tuple[int, int]] = []
+    start = 0
+    while start < len(topics) and len(plan) < messages:
+        end = start + 1
+        if topics[start] in coalesce:
+            total = batch_size(sizes[start:end])
+            while end < len(topics) and topics[end] == topics[start] and end - start < max_items:
+                total += sizes[end] + 1
+                if total > max_bytes:
+                    break
+                end += 1
+        plan.append((start, end))
+        start = end
+    return plan
+
+
 class Forwarder:
     """Store-and-forward pump: feed it the client's events, then call :meth:`pump`."""
 
@@ -61,7 +95,11 @@ class Forwarder:
         qos: int = 1,
         inflight_timeout_s: float = 60.0,
         replay: Callable[[bytes], bytes] = mark_historical,
+        coalesce: frozenset[str] = frozenset(),
+        read_max: int = 4096,
     ) -> None:
+        """``coalesce``: topics whose waiting items may share one batch message (empty: one
+        message per item); ``read_max``: most rows read from the outbox per pump."""
         if window <= 0:
             raise ValueError("the in-flight window must be positive")
         self.outbox = outbox
@@ -70,6 +108,8 @@ class Forwarder:
         self.qos = qos
         self.inflight_timeout_s = inflight_timeout_s
         self._replay = replay
+        self.coalesce = coalesce
+        self.read_max = read_max
         self._generation = 0
         self.connected = False
         self.sent = 0
@@ -97,28 +137,35 @@ class Forwarder:
             self.outbox.mark_backlog()
 
     def pump(self) -> int:
-        """Publish as many queued items as the window allows; return how many were handed over."""
+        """Publish as many committed items as the window allows; return how many were handed
+        over (results, not messages)."""
         if self.outbox.release_stale(self.inflight_timeout_s):
             _log.warning("PUBACK missing for %ss; re-sending", self.inflight_timeout_s)
-        batch = self.outbox.next_batch(
-            free_slots(self.connected, self.window, self.outbox.in_flight)
+        free = free_slots(self.connected, self.window, self.outbox.in_flight)
+        per_message = MAX_BATCH_RESULTS if self.coalesce else 1
+        items = self.outbox.next_batch(min(free * per_message, self.read_max))
+        payloads = [payload_to_send(item, self._replay) for item in items]
+        plan = plan_messages(
+            [item.topic for item in items], [len(p) for p in payloads], self.coalesce, free
         )
         count = 0
-        for item in batch:
+        for start, end in plan:
+            data = payloads[start] if end - start == 1 else encode_batch(payloads[start:end])
             try:
-                token = self.publisher.publish(
-                    Topic(item.topic), payload_to_send(item, self._replay), self.qos
-                )
+                token = self.publisher.publish(Topic(items[start].topic), data, self.qos)
             except TransportError as exc:
                 _log.debug("publish paused: %s", exc)
                 break
-            self.outbox.mark_sent(item.seq, token)
-            count += 1
+            self.outbox.mark_sent_many([item.seq for item in items[start:end]], token)
+            count += end - start
         self.sent += count
         return count
 
     def step(self, events: BoundedQueue[Event], wait_s: float) -> list[Event]:
-        """Wait up to ``wait_s`` for events, apply all that are queued, pump; return them."""
+        """Commit pending results if due (all of them before a wait), wait up to ``wait_s`` for
+        events, apply all that are queued, pump; return the events."""
+        if self.outbox.pending and (wait_s > 0 or self.outbox.commit_due()):
+            self._guarded(self.outbox.commit)
         seen: list[Event] = []
         acks: list[int] = []  # consecutive PUBACKs are deleted in one transaction
         event = events.get(wait_s)

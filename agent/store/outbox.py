@@ -1,32 +1,29 @@
 """A durable queue of results waiting for the broker's PUBACK: SQLite in WAL mode.
 
-Threading: the SQLite connection belongs to the thread that opened the outbox (the service
-thread); sqlite3's ``check_same_thread`` enforces it. The paho thread never touches the outbox:
-it only puts ``Published`` events on a queue that the service thread feeds to :meth:`ack`.
+The contract is in docs/reliability.md ("Durability of results"). Threading: the connection
+belongs to the service thread (``check_same_thread``); paho's thread only queues ``Published``
+events that the service thread feeds to :meth:`Outbox.ack_many`.
 
-Durability: ``journal_mode=WAL`` with ``synchronous=NORMAL``. A commit survives the agent being
-killed (the WAL is in the OS page cache); only a power loss or kernel crash can roll back the last
-commits, and never corrupts the file. FULL would fsync the WAL on every result (milliseconds on an
-SD card, on the frame->publish path). Sequence numbers still never repeat after a power loss: they
-are reserved in blocks, and the reservation is committed with ``synchronous=FULL``. After an
-unclean stop the counter resumes after the reserved block, so subscribers see a gap there, never
-a reused number.
+Group commit: :meth:`Outbox.enqueue` assigns the next ``seq`` and keeps the item in memory;
+:meth:`Outbox.commit` writes all pending items in one transaction (``executemany``) with
+``last_seq``, when ``commit_max`` are pending or :func:`commit_due` says so. Only committed rows
+are offered to the forwarder: a result is published only once durable. A ``kill -9`` loses the
+pending items (never published) and the next process continues after the committed
+``last_seq``, so no number is skipped.
 
-Bounds: total payload bytes and age; the oldest items are dropped first and counted (persisted).
-The byte bound is kept in memory and enforced on every insert. The age bound is checked at most
-once per ``age_check_s`` (1 s) while enqueueing, and walks rows in sequence order only as far as
-they are expired, so an insert costs the same with an empty queue or a large outage backlog.
+``synchronous=NORMAL``: a commit survives a killed process (the WAL is in the page cache); a
+power cut may roll back the last commits, never corrupt the file. Numbers never repeat after one:
+they are reserved in blocks committed with ``synchronous=FULL``, and a new kernel boot id on open
+resumes after the block (a gap, never a reused number); the same boot resumes after ``last_seq``.
 
-Per result the service thread writes one row in one transaction (``BEGIN IMMEDIATE``,
-``INSERT``, ``COMMIT``: one WAL page); ``last_seq`` is recorded on a clean close only, since an
-unclean stop resumes after the reserved block anyway.
+Bounds (bytes, age) drop the oldest rows first, counted persistently; enforced on every commit,
+the age walk at most once per ``age_check_s`` and only over expired rows. PUBACKs are deleted
+one transaction per step, one ``DELETE ... BETWEEN`` per run of consecutive numbers.
 
-Historical means "not delivered in real time": rows left from a previous run (flagged when the
-outbox opens), rows queued or in flight when a connection is lost (:meth:`mark_backlog`), rows
-enqueued while there is no connection (``live`` is false), and rows re-sent because their PUBACK
-never came. The forwarder rebuilds their payload with ``"historical": true`` when it sends them.
-A row is deleted only on PUBACK, so a result may be delivered twice (same ``seq``), never silently
-lost within the bounds.
+Historical means "not delivered in real time": rows left by a previous run, rows queued or in
+flight when a connection is lost (:meth:`mark_backlog`), rows enqueued while not ``live`` and
+rows re-sent after a missing PUBACK; the forwarder sends them with ``"historical": true``. A row
+is deleted only on PUBACK: a result may arrive twice (same ``seq``), never silently lost.
 """
 
 from __future__ import annotations
@@ -42,6 +39,9 @@ from agent.errors import EdgeError
 from agent.fsutil import private_file
 from agent.mqtt.messages import OutboxStats
 from agent.reasons import Reason
+from agent.store.batching import commit_due, ranges
+from agent.store.inflight import InFlight
+from agent.store.sqlite import Transaction, boot_id, get_meta, set_meta
 
 _log = logging.getLogger(__name__)
 
@@ -56,6 +56,7 @@ CREATE TABLE IF NOT EXISTS items (
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
+_INSERT = "INSERT INTO items (seq, topic, payload, created, historical) VALUES (?, ?, ?, ?, ?)"
 
 
 class OutboxError(EdgeError):
@@ -85,23 +86,34 @@ class Outbox:
         seq_block: int = 1000,
         clock: Callable[[], float] = time.time,
         age_check_s: float = 1.0,
+        commit_s: float = 0.005,
+        commit_max: int = 1,
+        boot: int | None = None,
     ) -> None:
-        if max_bytes <= 0 or max_age_s <= 0 or seq_block <= 0:
+        if max_bytes <= 0 or max_age_s <= 0 or seq_block <= 0 or commit_max <= 0 or commit_s < 0:
             raise ValueError("outbox bounds must be positive")
         self.path = Path(path)
         self.max_bytes = max_bytes
         self.max_age_s = max_age_s
+        self.commit_s = commit_s
+        self.commit_max = commit_max
         self._seq_block = seq_block
         self._clock = clock
         self._age_check_s = age_check_s
         self._next_age_check = float("-inf")
+        self._boot = boot_id() if boot is None else boot
         for private in (self.path, *(self.path.with_name(self.path.name + s) for s in _SIDE)):
             if private == self.path or private.exists():
                 private_file(private)  # before SQLite opens them: the queue is device data
         self._db = sqlite3.connect(self.path, isolation_level=None, timeout=5.0)
-        self._inflight: dict[int, tuple[int, float]] = {}  # seq -> (token, sent at, monotonic)
-        self._by_token: dict[int, int] = {}
+        self._inflight = InFlight()
+        self._pending: list[tuple[int, str, bytes, float, int]] = []
+        self._pending_bytes = 0
+        self._first_pending = 0.0  # monotonic time the oldest pending item was enqueued
+        self._last_enqueue = float("-inf")
+        self._gap = float("inf")  # monotonic time between the last two enqueues
         self.write_errors = 0
+        self.commits = 0
         self.live = True  # the forwarder clears this while there is no connection
         self._open()
 
@@ -113,24 +125,32 @@ class Outbox:
             raise OutboxError(f"{self.path}: cannot use WAL journal mode (got {mode})")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
-        last = self._meta("last_seq")
-        reserved = self._meta("seq_reserved")
-        clean = self._meta("clean") == 1
-        self._next_seq = last + 1 if clean else max(last, reserved) + 1
-        self._reserved = reserved if clean else self._next_seq - 1
-        self._dropped = self._meta("dropped")
+        last = get_meta(self._db, "last_seq")
+        reserved = get_meta(self._db, "seq_reserved")
+        # Every commit since its open was kept if the last process died in this same boot.
+        kept = get_meta(self._db, "clean") == 1 or (
+            self._boot != 0 and get_meta(self._db, "boot") == self._boot
+        )
+        self._next_seq = last + 1 if kept else max(last, reserved) + 1
+        self._reserved = max(reserved, last) if kept else self._next_seq - 1
+        self._dropped = get_meta(self._db, "dropped")
         with self._transaction(full=True):
-            self._set_meta("clean", 0)
+            set_meta(self._db, "clean", 0)
+            set_meta(self._db, "boot", self._boot)
             self._db.execute("UPDATE items SET historical = 1 WHERE historical = 0")
         row = self._db.execute("SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM items")
         self._depth, self._bytes = (int(v) for v in row.fetchone())
 
     def close(self) -> None:
-        """Record a clean stop (so the sequence continues without a gap) and close."""
+        """Commit what is pending, record a clean stop and close."""
+        try:
+            self.commit()
+        except OutboxError as exc:
+            _log.warning("outbox %s: pending results lost on close: %s", self.path, exc)
         try:
             with self._transaction(full=True):
-                self._set_meta("last_seq", self._next_seq - 1)
-                self._set_meta("clean", 1)
+                set_meta(self._db, "last_seq", self._next_seq - 1)
+                set_meta(self._db, "clean", 1)
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except sqlite3.Error as exc:
             _log.warning("outbox %s: clean close not recorded: %s", self.path, exc)
@@ -140,38 +160,62 @@ class Outbox:
     # -- producing ------------------------------------------------------------------------------
 
     def enqueue(self, topic: str, make_payload: Callable[[int], bytes]) -> int:
-        """Assign the next sequence number, build the payload with it, store both durably."""
+        """Assign the next sequence number and build the payload with it; the item is durable
+        (and offered to the forwarder) once :meth:`commit` ran, which happens here when
+        ``commit_max`` items are pending."""
         seq = self._next_seq
         payload = make_payload(seq)
         if len(payload) > self.max_bytes:
             raise OutboxError(f"item of {len(payload)} bytes exceeds the outbox bound")
-        now = self._clock()
+        mono = time.monotonic()
+        if not self._pending:
+            self._first_pending = mono
+        self._gap, self._last_enqueue = mono - self._last_enqueue, mono
+        self._pending.append((seq, topic, payload, self._clock(), int(not self.live)))
+        self._pending_bytes += len(payload)
+        self._next_seq = seq + 1
+        if len(self._pending) >= self.commit_max:
+            self.commit()
+        return seq
+
+    def commit_due(self) -> bool:
+        """Whether :meth:`commit` should run now (see :func:`commit_due`)."""
+        if not self._pending:
+            return False
+        waited = time.monotonic() - self._first_pending
+        return commit_due(len(self._pending), waited, self._gap, self.commit_max, self.commit_s)
+
+    def commit(self) -> int:
+        """Write every pending item in one transaction; return how many."""
+        pending, self._pending = self._pending, []
+        size, self._pending_bytes = self._pending_bytes, 0
+        if not pending:
+            return 0
+        now = pending[-1][3]
         check_age = now >= self._next_age_check
         try:
-            if seq > self._reserved:
-                self._reserve(seq)
+            if pending[-1][0] > self._reserved:
+                self._reserve(pending[-1][0])
             with self._transaction():
-                self._db.execute(
-                    "INSERT INTO items (seq, topic, payload, created, historical) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    (seq, topic, payload, now, int(not self.live)),
-                )
+                self._db.executemany(_INSERT, pending)
+                set_meta(self._db, "last_seq", pending[-1][0])
                 dropped: list[tuple[int, int]] = []
-                if check_age or self._bytes + len(payload) > self.max_bytes:
-                    dropped = self._evict(extra_bytes=len(payload), check_age=check_age)
+                if check_age or self._bytes + size > self.max_bytes:
+                    dropped = self._evict(extra_bytes=size, check_age=check_age)
         except sqlite3.Error as exc:
-            raise self._write_failed("store result", exc) from None
-        self._next_seq = seq + 1
+            self._next_seq = pending[0][0]  # never stored, never published: numbers reused
+            raise self._write_failed(f"store {len(pending)} result(s)", exc) from None
         if check_age:
             self._next_age_check = now + self._age_check_s
-        self._depth += 1
-        self._bytes += len(payload)
+        self.commits += 1
+        self._depth += len(pending)
+        self._bytes += size
         self._apply_drops(dropped)
-        return seq
+        return len(pending)
 
     def _reserve(self, seq: int) -> None:
         with self._transaction(full=True):
-            self._set_meta("seq_reserved", seq + self._seq_block - 1)
+            set_meta(self._db, "seq_reserved", seq + self._seq_block - 1)
         self._reserved = seq + self._seq_block - 1
 
     def _evict(self, extra_bytes: int = 0, *, check_age: bool = True) -> list[tuple[int, int]]:
@@ -193,7 +237,7 @@ class Outbox:
                 over -= size
         if rows:
             self._db.executemany("DELETE FROM items WHERE seq = ?", [(seq,) for seq, _ in rows])
-            self._set_meta("dropped", self._dropped + len(rows))
+            set_meta(self._db, "dropped", self._dropped + len(rows))
         return rows
 
     def _expired(self, cutoff: float) -> list[tuple[int, int]]:
@@ -211,7 +255,7 @@ class Outbox:
         if not rows:
             return
         for seq, _size in rows:
-            self._forget(seq)
+            self._inflight.forget(seq)
         self._dropped += len(rows)
         self._depth -= len(rows)
         self._bytes -= sum(size for _seq, size in rows)
@@ -230,43 +274,49 @@ class Outbox:
     # -- forwarding -----------------------------------------------------------------------------
 
     def next_batch(self, limit: int) -> list[OutboxItem]:
-        """Up to ``limit`` oldest items that are not in flight."""
+        """Up to ``limit`` oldest committed items that are not in flight (reading only rows
+        above the in-flight floor, see :mod:`agent.store.inflight`)."""
         if limit <= 0:
             return []
+        flight = self._inflight
         rows = self._db.execute(
-            "SELECT seq, topic, payload, created, historical FROM items ORDER BY seq LIMIT ?",
-            (limit + len(self._inflight),),
+            "SELECT seq, topic, payload, created, historical FROM items WHERE seq > ? "
+            "ORDER BY seq LIMIT ?",
+            (flight.floor, limit + (flight.seqs if flight.mixed else 0)),
         ).fetchall()
         items = [
             OutboxItem(seq, topic, bytes(payload), created, bool(historical))
             for seq, topic, payload, created, historical in rows
-            if seq not in self._inflight
-        ]
-        return items[:limit]
+            if seq not in flight
+        ][:limit]
+        flight.offer([item.seq for item in items])
+        return items
 
     def mark_sent(self, seq: int, token: int) -> None:
         """Remember that ``seq`` was handed to the client as message ``token``."""
-        self._forget(seq)
-        self._inflight[seq] = (token, time.monotonic())
-        self._by_token[token] = seq
+        self._inflight.sent([seq], token, time.monotonic())
+
+    def mark_sent_many(self, seqs: list[int], token: int) -> None:
+        """Remember that ``seqs`` went out together as message ``token`` (a result batch)."""
+        self._inflight.sent(seqs, token, time.monotonic())
 
     def ack(self, token: int) -> bool:
-        """PUBACK for ``token``: delete its item. False if unknown (not ours, or dropped)."""
-        return self.ack_many([token]) == 1
+        """PUBACK for ``token``: delete its items. False if unknown (not ours, or dropped)."""
+        return self.ack_many([token]) > 0
 
     def ack_many(self, tokens: list[int]) -> int:
-        """PUBACKs for ``tokens``, deleted in one transaction; return how many rows went."""
-        seqs = [seq for token in tokens if (seq := self._by_token.pop(token, None)) is not None]
+        """PUBACKs for ``tokens``, deleted in one transaction with one statement per run of
+        consecutive sequence numbers; return how many rows went."""
+        seqs = self._inflight.acked(tokens)
         if not seqs:
             return 0
-        for seq in seqs:
-            self._inflight.pop(seq, None)
         deleted: list[int] = []
         try:
             with self._transaction():
-                for seq in seqs:
+                for first, last in ranges(seqs):
                     cursor = self._db.execute(
-                        "DELETE FROM items WHERE seq = ? RETURNING LENGTH(payload)", (seq,)
+                        "DELETE FROM items WHERE seq BETWEEN ? AND ? RETURNING LENGTH(payload)",
+                        (first, last),
                     )
                     deleted.extend(int(size) for (size,) in cursor.fetchall())
         except sqlite3.Error as exc:
@@ -277,15 +327,11 @@ class Outbox:
 
     def release_inflight(self) -> int:
         """The connection ended: nothing in flight will be acknowledged; send it again later."""
-        count = len(self._inflight)
-        self._inflight.clear()
-        self._by_token.clear()
-        return count
+        return self._inflight.release()
 
     def release_stale(self, older_than_s: float) -> int:
         """Forget in-flight items sent more than ``older_than_s`` ago (a PUBACK went missing)."""
-        limit = time.monotonic() - older_than_s
-        stale = [seq for seq, (_token, sent) in self._inflight.items() if sent < limit]
+        stale = self._inflight.stale(time.monotonic() - older_than_s)
         if not stale:
             return 0
         try:
@@ -295,9 +341,7 @@ class Outbox:
                 )
         except sqlite3.Error as exc:
             raise self._write_failed("flag re-sent results", exc) from None
-        for seq in stale:
-            self._forget(seq)
-        return len(stale)
+        return self._inflight.release(stale)
 
     def mark_backlog(self) -> None:
         """Flag every queued row historical: the connection it was meant for is gone."""
@@ -311,32 +355,24 @@ class Outbox:
 
     @property
     def in_flight(self) -> int:
-        return len(self._inflight)
+        """Messages handed to the client and not yet acknowledged (a batch counts once)."""
+        return self._inflight.messages
 
     @property
     def next_seq(self) -> int:
         return self._next_seq
 
+    @property
+    def pending(self) -> int:
+        """Items enqueued but not yet committed (not durable, not offered to the forwarder)."""
+        return len(self._pending)
+
     def stats(self) -> OutboxStats:
-        return OutboxStats(self._depth, self._bytes, self._dropped, self.write_errors)
+        """Depth and bytes count pending items too: they are queued, only not yet durable."""
+        depth, size = self._depth + len(self._pending), self._bytes + self._pending_bytes
+        return OutboxStats(depth, size, self._dropped, self.write_errors)
 
     # -- helpers --------------------------------------------------------------------------------
-
-    def _forget(self, seq: int) -> None:
-        entry = self._inflight.pop(seq, None)
-        if entry is not None:
-            self._by_token.pop(entry[0], None)
-
-    def _meta(self, key: str) -> int:
-        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return int(row[0]) if row else 0
-
-    def _set_meta(self, key: str, value: int) -> None:
-        self._db.execute(
-            "INSERT INTO meta (key, value) VALUES (?, ?) "
-            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            (key, value),
-        )
 
     def _write_failed(self, what: str, exc: sqlite3.Error) -> OutboxError:
         self.write_errors += 1
@@ -344,36 +380,5 @@ class Outbox:
         _log.debug("outbox %s: cannot %s: %s", self.path, what, exc)
         return OutboxError(f"outbox {self.path}: cannot {what}: {exc}")
 
-    def _transaction(self, *, full: bool = False) -> _Transaction:
-        return _Transaction(self._db, full)
-
-
-class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any error; optionally with synchronous=FULL."""
-
-    def __init__(self, db: sqlite3.Connection, full: bool) -> None:
-        self._db = db
-        self._full = full
-
-    def __enter__(self) -> None:
-        if self._full:
-            self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        try:
-            if exc_type is None:
-                self._commit()
-            elif self._db.in_transaction:
-                self._db.execute("ROLLBACK")
-        finally:
-            if self._full:
-                self._db.execute("PRAGMA synchronous=NORMAL")
-
-    def _commit(self) -> None:
-        try:
-            self._db.execute("COMMIT")
-        except sqlite3.Error:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
-            raise
+    def _transaction(self, *, full: bool = False) -> Transaction:
+        return Transaction(self._db, full)

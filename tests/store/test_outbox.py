@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
 
+from agent.store.batching import commit_due, ranges
 from agent.store.outbox import Outbox, OutboxError
 
 TOPIC = "edge/pi-1/results"
@@ -45,15 +47,123 @@ def test_clean_restart_continues_the_sequence_without_reuse_after_deletes(tmp_pa
     reopened.close()
 
 
-def test_unclean_restart_skips_the_reserved_block_instead_of_reusing(tmp_path: Path) -> None:
+def test_a_killed_process_is_continued_without_a_gap_in_the_same_boot(tmp_path: Path) -> None:
     path = tmp_path / "outbox.db"
-    crashed = Outbox(path, seq_block=100)
+    crashed = Outbox(path, seq_block=100, boot=42)
     assert crashed.enqueue(TOPIC, _payload) == 1
     crashed.enqueue(TOPIC, _payload)
-    del crashed  # no close(): as after SIGKILL or a power cut
-    reopened = Outbox(path, seq_block=100)
-    assert reopened.enqueue(TOPIC, _payload) == 101
+    del crashed  # no close(): as after SIGKILL; the page cache kept every commit
+    reopened = Outbox(path, seq_block=100, boot=42)
+    assert reopened.enqueue(TOPIC, _payload) == 3
     reopened.close()
+
+
+def test_after_a_power_cut_the_reserved_block_is_skipped_instead_of_reused(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.db"
+    crashed = Outbox(path, seq_block=100, boot=42)
+    assert crashed.enqueue(TOPIC, _payload) == 1
+    crashed.enqueue(TOPIC, _payload)
+    del crashed  # the last commits may not have reached the disk: a new boot resumes after 100
+    for boot in (43, 0):  # another boot, or a system that has no boot id
+        reopened = Outbox(path, seq_block=100, boot=boot)
+        assert reopened.enqueue(TOPIC, _payload) in (101, 201)
+        del reopened
+    assert Outbox(path, seq_block=100, boot=7).next_seq == 301
+
+
+def test_pending_results_are_not_offered_until_their_group_commits(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox.db", commit_max=3, commit_s=10.0)
+    outbox.enqueue(TOPIC, _payload)
+    outbox.enqueue(TOPIC, _payload)
+    assert (outbox.pending, outbox.next_batch(10), outbox.stats().depth) == (2, [], 2)
+    outbox.enqueue(TOPIC, _payload)  # the third fills the group: one transaction for all three
+    assert (outbox.pending, outbox.commits) == (0, 1)
+    assert [item.seq for item in outbox.next_batch(10)] == [1, 2, 3]
+    outbox.close()
+
+
+def test_a_kill_loses_only_uncommitted_results_and_leaves_no_gap(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.db"
+    crashed = Outbox(path, commit_max=100, commit_s=10.0, boot=42)
+    for _ in range(3):
+        crashed.enqueue(TOPIC, _payload)
+    assert crashed.commit() == 3
+    crashed.enqueue(TOPIC, _payload)  # seq 4, never committed, so never published
+    del crashed
+    reopened = Outbox(path, boot=42)
+    assert [item.seq for item in reopened.next_batch(10)] == [1, 2, 3]
+    assert reopened.enqueue(TOPIC, _payload) == 4  # number 4 was never seen by anyone
+    reopened.close()
+
+
+def test_group_commit_is_due_when_full_when_the_oldest_waited_or_when_results_are_slow() -> None:
+    assert commit_due(256, 0.0, 0.0, most=256, bound_s=0.005)
+    assert commit_due(3, 0.005, 0.0001, most=256, bound_s=0.005)
+    assert commit_due(1, 0.0, 0.5, most=256, bound_s=0.005)  # the result before came 0.5 s ago
+    assert not commit_due(3, 0.004, 0.0001, most=256, bound_s=0.005)  # a burst, inside the bound
+    assert not commit_due(0, 1.0, 1.0, most=256, bound_s=0.005)
+
+
+def test_outbox_commit_due_follows_the_time_bound(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox.db", commit_max=100, commit_s=0.05)
+    outbox.enqueue(TOPIC, _payload)  # the first: no result came shortly before it
+    assert outbox.commit_due()
+    outbox.commit()
+    outbox.enqueue(TOPIC, _payload)
+    outbox.enqueue(TOPIC, _payload)  # right after the one before: a burst
+    assert not outbox.commit_due()
+    time.sleep(0.06)
+    assert outbox.commit_due()
+    assert outbox.commit() == 2
+    outbox.close()
+
+
+def test_a_failed_group_commit_gives_its_numbers_to_the_next_results(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox.db", commit_max=100)
+    outbox.enqueue(TOPIC, _payload)
+    outbox.enqueue(TOPIC, _payload)
+    outbox._db.execute("DROP TABLE items")  # the next write fails, as on a corrupt disk
+    with pytest.raises(OutboxError, match="cannot store 2 result"):
+        outbox.commit()
+    outbox._db.executescript(
+        "CREATE TABLE items (seq INTEGER PRIMARY KEY, topic TEXT, "
+        "payload BLOB, created REAL, historical INTEGER)"
+    )
+    assert outbox.enqueue(TOPIC, _payload) == 1
+    outbox.close()
+
+
+def test_a_group_commit_keeps_the_byte_bound(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox.db", max_bytes=100, commit_max=1000)
+    for _ in range(30):
+        outbox.enqueue(TOPIC, lambda seq: b"x" * 10)
+    outbox.commit()
+    assert (outbox.stats().bytes, outbox.stats().dropped) == (100, 20)
+    assert [item.seq for item in outbox.next_batch(100)] == list(range(21, 31))
+    outbox.close()
+
+
+def test_acks_of_a_batch_delete_runs_of_consecutive_rows(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox.db", commit_max=1000)
+    for _ in range(10):
+        outbox.enqueue(TOPIC, _payload)
+    outbox.commit()
+    outbox.mark_sent_many([1, 2, 3, 4], 500)
+    outbox.mark_sent_many([5, 6], 501)
+    outbox.mark_sent(7, 502)
+    assert outbox.in_flight == 3  # messages, not results
+    assert [item.seq for item in outbox.next_batch(10)] == [8, 9, 10]
+    assert outbox.ack_many([500, 502]) == 5
+    assert [item.seq for item in outbox.next_batch(10)] == [8, 9, 10]
+    assert (outbox.stats().depth, outbox.in_flight) == (5, 1)
+    outbox.release_inflight()
+    assert [item.seq for item in outbox.next_batch(10)] == [5, 6, 8, 9, 10]
+    outbox.close()
+
+
+def test_ranges_join_consecutive_numbers() -> None:
+    assert ranges([7, 3, 1, 2, 2]) == [(1, 3), (7, 7)]
+    assert ranges([]) == []
 
 
 def test_items_left_by_a_crash_are_sent_again_as_historical(tmp_path: Path) -> None:
@@ -148,7 +258,7 @@ def test_disk_full_is_a_clear_counted_error_and_nothing_is_corrupted(tmp_path: P
     outbox._db.execute(f"PRAGMA max_page_count = {pages + 2}")  # the "disk" is now full
     with pytest.raises(OutboxError, match="database or disk is full") as info:
         _fill(outbox)
-    assert "cannot store result" in str(info.value)
+    assert "cannot store 1 result(s)" in str(info.value)
     assert outbox.stats().write_errors == 1
     stored = outbox.stats().depth
     outbox.close()
