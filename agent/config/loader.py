@@ -296,6 +296,9 @@ def _store(t: _Table) -> StoreConfig:
     return StoreConfig(
         max_bytes=t.integer("max_bytes", StoreConfig.max_bytes, 64 * 1024, 1 << 40),
         max_age_s=t.number("max_age_s", StoreConfig.max_age_s, 1.0, 365 * 86400.0),
+        commit_ms=t.number("commit_ms", StoreConfig.commit_ms, 0.0, 1000.0),
+        commit_max=t.integer("commit_max", StoreConfig.commit_max, 1, 10_000),
+        coalesce=t.boolean("coalesce", StoreConfig.coalesce),
     )
 
 

@@ -131,6 +131,9 @@ class StatusConfig:
 class StoreConfig:
     max_bytes: int = 64 * 1024 * 1024
     max_age_s: float = 7 * 24 * 3600.0
+    commit_ms: float = 5.0  # group commit: the longest a result waits to become durable
+    commit_max: int = 256  # group commit: most results per transaction
+    coalesce: bool = True  # several waiting results go out as one batch message
 
 
 @dataclass(frozen=True)

@@ -87,6 +87,8 @@ class Service:
             state_dir / "outbox.sqlite3",
             max_bytes=config.store.max_bytes,
             max_age_s=config.store.max_age_s,
+            commit_s=config.store.commit_ms / 1000.0,
+            commit_max=config.store.commit_max,
         )
         self.client = MqttClient(mqtt_settings(config, self.resolver), self.topics)
         self.reporter = Reporter(
@@ -110,7 +112,12 @@ class Service:
         )
         self.health, self.stats = self.reporter.health, self.reporter.stats
         self.results = Results(self.outbox, self.topics.results, wall)
-        self.forwarder = Forwarder(self.outbox, self.client, qos=config.mqtt.qos)
+        self.forwarder = Forwarder(
+            self.outbox,
+            self.client,
+            qos=config.mqtt.qos,
+            coalesce=frozenset({str(self.topics.results)} if config.store.coalesce else ()),
+        )
         self.events = event_publisher(config.events, self.outbox, self.topics, self.client, wall)
         self.infer = InferenceStep(
             self.model,

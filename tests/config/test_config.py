@@ -240,3 +240,33 @@ def test_root_file_replaces_the_key_lists() -> None:
         parse_config({**MINIMAL, "keys": keys})
     config = parse_config({**MINIMAL, "keys": {"root_file": "root-1.json"}})
     assert config.keys.root_file == "root-1.json"
+
+
+def test_store_group_commit_and_coalescing_are_parsed() -> None:
+    config = parse_config(
+        {**MINIMAL, "store": {"commit_ms": 0, "commit_max": 1, "coalesce": False}}
+    )
+    assert (config.store.commit_ms, config.store.commit_max, config.store.coalesce) == (
+        0.0,
+        1,
+        False,
+    )
+    default = parse_config(MINIMAL).store
+    assert (default.commit_ms, default.commit_max, default.coalesce) == (5.0, 256, True)
+
+
+@pytest.mark.parametrize(
+    ("store", "key", "message"),
+    [
+        ({"commit_ms": -1}, "store.commit_ms", "between 0"),
+        ({"commit_ms": 5000}, "store.commit_ms", "between 0"),
+        ({"commit_max": 0}, "store.commit_max", "between 1 and 10000"),
+        ({"coalesce": "yes"}, "store.coalesce", ""),
+    ],
+)
+def test_bad_store_batching_settings_name_the_key(
+    store: dict[str, object], key: str, message: str
+) -> None:
+    error = _error({**MINIMAL, "store": store})
+    assert error.key == key
+    assert message in str(error)

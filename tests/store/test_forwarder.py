@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from agent.errors import TransportError
+from agent.mqtt.batch import MAX_BATCH_BYTES, results_in
 from agent.mqtt.events import BoundedQueue, Connected, Disconnected, Event, Published
 from agent.mqtt.messages import ModelRef, ResultMessage
 from agent.mqtt.topics import Topic
-from agent.store.forwarder import Forwarder, free_slots
+from agent.store.forwarder import Forwarder, free_slots, plan_messages
 from agent.store.outbox import Outbox, OutboxError, OutboxItem
 
 TOPIC = "edge/pi-1/results"
@@ -144,3 +145,103 @@ def test_outbox_trouble_is_logged_once_a_minute_and_the_loop_goes_on(
     assert len(errors) == 1
     assert "database or disk is full" in errors[0].getMessage()
     assert outbox.write_errors == 50
+
+
+EVENTS = "edge/pi-1/events"
+
+
+def _batched(outbox: Outbox, window: int = 32) -> tuple[Forwarder, RecordingPublisher]:
+    publisher = RecordingPublisher()
+    forwarder = Forwarder(outbox, publisher, window=window, coalesce=frozenset({TOPIC}))
+    forwarder.handle(Connected(1, "5"))
+    return forwarder, publisher
+
+
+def _carried(sent: list[tuple[str, bytes, int]]) -> list[list[int]]:
+    return [[r.seq for r in results_in(p)] for _t, p, _q in sent]
+
+
+def test_a_lone_result_goes_out_alone_even_with_coalescing_on(outbox: Outbox) -> None:
+    forwarder, publisher = _batched(outbox)
+    outbox.enqueue(TOPIC, _result)
+    assert forwarder.pump() == 1
+    assert ResultMessage.from_json(publisher.sent[0][1]).seq == 1  # a plain result message
+
+
+def test_waiting_results_go_out_as_one_batch_in_order_and_one_puback_deletes_them(
+    outbox: Outbox,
+) -> None:
+    forwarder, publisher = _batched(outbox, window=1)
+    for _ in range(5):
+        outbox.enqueue(TOPIC, _result)
+    assert forwarder.pump() == 5
+    assert _carried(publisher.sent) == [[1, 2, 3, 4, 5]]
+    assert json.loads(publisher.sent[0][1])["v"] == 1
+    assert outbox.in_flight == 1  # the batch takes one slot of the window
+    forwarder.handle(Published(1001))
+    assert outbox.stats().depth == 0
+
+
+def test_coalescing_off_sends_one_message_per_result(outbox: Outbox) -> None:
+    publisher = RecordingPublisher()
+    forwarder = Forwarder(outbox, publisher, window=32)
+    forwarder.handle(Connected(1, "5"))
+    for _ in range(5):
+        outbox.enqueue(TOPIC, _result)
+    assert forwarder.pump() == 5
+    assert [ResultMessage.from_json(p).seq for _t, p, _q in publisher.sent] == [1, 2, 3, 4, 5]
+
+
+def test_only_consecutive_items_of_a_coalesced_topic_share_a_batch(outbox: Outbox) -> None:
+    forwarder, publisher = _batched(outbox)
+    for topic in (TOPIC, TOPIC, EVENTS, EVENTS, TOPIC):
+        outbox.enqueue(topic, _result)
+    forwarder.pump()
+    assert [t for t, _p, _q in publisher.sent] == [TOPIC, EVENTS, EVENTS, TOPIC]
+    assert _carried(publisher.sent) == [[1, 2], [3], [4], [5]]
+
+
+def test_batches_stay_within_the_message_size_limit(outbox: Outbox) -> None:
+    forwarder, publisher = _batched(outbox)
+    big = {"blob": "x" * 30_000}
+    for _ in range(10):
+        outbox.enqueue(TOPIC, lambda seq: ResultMessage(seq, 1.0, MODEL, 2.0, big).to_json())
+    assert forwarder.pump() == 10
+    assert all(len(p) <= MAX_BATCH_BYTES for _t, p, _q in publisher.sent)
+    assert _carried(publisher.sent) == [[1, 2, 3, 4], [5, 6, 7, 8], [9, 10]]
+
+
+def test_plan_puts_an_item_larger_than_a_batch_in_a_message_of_its_own() -> None:
+    topics = [TOPIC] * 3
+    plan = plan_messages(topics, [10, MAX_BATCH_BYTES, 10], frozenset({TOPIC}), messages=8)
+    assert plan == [(0, 1), (1, 2), (2, 3)]
+    assert plan_messages(topics, [10] * 3, frozenset({TOPIC}), messages=8, max_items=2) == [
+        (0, 2),
+        (2, 3),
+    ]
+    assert plan_messages(topics, [10] * 3, frozenset(), messages=2) == [(0, 1), (1, 2)]
+
+
+def test_a_batch_resent_after_an_outage_carries_historical_results(outbox: Outbox) -> None:
+    forwarder, publisher = _batched(outbox)
+    for _ in range(3):
+        outbox.enqueue(TOPIC, _result)
+    forwarder.pump()
+    forwarder.handle(Disconnected(1, "connection lost"))
+    forwarder.handle(Connected(2, "5"))
+    forwarder.pump()
+    again = results_in(publisher.sent[-1][1])
+    assert [(r.seq, r.historical) for r in again] == [(1, True), (2, True), (3, True)]
+
+
+def test_step_commits_pending_results_before_it_waits(tmp_path: Path) -> None:
+    grouped = Outbox(tmp_path / "grouped.db", commit_max=100, commit_s=10.0)
+    forwarder, publisher = _batched(grouped)
+    grouped.enqueue(TOPIC, _result)
+    grouped.enqueue(TOPIC, _result)  # a burst: inside the 10 s bound, not yet durable
+    forwarder.step(BoundedQueue[Event](8), 0.0)
+    assert (grouped.pending, publisher.sent) == (2, [])
+    forwarder.step(BoundedQueue[Event](8), 0.01)  # about to wait: commit first
+    assert grouped.pending == 0
+    assert _carried(publisher.sent) == [[1, 2]]
+    grouped.close()
