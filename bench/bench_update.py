@@ -27,6 +27,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from agent.bundle import RecipientKey, Release, build_bundle
 from agent.bundle.keys import encode_release_public
 from agent.config import UpdateConfig
+from agent.mqtt.batch import results_in
 from agent.mqtt.client import MqttClient
 from agent.mqtt.messages import ResultMessage
 from agent.update.protocol import BundleTopics
@@ -161,7 +162,7 @@ class Results:
         """Parsed here, not in the callback: a slow subscriber would make the broker drop."""
         with self._lock:
             raw = list(self._raw)
-        return [(t, ResultMessage.from_json(payload)) for t, payload in raw]
+        return [(t, result) for t, payload in raw for result in results_in(payload)]
 
     def close(self) -> None:
         self._client.loop_stop()

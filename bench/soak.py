@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from agent.mqtt.batch import results_in
 from tests.support.agent_env import DEVICE_ID, AgentProcess, AgentWorld
 from tests.support.broker import MosquittoBroker, Subscriber
 from tests.support.models import get_converted_model
@@ -99,12 +100,12 @@ def _rss_mb(pid: int) -> float | None:
 
 
 def _seqs(watcher: Subscriber) -> list[int]:
-    return [json.loads(m.payload)["seq"] for m in watcher.messages]
+    return [r.seq for m in watcher.messages for r in results_in(m.payload)]
 
 
 def _last_version(watcher: Subscriber) -> int:
     messages = watcher.messages
-    return int(json.loads(messages[-1].payload)["model"]["version"]) if messages else 0
+    return int(results_in(messages[-1].payload)[-1].model.version) if messages else 0
 
 
 def _contiguous(seqs: Sequence[int]) -> int:

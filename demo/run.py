@@ -209,12 +209,13 @@ class Watcher:
             self.availability = payload.decode(errors="replace")
             print(f"  [{topic}] {self.availability}", flush=True)
         elif topic.endswith("/results"):
-            self._result(topic, payload)
+            batch = json.loads(payload)  # one result, or {"v": 1, "batch": [...]} (a backlog)
+            for result in batch.get("batch", [batch]):
+                self._result(topic, result)
         elif topic.endswith("/status"):
             self._status(topic, payload)
 
-    def _result(self, topic: str, payload: bytes) -> None:
-        result = json.loads(payload)
+    def _result(self, topic: str, result: dict[str, Any]) -> None:
         version = str(result["model"]["version"])
         with self.lock:  # printing under the lock keeps the lines in order
             self.seqs.append(int(result["seq"]))

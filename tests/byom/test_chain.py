@@ -16,6 +16,7 @@ import pytest
 from skimage import data
 
 from agent import cli as agent_cli
+from agent.mqtt.batch import results_in
 from agent.mqtt.messages import ResultMessage, StatusMessage
 from agent.pipeline.postprocess import BBox
 from convert import cli as convert_cli
@@ -94,7 +95,7 @@ def config(keys: Path, broker: MosquittoBroker, package: Path, source: Path, **o
 
 
 def results(messages: list[Received]) -> list[ResultMessage]:
-    return [ResultMessage.from_json(m.payload) for m in messages if m.topic.endswith("/results")]
+    return [r for m in messages if m.topic.endswith("/results") for r in results_in(m.payload)]
 
 
 def collect(

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.mqtt.batch import results_in
 from agent.mqtt.messages import ResultMessage, StatusMessage
 from tests.support.agent_env import DEVICE_ID, AgentProcess, AgentWorld
 from tests.support.broker import MosquittoBroker, Received, Subscriber
@@ -33,7 +34,7 @@ def world(tmp_path: Path, sample_models: ModelFactory, broker: MosquittoBroker) 
 
 
 def _results(messages: list[Received]) -> list[ResultMessage]:
-    return [ResultMessage.from_json(m.payload) for m in messages if m.topic.endswith("/results")]
+    return [r for m in messages if m.topic.endswith("/results") for r in results_in(m.payload)]
 
 
 def _every_frame(world: AgentWorld) -> Path:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from agent.clikit import EXIT_CONFIG
+from agent.mqtt.batch import results_in
 from convert.samples import digit_frames, write_video
 from tests.support.agent_env import DEVICE_ID, AgentProcess, AgentWorld
 from tests.support.broker import MosquittoBroker, Received, Subscriber
@@ -49,7 +50,7 @@ def start(tmp_path: Path) -> Iterator[Callable[[Path, NotifyListener], AgentProc
 
 
 def _results(got: list[Received]) -> int:
-    return sum(1 for m in got if m.topic.endswith("/results"))
+    return sum(len(results_in(m.payload)) for m in got if m.topic.endswith("/results"))
 
 
 class HalfVideoFifo:

@@ -16,6 +16,7 @@ import pytest
 
 from agent.events.message import parse_event
 from agent.hass.events import label_object_id
+from agent.mqtt.batch import results_in
 from agent.mqtt.messages import ResultMessage
 from agent.pipeline.postprocess import classify
 from agent.pipeline.preprocess import Preprocessor
@@ -134,8 +135,7 @@ def test_appear_stay_leave_gives_one_start_updates_one_end_through_broker_restar
         assert {e["label"] for e in history} == {"3"}
     results = {}
     for m in messages:
-        if m.topic == RESULTS:
-            result = ResultMessage.from_json(m.payload)
+        for result in results_in(m.payload) if m.topic == RESULTS else []:
             results[result.seq] = result
     assert len(by_id) == _runs_of(results, "3", 3)  # one event per appearance, none lost
     assert len(by_id) >= 4

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.mqtt.batch import results_in
 from agent.mqtt.messages import ResultMessage
 from tests.support.agent_env import DEVICE_ID, AgentProcess, AgentWorld
 from tests.support.broker import MosquittoBroker, Received, Subscriber
@@ -37,12 +38,14 @@ class Delivery:
     copies: list[tuple[ResultMessage, bool]] = field(default_factory=list)
     _seen: set[int] = field(default_factory=set)
     _contiguous: int = 0
+    _messages: int = 0  # a message may carry a batch of results
 
     def update(self, messages: list[Received]) -> Delivery:
-        for m in messages[len(self.copies) :]:
-            result = ResultMessage.from_json(m.payload)
-            self.copies.append((result, m.dup))
-            self._seen.add(result.seq)
+        for m in messages[self._messages :]:
+            for result in results_in(m.payload):
+                self.copies.append((result, m.dup))
+                self._seen.add(result.seq)
+        self._messages = max(self._messages, len(messages))
         while self._contiguous + 1 in self._seen:
             self._contiguous += 1
         return self

@@ -24,6 +24,7 @@ from agent.bundle import Limits
 from agent.bundle.container import parse_header
 from agent.bundle.manifest import parse_manifest
 from agent.model.slots import SlotStore
+from agent.mqtt.batch import results_in
 from agent.mqtt.messages import ResultMessage
 from tests.support.agent_env import AgentProcess, AgentWorld
 from tests.support.broker import MosquittoBroker, Subscriber
@@ -58,7 +59,7 @@ class Device:
         return int(state["counters"]["digits"])
 
     def results_since(self, mark: int) -> list[ResultMessage]:
-        return [ResultMessage.from_json(m.payload) for m in self.results.messages[mark:]]
+        return [r for m in self.results.messages[mark:] for r in results_in(m.payload)]
 
     def start(self, n: int) -> AgentProcess:
         self.started.append(AgentProcess(self.config, self.logs / f"agent-{n}.log"))

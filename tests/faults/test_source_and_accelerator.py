@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.mqtt.messages import ResultMessage, StatusMessage
+from agent.mqtt.batch import results_in
+from agent.mqtt.messages import StatusMessage
 from tests.support.agent_env import DEVICE_ID, AgentProcess, AgentWorld
 from tests.support.broker import MosquittoBroker, Received, Subscriber
 from tests.support.models import ModelFactory
@@ -26,7 +27,7 @@ def world(tmp_path: Path, sample_models: ModelFactory, broker: MosquittoBroker) 
 
 
 def _top_seq(messages: list[Received]) -> int:
-    return max((ResultMessage.from_json(m.payload).seq for m in messages), default=0)
+    return max((r.seq for m in messages for r in results_in(m.payload)), default=0)
 
 
 def _statuses(messages: list[Received]) -> list[StatusMessage]:

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.mqtt.messages import ResultMessage, StatusMessage
+from agent.mqtt.batch import results_in
+from agent.mqtt.messages import StatusMessage
 from tests.support.agent_env import DEVICE_ID, AgentProcess, AgentWorld
 from tests.support.broker import MosquittoBroker, Received, Subscriber
 from tests.support.models import ModelFactory
@@ -25,7 +26,7 @@ BASE = f"edge/{DEVICE_ID}"
 
 
 def _seqs(messages: list[Received]) -> set[int]:
-    return {ResultMessage.from_json(m.payload).seq for m in messages}
+    return {r.seq for m in messages for r in results_in(m.payload)}
 
 
 def _snapshot(models: Path) -> dict[str, bytes]:

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from agent.mqtt.batch import results_in
 from agent.mqtt.messages import ResultMessage, StatusMessage
 from fleet.bundles import prepare_bundle
 from fleet.cli import main
@@ -65,7 +66,7 @@ def fleet(
 
 
 def _results(got: list[Received], device: str) -> list[ResultMessage]:
-    return [ResultMessage.from_json(m.payload) for m in got if m.topic == f"edge/{device}/results"]
+    return [r for m in got if m.topic == f"edge/{device}/results" for r in results_in(m.payload)]
 
 
 def _status(got: list[Received], device: str) -> StatusMessage | None:

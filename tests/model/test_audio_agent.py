@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from agent import cli as agent_cli
+from agent.mqtt.batch import results_in
 from agent.mqtt.messages import ResultMessage
 from agent.runtime import open_model
 from convert import cli as convert_cli
@@ -72,7 +73,7 @@ def test_pcm_on_a_fifo_through_the_agent_gives_the_labels_of_the_model_by_hand(
     writer.start()
 
     def results(got: list[Received]) -> list[ResultMessage]:
-        return sorted((ResultMessage.from_json(m.payload) for m in got), key=lambda r: r.seq)
+        return sorted((r for m in got for r in results_in(m.payload)), key=lambda r: r.seq)
 
     watcher.wait_for(
         lambda got: len(got) >= len(direct), timeout=120, describe=lambda _: agent.log()[-3000:]

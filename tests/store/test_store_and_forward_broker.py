@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.mqtt.batch import results_in
 from agent.mqtt.client import MqttClient
 from agent.mqtt.messages import ModelRef, ResultMessage
 from agent.mqtt.settings import MqttSettings
@@ -64,7 +65,7 @@ class Agent:
 
 
 def _decoded(messages: list[Received]) -> list[ResultMessage]:
-    return [ResultMessage.from_json(m.payload) for m in messages]
+    return [r for m in messages for r in results_in(m.payload)]
 
 
 def _missing(count: int, got: list[Received]) -> list[int]:
@@ -147,6 +148,6 @@ def test_agent_restart_resends_unacknowledged_results_as_historical(
     agent.drain(5)
     watcher.wait_for(lambda got: len(got) == 6)
     # The same boot: every commit of the killed process was kept, so the sequence goes on.
-    assert ResultMessage.from_json(watcher.messages[-1].payload).seq == 6
+    assert results_in(watcher.messages[-1].payload)[-1].seq == 6
     agent.close()
     watcher.close()

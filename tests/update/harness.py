@@ -23,6 +23,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.bundle import RecipientKey, Release, build_bundle
 from agent.bundle.keys import encode_release_public
+from agent.mqtt.batch import results_in
 from agent.mqtt.messages import ResultMessage, StatusMessage, UpdateStatus
 from agent.mqtt.topics import DeviceTopics
 from agent.schema.meta import ModelMetadata
@@ -175,7 +176,7 @@ def updates(messages: list[Received]) -> list[UpdateStatus]:
 
 
 def results(messages: list[Received]) -> list[ResultMessage]:
-    return [ResultMessage.from_json(m.payload) for m in messages if m.topic.endswith("/results")]
+    return [r for m in messages if m.topic.endswith("/results") for r in results_in(m.payload)]
 
 
 def wait_update(

@@ -12,6 +12,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.bundle.envelope import make_envelope
+from agent.mqtt.batch import results_in
 from agent.mqtt.messages import ResultMessage
 from agent.update.commands import COMMAND_PAYLOAD_TYPE, rollback_command
 from tests.support.agent_env import DEVICE_ID, AgentProcess, AgentWorld
@@ -55,7 +56,7 @@ class Scene:
 
 
 def _results(subscriber: Subscriber) -> list[ResultMessage]:
-    return [ResultMessage.from_json(m.payload) for m in subscriber.messages]
+    return [r for m in subscriber.messages for r in results_in(m.payload)]
 
 
 @pytest.fixture
