@@ -130,6 +130,7 @@ class Service:
             on_first_result=self.reporter.notify_ready,
             events=self.events,
         )
+        self.forwarder.on_outbox_error = lambda exc: self.infer.bad("outbox_write", exc)
         self.hass: HassAnnouncer | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------

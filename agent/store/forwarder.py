@@ -29,7 +29,8 @@ from agent.mqtt.events import (
 )
 from agent.mqtt.messages import MessageError, mark_historical
 from agent.mqtt.topics import Topic
-from agent.store.outbox import Outbox, OutboxError, OutboxItem
+from agent.store.inflight import OutboxItem
+from agent.store.outbox import Outbox, OutboxError
 
 _log = logging.getLogger(__name__)
 
@@ -115,6 +116,8 @@ class Forwarder:
         self.sent = 0
         self.acked = 0
         self._errors = ErrorLog()
+        #: Told of every outbox failure (a group commit on a full disk), e.g. to set health.
+        self.on_outbox_error: Callable[[OutboxError], None] | None = None
 
     def handle(self, event: Event) -> None:
         """Apply one client event: a lost connection turns the queue into backlog (historical);
@@ -190,5 +193,7 @@ class Forwarder:
         try:
             action(*args)
         except OutboxError as exc:
-            if self._errors.record("outbox", time.monotonic()):
+            if self.on_outbox_error is not None:
+                self.on_outbox_error(exc)  # it logs, as it does for its own outbox errors
+            elif self._errors.record("outbox", time.monotonic()):
                 _log.error("%s (logged once per minute)", exc)

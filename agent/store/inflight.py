@@ -9,6 +9,17 @@ reads the in-flight rows again and skips them, as it did before there was a floo
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    seq: int
+    topic: str
+    payload: bytes
+    created: float
+    historical: bool
+
 
 class InFlight:
     def __init__(self) -> None:
@@ -82,3 +93,37 @@ class InFlight:
                 together.remove(seq)
                 if not together:
                     del self._by_token[entry[0]]
+
+
+class Tail:
+    """The committed rows not yet offered, kept in memory so a caught-up forwarder reads no SQL.
+
+    Valid (``known``) only once a query reached the end of the table; anything that changes
+    rows behind the outbox's back (a release, a drop, a backlog flag) or a tail longer than
+    ``most`` makes it unknown again, and the outbox reads SQLite until it catches up."""
+
+    def __init__(self, most: int = 4096) -> None:
+        self.known = False
+        self.items: list[OutboxItem] = []
+        self._most = most
+
+    def forget(self) -> None:
+        self.known = False
+        self.items = []
+
+    def caught_up(self, items: list[OutboxItem]) -> None:
+        """A query returned every offerable row: these."""
+        self.known, self.items = True, items
+
+    def committed(self, items: list[OutboxItem]) -> None:
+        if self.known:
+            self.items.extend(items)
+            if len(self.items) > self._most:
+                self.forget()
+
+    def sent(self, seqs: list[int]) -> None:
+        if self.known:
+            if [item.seq for item in self.items[: len(seqs)]] == seqs:
+                del self.items[: len(seqs)]
+            else:
+                self.forget()

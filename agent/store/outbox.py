@@ -32,7 +32,6 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from agent.errors import EdgeError
@@ -40,7 +39,7 @@ from agent.fsutil import private_file
 from agent.mqtt.messages import OutboxStats
 from agent.reasons import Reason
 from agent.store.batching import commit_due, ranges
-from agent.store.inflight import InFlight
+from agent.store.inflight import InFlight, OutboxItem, Tail
 from agent.store.sqlite import Transaction, boot_id, get_meta, set_meta
 
 _log = logging.getLogger(__name__)
@@ -63,15 +62,6 @@ class OutboxError(EdgeError):
     """The outbox could not store or update an item (disk full, I/O error, item too large)."""
 
     code = Reason.OUTBOX
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxItem:
-    seq: int
-    topic: str
-    payload: bytes
-    created: float
-    historical: bool
 
 
 class Outbox:
@@ -107,6 +97,7 @@ class Outbox:
                 private_file(private)  # before SQLite opens them: the queue is device data
         self._db = sqlite3.connect(self.path, isolation_level=None, timeout=5.0)
         self._inflight = InFlight()
+        self._tail = Tail()
         self._pending: list[tuple[int, str, bytes, float, int]] = []
         self._pending_bytes = 0
         self._first_pending = 0.0  # monotonic time the oldest pending item was enqueued
@@ -209,6 +200,7 @@ class Outbox:
             self._next_age_check = now + self._age_check_s
         self.commits += 1
         self._depth += len(pending)
+        self._tail.committed([OutboxItem(s, t, p, c, bool(h)) for s, t, p, c, h in pending])
         self._bytes += size
         self._apply_drops(dropped)
         return len(pending)
@@ -254,6 +246,7 @@ class Outbox:
         """After the commit: the in-memory view follows what the database now holds."""
         if not rows:
             return
+        self._tail.forget()
         for seq, _size in rows:
             self._inflight.forget(seq)
         self._dropped += len(rows)
@@ -274,31 +267,40 @@ class Outbox:
     # -- forwarding -----------------------------------------------------------------------------
 
     def next_batch(self, limit: int) -> list[OutboxItem]:
-        """Up to ``limit`` oldest committed items that are not in flight (reading only rows
-        above the in-flight floor, see :mod:`agent.store.inflight`)."""
+        """Up to ``limit`` oldest committed items that are not in flight: from memory once
+        caught up (:class:`~agent.store.inflight.Tail`), else reading only rows above the
+        in-flight floor (:mod:`agent.store.inflight`)."""
         if limit <= 0:
             return []
         flight = self._inflight
-        rows = self._db.execute(
-            "SELECT seq, topic, payload, created, historical FROM items WHERE seq > ? "
-            "ORDER BY seq LIMIT ?",
-            (flight.floor, limit + (flight.seqs if flight.mixed else 0)),
-        ).fetchall()
-        items = [
-            OutboxItem(seq, topic, bytes(payload), created, bool(historical))
-            for seq, topic, payload, created, historical in rows
-            if seq not in flight
-        ][:limit]
+        if self._tail.known:
+            items = self._tail.items[:limit]
+        else:
+            most = limit + (flight.seqs if flight.mixed else 0)
+            rows = self._db.execute(
+                "SELECT seq, topic, payload, created, historical FROM items WHERE seq > ? "
+                "ORDER BY seq LIMIT ?",
+                (flight.floor, most),
+            ).fetchall()
+            items = [
+                OutboxItem(seq, topic, bytes(payload), created, bool(historical))
+                for seq, topic, payload, created, historical in rows
+                if seq not in flight
+            ]
+            if len(rows) < most and not flight.mixed:
+                self._tail.caught_up(items)
+            items = items[:limit]
         flight.offer([item.seq for item in items])
         return items
 
     def mark_sent(self, seq: int, token: int) -> None:
         """Remember that ``seq`` was handed to the client as message ``token``."""
-        self._inflight.sent([seq], token, time.monotonic())
+        self.mark_sent_many([seq], token)
 
     def mark_sent_many(self, seqs: list[int], token: int) -> None:
         """Remember that ``seqs`` went out together as message ``token`` (a result batch)."""
         self._inflight.sent(seqs, token, time.monotonic())
+        self._tail.sent(seqs)
 
     def ack(self, token: int) -> bool:
         """PUBACK for ``token``: delete its items. False if unknown (not ours, or dropped)."""
@@ -327,6 +329,7 @@ class Outbox:
 
     def release_inflight(self) -> int:
         """The connection ended: nothing in flight will be acknowledged; send it again later."""
+        self._tail.forget()
         return self._inflight.release()
 
     def release_stale(self, older_than_s: float) -> int:
@@ -341,10 +344,12 @@ class Outbox:
                 )
         except sqlite3.Error as exc:
             raise self._write_failed("flag re-sent results", exc) from None
+        self._tail.forget()
         return self._inflight.release(stale)
 
     def mark_backlog(self) -> None:
         """Flag every queued row historical: the connection it was meant for is gone."""
+        self._tail.forget()
         try:
             with self._transaction():
                 self._db.execute("UPDATE items SET historical = 1 WHERE historical = 0")

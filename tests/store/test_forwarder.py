@@ -14,7 +14,8 @@ from agent.mqtt.events import BoundedQueue, Connected, Disconnected, Event, Publ
 from agent.mqtt.messages import ModelRef, ResultMessage
 from agent.mqtt.topics import Topic
 from agent.store.forwarder import Forwarder, free_slots, plan_messages
-from agent.store.outbox import Outbox, OutboxError, OutboxItem
+from agent.store.inflight import OutboxItem
+from agent.store.outbox import Outbox, OutboxError
 
 TOPIC = "edge/pi-1/results"
 MODEL = ModelRef("digits", "1", "0" * 64)
@@ -244,4 +245,23 @@ def test_step_commits_pending_results_before_it_waits(tmp_path: Path) -> None:
     forwarder.step(BoundedQueue[Event](8), 0.01)  # about to wait: commit first
     assert grouped.pending == 0
     assert _carried(publisher.sent) == [[1, 2]]
+    grouped.close()
+
+
+def test_a_failed_group_commit_is_handed_to_the_outbox_error_hook(tmp_path: Path) -> None:
+    grouped = Outbox(tmp_path / "grouped.db", commit_max=100, commit_s=10.0)
+    forwarder, _publisher = _batched(grouped)
+    seen: list[OutboxError] = []
+    forwarder.on_outbox_error = seen.append
+    for _ in range(50):
+        grouped.enqueue(
+            TOPIC, lambda seq: ResultMessage(seq, 1.0, MODEL, 2.0, {"x": "y" * 900}).to_json()
+        )
+    pages = grouped._db.execute("PRAGMA page_count").fetchone()[0]
+    grouped._db.execute(f"PRAGMA max_page_count = {pages}")  # the "disk" is now full
+    forwarder.step(BoundedQueue[Event](8), 0.01)
+    assert [str(e).split(": ", 1)[1] for e in seen] == [
+        "cannot store 50 result(s): database or disk is full"
+    ]
+    assert (grouped.pending, grouped.next_seq) == (0, 1)  # lost, but their numbers are reused
     grouped.close()
