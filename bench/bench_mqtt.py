@@ -130,10 +130,22 @@ def _quantiles(values: list[float]) -> tuple[float, float]:
 
 
 NOTES = """
-The limit is `mosquitto_pub -l` (C, one connection, QoS 1) into the same broker, counted by the
-same independent `mosquitto_sub`. The outbox path also makes every result durable (SQLite WAL
-insert before publish, delete on PUBACK), which neither baseline does. Figures on a 2-core VM
-shared with other jobs swing by ±30 % between runs; the range column shows it.
+The limit is `mosquitto_pub -l` (C, one connection, QoS 1, one message per result) into the
+same broker in the same run; every row is counted by the same independent subscriber process
+(`bench/result_counter.py`: `mosquitto_sub` plus a byte count of the result objects in each
+message, so a batch counts as all its results), from the first arrival to the last. The outbox
+rows also make every result durable before it is published (SQLite WAL, deleted on PUBACK),
+which neither baseline does. "outbox + forwarder, window 32" is the path as it was (one
+transaction and one message per result, still what `Outbox` does with `commit_max=1`); the
+group-commit rows run it as the agent now does (`commit_max` 256, `commit_ms` 5), with and
+without coalescing. With coalescing the durable path outruns a C publisher that sends one
+message per result: the per-message cost (~100-200 µs of paho Python per publish) is paid per
+batch. The `edge-agent run` rows are the whole agent (sensor reader thread, windowing, LiteRT,
+result message, outbox, forwarder) on a four-value model; they are bound by the service loop's
+per-reading work (see `py-spy record` of the agent: the pipeline is about half of the loop
+thread, building the result JSON a sixth, the outbox and forwarder a fifth), not by MQTT.
+Figures on a 2-core VM shared with other jobs swing by ±30 % between runs; the range column
+shows it.
 """
 
 

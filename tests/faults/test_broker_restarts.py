@@ -39,10 +39,13 @@ class Delivery:
     _seen: set[int] = field(default_factory=set)
     _contiguous: int = 0
     _messages: int = 0  # a message may carry a batch of results
+    batches: int = 0
 
     def update(self, messages: list[Received]) -> Delivery:
         for m in messages[self._messages :]:
-            for result in results_in(m.payload):
+            carried = results_in(m.payload)
+            self.batches += len(carried) > 1
+            for result in carried:
                 self.copies.append((result, m.dup))
                 self._seen.add(result.seq)
         self._messages = max(self._messages, len(messages))
@@ -122,10 +125,12 @@ def check_delivery(delivery: Delivery, results: int) -> None:
         for result, dup in copies[1:]:
             assert result.historical or dup, (seq, copies)
     assert any(result.historical for result, _ in delivery.copies)  # outages were bridged
+    assert delivery.batches > 0  # the backlog after an outage went out in batches
     print(
         f"results {results}: {len(delivery.copies)} copies received, "
         f"{sum(delivery.duplicates().values())} duplicates, "
-        f"{sum(r.historical for r, _ in delivery.copies)} flagged historical"
+        f"{sum(r.historical for r, _ in delivery.copies)} flagged historical, "
+        f"{delivery.batches} batch messages"
     )
 
 

@@ -237,6 +237,21 @@ def test_age_bound_drops_expired_items_and_counts(tmp_path: Path) -> None:
     outbox.close()
 
 
+def test_a_group_commit_applies_the_age_bound_to_what_is_already_stored(tmp_path: Path) -> None:
+    clock = Clock()
+    outbox = Outbox(tmp_path / "outbox.db", max_age_s=60.0, clock=clock, commit_max=1000)
+    outbox.enqueue(TOPIC, _payload)
+    outbox.enqueue(TOPIC, _payload)
+    outbox.commit()
+    clock.now += 61
+    for _ in range(3):
+        outbox.enqueue(TOPIC, _payload)
+    outbox.commit()  # one transaction: three rows in, the two expired ones out
+    assert [i.seq for i in outbox.next_batch(10)] == [3, 4, 5]
+    assert (outbox.stats().dropped, outbox.stats().depth, outbox.commits) == (2, 3, 2)
+    outbox.close()
+
+
 def test_an_item_larger_than_the_whole_bound_is_refused(tmp_path: Path) -> None:
     outbox = Outbox(tmp_path / "outbox.db", max_bytes=10)
     with pytest.raises(OutboxError, match="exceeds the outbox bound"):
