@@ -123,8 +123,7 @@ class Forwarder:
         """Apply one client event: a lost connection turns the queue into backlog (historical);
         PUBACK deletes."""
         if isinstance(event, Published):
-            if self.outbox.ack(event.mid):
-                self.acked += 1
+            self.acked += self.outbox.ack_many([event.mid])
         elif isinstance(event, Connected):
             self._generation = event.generation
             self.connected = True
@@ -147,13 +146,19 @@ class Forwarder:
         free = free_slots(self.connected, self.window, self.outbox.in_flight)
         per_message = MAX_BATCH_RESULTS if self.coalesce else 1
         items = self.outbox.next_batch(min(free * per_message, self.read_max))
-        payloads = [payload_to_send(item, self._replay) for item in items]
+        # Planned on the stored sizes (a replay only turns "historical" false into true, one
+        # byte shorter), so only what goes out now is rebuilt.
         plan = plan_messages(
-            [item.topic for item in items], [len(p) for p in payloads], self.coalesce, free
+            [item.topic for item in items], [len(i.payload) for i in items], self.coalesce, free
         )
         count = 0
-        for start, end in plan:
-            data = payloads[start] if end - start == 1 else encode_batch(payloads[start:end])
+        for start, planned in plan:
+            end = planned
+            payloads = [payload_to_send(item, self._replay) for item in items[start:end]]
+            try:
+                data = payloads[0] if end - start == 1 else encode_batch(payloads)
+            except MessageError:  # a replay that grew past the bound: this one alone, then stop
+                data, end = payloads[0], start + 1
             try:
                 token = self.publisher.publish(Topic(items[start].topic), data, self.qos)
             except TransportError as exc:
@@ -161,6 +166,8 @@ class Forwarder:
                 break
             self.outbox.mark_sent_many([item.seq for item in items[start:end]], token)
             count += end - start
+            if end != planned:
+                break  # the rest of this batch must go before anything after it
         self.sent += count
         return count
 

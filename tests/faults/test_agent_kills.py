@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -36,6 +37,13 @@ def _copies(messages: list[Received]) -> list[tuple[ResultMessage, bool]]:
 
 def _distinct(messages: list[Received]) -> int:
     return len({r.seq for r, _dup in _copies(messages)})
+
+
+def _wait_running(agent: AgentProcess, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while "running (source video)" not in agent.log():
+        assert time.monotonic() < deadline, agent.log()[-3000:]
+        time.sleep(0.1)
 
 
 def test_kill_9_mid_stream_loses_no_committed_result_and_leaves_no_gap(

@@ -265,3 +265,19 @@ def test_a_failed_group_commit_is_handed_to_the_outbox_error_hook(tmp_path: Path
     ]
     assert (grouped.pending, grouped.next_seq) == (0, 1)  # lost, but their numbers are reused
     grouped.close()
+
+
+def test_a_replay_that_outgrows_the_batch_bound_sends_in_order_one_by_one(outbox: Outbox) -> None:
+    publisher = RecordingPublisher()
+    padded = {"x": "y" * 40_000}
+    forwarder = Forwarder(
+        outbox, publisher, coalesce=frozenset({TOPIC}), replay=lambda p: p + b" " * 30_000
+    )  # planned on 40 KB each, three fit in a batch; rebuilt at 70 KB each, they do not
+    for _ in range(3):
+        outbox.enqueue(TOPIC, lambda seq: ResultMessage(seq, 1.0, MODEL, 2.0, padded).to_json())
+    outbox.mark_backlog()  # stored as historical: each is rebuilt (here 30 KB larger) when sent
+    forwarder.handle(Connected(1, "5"))
+    while forwarder.pump():
+        pass
+    assert all(len(p) <= MAX_BATCH_BYTES for _t, p, _q in publisher.sent)
+    assert _carried(publisher.sent) == [[1], [2], [3]]
