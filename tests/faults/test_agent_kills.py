@@ -56,15 +56,19 @@ def test_kill_9_mid_stream_loses_no_committed_result_and_leaves_no_gap(
     source = {"type": "video", "path": str(world.video), "loop": True, "realtime": False}
     config = world.write_config(source=source, tables={"store": {"commit_ms": 50.0}})
     watcher = Subscriber(broker, RESULTS, "kill-watcher")
-    for kill in range(1, 4):
+
+    def serve(more: int) -> AgentProcess:
+        """Start the agent, wait until it runs, then until it sent ``more`` new results."""
         agent = agents(config)
-        target = kill * 300
-        watcher.wait_for(lambda got, n=target: _distinct(got) >= n, timeout=90,
-                         describe=lambda _, a=agent: a.log()[-3000:])  # fmt: skip
-        agent.kill()  # SIGKILL: the pending group dies with the process
-    last = agents(config)
-    watcher.wait_for(lambda got: _distinct(got) >= 1000, timeout=90,
-                     describe=lambda _: last.log()[-3000:])  # fmt: skip
+        _wait_running(agent)  # results still in transit from a killed process do not count
+        mark = _distinct(watcher.messages)
+        watcher.wait_for(lambda got: _distinct(got) >= mark + more, timeout=90,
+                         describe=lambda _: agent.log()[-3000:])  # fmt: skip
+        return agent
+
+    for _kill in range(3):
+        serve(300).kill()  # SIGKILL mid-stream: the pending group dies with the process
+    last = serve(300)
     assert last.terminate() == 0  # a clean stop flushes the outbox and records last_seq
     with sqlite3.connect(world.state_dir / "outbox.sqlite3") as db:
         (committed,) = db.execute("SELECT value FROM meta WHERE key = 'last_seq'").fetchone()
