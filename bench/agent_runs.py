@@ -70,6 +70,7 @@ class Watcher:
 
     def __init__(self, broker: MosquittoBroker) -> None:
         self.received: list[tuple[float, bytes]] = []
+        self._results = 0  # a batch message of the agent carries several (docs/mqtt-protocol.md)
         self._lock = threading.Lock()
         self._ready = threading.Event()
         self._client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv311)
@@ -84,10 +85,12 @@ class Watcher:
     def _on_message(self, _c: object, _u: object, msg: paho.MQTTMessage) -> None:
         with self._lock:
             self.received.append((time.time(), bytes(msg.payload)))
+            batch = msg.payload.startswith(b'{"v":1,"batch":[')  # parse only a batch here
+            self._results += len(_results(bytes(msg.payload))) if batch else 1
 
     def count(self) -> int:
         with self._lock:
-            return len(self.received)
+            return self._results
 
     def wait(self, count: int, timeout: float, idle_s: float = 3.0) -> None:
         """Until ``count`` results, or some and nothing new for ``idle_s``.
@@ -189,8 +192,9 @@ def _publisher(
 def _summary(
     received: list[tuple[float, bytes]], spawned: float, frames: int, rss: list[int]
 ) -> dict[str, Any]:
-    arrivals = [t for t, _ in received]
-    stamps = [float(json.loads(p)["ts"]) for _, p in received]
+    each = [(t, result) for t, p in received for result in _results(p)]
+    arrivals = [t for t, _ in each]
+    stamps = [float(result["ts"]) for _, result in each]
     latencies = [(t - ts) * 1000 for t, ts in zip(arrivals, stamps, strict=True)]
     span = arrivals[-1] - arrivals[0]
     return {
@@ -200,7 +204,7 @@ def _summary(
         "cold_start_s": arrivals[0] - spawned,
         "published_share": len(arrivals) / frames,
         "latencies_ms": latencies,
-        "outputs": sorted(json.loads(received[0][1]).get("outputs", {})),
+        "outputs": sorted(each[0][1].get("outputs", {})),
     }
 
 
@@ -222,3 +226,10 @@ def agent(
         return [sys.executable, "-m", "agent.cli", "run", "--config", str(config)]
 
     return _publisher(work, case, command)
+
+
+def _results(payload: bytes) -> list[dict[str, Any]]:
+    """The result objects of one message: the agent's batch ``{"v": 1, "batch": [...]}`` or
+    one result (the agent's, or the user script's)."""
+    obj = json.loads(payload)
+    return list(obj["batch"]) if isinstance(obj, dict) and "batch" in obj else [obj]
