@@ -27,7 +27,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -50,6 +50,7 @@ from fleet.settings import FleetSettings
 from tests.support.broker import MosquittoBroker
 
 PREFIX = "sim"
+DEFAULT_LOGGING = ["log_type none", *(f"log_type {t}" for t in ("error", "warning", "notice"))]
 SEED = "fleet-sim-1"
 
 
@@ -184,6 +185,17 @@ def special_devices(args: argparse.Namespace) -> tuple[set[str], set[str]]:
     return offline, flapping
 
 
+def log_to(lines: list[str], args: argparse.Namespace, start: float) -> Callable[[str], None]:
+    """The rollout's log kept in ``lines`` (and on stderr with ``--progress``)."""
+
+    def log(line: str) -> None:
+        lines.append(line)
+        if args.progress:
+            print(f"{time.monotonic() - start:7.1f} s  {line}", file=sys.stderr, flush=True)
+
+    return log
+
+
 def rollout(
     broker: MosquittoBroker,
     keys: Keys,
@@ -212,7 +224,9 @@ def rollout(
             wait_offline_s=args.wait_offline,
             max_failures=max_failures,
         )
-        runner = Rollout(session, bundle, plan, [keys.fleet], options=options, log=lines.append)
+        runner = Rollout(
+            session, bundle, plan, [keys.fleet], options=options, log=log_to(lines, args, start)
+        )
         decision = runner.run()
         total = time.monotonic() - start
     outcomes = runner.outcomes
@@ -247,7 +261,9 @@ def simulate(
 ) -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix="fleet-sim-"))
     keys = Keys()
-    broker = MosquittoBroker(root / "broker").start()  # default queues: the view needs none
+    # Default queues (the view needs none) and mosquitto's default logging: the fixture's
+    # ``log_type all`` writes a line per packet, which would be most of the broker's CPU here.
+    broker = MosquittoBroker(root / "broker", extra_config=DEFAULT_LOGGING).start()
     try:
         idle_rss = 0
         with BrokerSampler(broker.pid or 0) as idle:
@@ -304,6 +320,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--protocol", default="5", choices=("5", "3.1.1"))
     parser.add_argument("--ports", type=int, nargs="*", default=[], help=argparse.SUPPRESS)
     parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument(
+        "--progress", action="store_true", help="the rollout's log on stderr as it goes"
+    )
     return parser.parse_args(argv)
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from agent.mqtt.events import BoundedQueue, IncomingMessage, Subscription
 from agent.mqtt.messages import MAX_STATUS_BYTES
 from agent.mqtt.ports import Subscriber
-from agent.mqtt.topics import DeviceTopics, TopicFilter
+from agent.mqtt.topics import DeviceTopics, Topic, TopicFilter
 from fleet.registry import Registry
 from fleet.status import FleetView, device_topic
 
@@ -34,6 +34,12 @@ KINDS = ("availability", "status")
 FILTERS_PER_SUBSCRIBE = 8
 DEFAULT_WINDOW = 200  # devices outstanding: 400 retained messages at most on their way
 DEFAULT_SETTLE_S = 1.0
+# Exact reads are QoS 0: a broker holds QoS 1 deliveries to one client to a small in-flight
+# window (mosquitto: 20) and drops what its queue (1,000) cannot hold, so 10,000 devices'
+# progress overflowed it; QoS 0 is bounded by how fast we read the socket instead. What is lost
+# either way is read again (:meth:`fleet.session.FleetSession.reread`): statuses are retained
+# state, not events. (``wildcard`` reads stay QoS 1, the mode whose losses only a registry sees.)
+STATUS_QOS = 0
 
 
 @dataclass
@@ -138,7 +144,7 @@ class ExactReader:
             for kind in KINDS
         ]
         subscriptions = self.client.subscribe_many(
-            filters, max_payload=MAX_STATUS_BYTES, messages=self.inbox
+            filters, qos=STATUS_QOS, max_payload=MAX_STATUS_BYTES, messages=self.inbox
         )
         self.subscriptions += subscriptions
         for index, device in enumerate(devices):
@@ -169,3 +175,52 @@ def finish_report(
         report.never_announced = sorted(d for d in report.read if d not in seen)
         report.unregistered = sorted(d for d in seen if d not in registry)
     return report
+
+
+def read_retained(
+    client: Subscriber,
+    topics: Sequence[Topic],
+    *,
+    max_payload: int,
+    window: int = 2 * DEFAULT_WINDOW,
+    settle_s: float = DEFAULT_SETTLE_S,
+    timeout_s: float = 60.0,
+) -> tuple[dict[str, bytes], list[str]]:
+    """The retained message of each exact topic: ``(payloads, unread)``, read as statuses are
+    (8 filters per SUBSCRIBE, at most ``window`` topics outstanding, QoS 0) without any
+    wildcard. A topic with no retained message is read once its SUBACK came and ``settle_s``
+    passed quietly; it is absent from ``payloads``. The subscriptions end with the read."""
+    inbox: BoundedQueue[IncomingMessage] = BoundedQueue(max(1, window) * 2)
+    todo = deque(str(t) for t in topics)
+    outstanding: dict[str, tuple[Subscription, float | None]] = {}
+    payloads: dict[str, bytes] = {}
+    deadline = time.monotonic() + timeout_s
+    last_message = time.monotonic()
+    while (todo or outstanding) and time.monotonic() < deadline:
+        while todo and len(outstanding) < max(1, window) and client.connected:
+            batch = [todo.popleft() for _ in range(min(FILTERS_PER_SUBSCRIBE, len(todo)))]
+            fresh = client.subscribe_many(
+                [TopicFilter(t) for t in batch], qos=STATUS_QOS, max_payload=max_payload,
+                messages=inbox,
+            )  # fmt: skip
+            outstanding.update((t, (s, None)) for t, s in zip(batch, fresh, strict=True))
+        now = time.monotonic()
+        finished: list[Subscription] = []
+        for message in _arrived(inbox):
+            last_message = now
+            if message.topic in outstanding and message.payload:
+                payloads[message.topic] = message.payload
+                finished.append(outstanding.pop(message.topic)[0])
+        for topic, (subscription, acked_at) in list(outstanding.items()):
+            if acked_at is None and subscription.acked.is_set():
+                outstanding[topic] = (subscription, now)
+            elif acked_at is not None and now - max(acked_at, last_message) >= settle_s:
+                finished.append(outstanding.pop(topic)[0])
+        client.unsubscribe(*finished)  # one UNSUBSCRIBE (and one pass over the client's list)
+    client.unsubscribe(*(s for s, _ in outstanding.values()))
+    return payloads, sorted(outstanding) + sorted(todo)
+
+
+def _arrived(inbox: BoundedQueue[IncomingMessage]) -> list[IncomingMessage]:
+    first = inbox.get(0.05)
+    return [] if first is None else [first, *inbox.drain()]

@@ -18,11 +18,21 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fleet.bundles import PreparedBundle
 from fleet.progress import install_outcome, update_for
-from fleet.rollout import Action, Decision, DeviceOutcome, Outcome, RolloutPlan, decide
+from fleet.rollout import (
+    PENDING,
+    Action,
+    Decision,
+    DeviceOutcome,
+    Outcome,
+    RolloutPlan,
+    decide,
+)
 from fleet.rollout_state import RolloutOptions, RolloutState
 from fleet.session import FleetSession
 
 SAVE_EVERY_S = 2.0
+DECIDE_EVERY_S = 0.25  # a decision looks at every device of the stages so far: bounded rate
+REREAD_QUIET_S = 10.0  # a pending online device silent this long has its status read again
 CANCELLED = "cancelled by `edge-fleet rollout cancel`"
 
 
@@ -73,6 +83,7 @@ class Rollout:
         self.outcomes: dict[str, DeviceOutcome] = self.state.outcome_map()
         self.rolled_back: set[str] = set(self.state.rolled_back)
         self.stage_times: list[float] = []
+        self._stage_of = {d: i for i, s in enumerate(plan.stages) for d in s.devices}
 
     # -- persistence -------------------------------------------------------------------------
 
@@ -159,17 +170,26 @@ class Rollout:
             self.save()
         left = self.state.soak_until - time.time()
         self.log(f"soaking {max(0.0, left):.0f} s before {self.plan.stages[index].name}")
+        changed: set[str] | None = None
         while (left := self.state.soak_until - time.time()) > 0 and self._requested() is None:
-            self._observe(index - 1)
-            self.session.poll(min(1.0, left))
+            self._observe(index - 1, changed)
+            changed = self.session.poll(min(1.0, left), at_least_s=min(DECIDE_EVERY_S, left))
         if left <= 0:
             self.state.soak_until = 0.0
 
     def _watch(self, index: int) -> Decision:
         started = time.monotonic()
         current = self.plan.stages[index].devices
+        changed: set[str] | None = None  # None: look at every device once
+        heard: dict[str, float] = {}
+        next_reread = started + REREAD_QUIET_S
         while True:
-            self._observe(index)
+            self._observe(index, changed)
+            now = time.monotonic()
+            heard.update(dict.fromkeys(changed or (), now))
+            if now >= next_reread:
+                next_reread = now + REREAD_QUIET_S
+                self._reread_quiet(current, heard, now - REREAD_QUIET_S)
             request = self._requested()
             if request == "pause":
                 return Decision(Action.PAUSED, "paused by `edge-fleet rollout pause`")
@@ -187,25 +207,44 @@ class Rollout:
             if decision.action is not Action.WAIT:
                 return decision
             self.save(force=False)
-            self.session.poll(1.0)
+            changed = self.session.poll(1.0, at_least_s=DECIDE_EVERY_S)
+
+    def _reread_quiet(
+        self, devices: tuple[str, ...], heard: dict[str, float], before: float
+    ) -> None:
+        """Statuses can be lost on their way (a broker's full queue, a reconnect): read again the
+        retained status of pending online devices not heard from since ``before``."""
+        quiet = [
+            d for d in devices
+            if self.outcomes.get(d, PENDING).outcome is Outcome.PENDING
+            and heard.get(d, 0.0) <= before and self.session.online(d)
+        ]  # fmt: skip
+        if quiet:
+            self.session.reread(quiet, self.state.stage_started)
+            heard.update(dict.fromkeys(quiet, before + REREAD_QUIET_S))
 
     def _installed(self, index: int) -> tuple[str, ...]:
         started = [d for s in self.plan.stages[: index + 1] for d in s.devices]
         return tuple(d for d in started if self.is_installed(d))
 
-    def _observe(self, index: int) -> None:
-        for stage in self.plan.stages[: index + 1]:
-            for device in stage.devices:
-                previous = self.outcomes.get(device)
-                if previous is not None and previous.outcome is Outcome.SKIPPED:
-                    continue
-                outcome = install_outcome(self.session.live.row(device), self.bid)
-                if outcome != previous and (
-                    previous is not None or outcome.outcome is not Outcome.PENDING
-                ):
-                    self.outcomes[device] = outcome
-                    if outcome.outcome is Outcome.FAILED:
-                        self.log(f"  {device}: {outcome.reason}")
+    def _observe(self, index: int, devices: set[str] | None = None) -> None:
+        """Outcomes of the stages up to ``index`` from the live view: of ``devices`` (those whose
+        live status changed since the last look) or, by default, of every device."""
+        if devices is None:
+            todo = [d for s in self.plan.stages[: index + 1] for d in s.devices]
+        else:
+            todo = sorted(d for d in devices if self._stage_of.get(d, index + 1) <= index)
+        for device in todo:
+            previous = self.outcomes.get(device)
+            if previous is not None and previous.outcome is Outcome.SKIPPED:
+                continue
+            outcome = install_outcome(self.session.live.row(device), self.bid)
+            if outcome != previous and (
+                previous is not None or outcome.outcome is not Outcome.PENDING
+            ):
+                self.outcomes[device] = outcome
+                if outcome.outcome is Outcome.FAILED:
+                    self.log(f"  {device}: {outcome.reason}")
 
     def _pause(self) -> Decision:
         self.log(f"paused at {self.plan.stages[self.state.stage].name}; resume with "
@@ -257,8 +296,9 @@ class Rollout:
         self.save()
         current = self.plan.stages[index].devices
         deadline = time.monotonic() + self.options.stage_timeout_s
+        changed: set[str] | None = None
         while time.monotonic() < deadline:
-            self._observe(index)
+            self._observe(index, changed)
             late = [d for d in current if self.is_installed(d) and d not in self.rolled_back]
             if late:
                 self.log(f"rolling back late installs: {names(late)}")
@@ -268,7 +308,7 @@ class Rollout:
             if not pending and not any(self.is_installed(d) for d in self.rolled_back):
                 self.log(f"rolled back: {len(self.rolled_back)} device(s)")
                 return
-            self.session.poll(1.0)
+            changed = self.session.poll(1.0, at_least_s=DECIDE_EVERY_S)
         self.log("stage timeout while rolling back; check `edge-fleet status`")
 
     def _installing(self, device: str) -> bool:

@@ -13,8 +13,8 @@ from collections.abc import Iterable, Sequence
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.errors import InputError
-from agent.mqtt.events import BoundedQueue, IncomingMessage
-from agent.mqtt.messages import MAX_STATUS_BYTES
+from agent.mqtt.events import BoundedQueue, IncomingMessage, Subscription
+from agent.mqtt.messages import MAX_STATUS_BYTES, StatusMessage
 from agent.mqtt.ports import EventConnection
 from agent.mqtt.topics import DeviceTopics, TopicFilter
 from agent.update.commands import (
@@ -33,9 +33,16 @@ from fleet.bundles import PreparedBundle
 from fleet.connection import collect
 from fleet.publish import Progress, publish_all
 from fleet.reader import DEFAULT_WINDOW as DEFAULT_READ_WINDOW
-from fleet.reader import KINDS, ExactReader, ReadReport, finish_report
+from fleet.reader import (
+    FILTERS_PER_SUBSCRIBE,
+    KINDS,
+    STATUS_QOS,
+    ExactReader,
+    ReadReport,
+    finish_report,
+)
 from fleet.registry import Registry
-from fleet.status import FleetView
+from fleet.status import FleetView, ParsedMessage, parse_message
 
 INBOX_SIZE = 500_000
 
@@ -58,6 +65,10 @@ class FleetSession:
         self.registry = registry
         self.known = FleetView(prefix)
         self.live = FleetView(prefix)
+        self._topic_prefix = prefix.rstrip("/") + "/"
+        self._rereading: dict[str, float] = {}  # device -> its status counts as live from then
+        self._exact: dict[TopicFilter, Subscription] | None = None  # once something is re-read
+        self._dropped_before = 0
         self.inbox: BoundedQueue[IncomingMessage] = BoundedQueue(INBOX_SIZE)
         mode = ("exact" if registry is not None else "wildcard") if read == "auto" else read
         if mode == "exact" and registry is None:
@@ -93,26 +104,87 @@ class FleetSession:
 
     def dropped(self) -> int:
         """Messages lost on our side: the inbox was full, or a payload over the status cap."""
-        return self.inbox.dropped + sum(s.dropped_oversize for s in self._subscriptions)
+        subscriptions = [*self._subscriptions, *(self._exact or {}).values()]
+        return (
+            self.inbox.dropped
+            + self._dropped_before
+            + sum(s.dropped_oversize for s in subscriptions)
+        )
 
-    def poll(self, timeout_s: float) -> set[str]:
-        """Apply what arrived within ``timeout_s``; return the devices whose live status changed."""
+    def poll(self, timeout_s: float, *, at_least_s: float = 0.0) -> set[str]:
+        """Apply what arrived within ``timeout_s``; return the devices whose live status changed.
+
+        Returns at the first change once ``at_least_s`` has passed (a caller that re-evaluates
+        the whole fleet per call keeps its rate bounded that way)."""
         changed: set[str] = set()
-        deadline = time.monotonic() + timeout_s
+        started = time.monotonic()
+        deadline = started + timeout_s
         while True:
-            for message in self.inbox.drain():
-                changed |= self._take(message)
-            left = deadline - time.monotonic()
-            if changed or left <= 0:
+            changed |= self._take_all(self.inbox.drain())
+            now = time.monotonic()
+            left = deadline - now
+            if (changed and now - started >= at_least_s) or left <= 0:
                 return changed
             time.sleep(min(left, 0.05))
 
-    def _take(self, message: IncomingMessage) -> set[str]:
-        self.known.apply(message.topic, message.payload)
-        if message.retain:
-            return set()
-        device = self.live.apply(message.topic, message.payload)
-        return set() if device is None else {device}
+    def _take_all(self, messages: list[IncomingMessage]) -> set[str]:
+        """Only the last message per topic matters (a status replaces the one before), so a
+        backlog of progress statuses costs one parse per topic, not one per message."""
+        last: dict[str, IncomingMessage] = {}
+        last_live: dict[str, IncomingMessage] = {}
+        for message in messages:
+            last[message.topic] = message
+            if not message.retain:
+                last_live[message.topic] = message
+        changed: set[str] = set()
+        for topic, message in last.items():
+            parsed = parse_message(self._topic_prefix, topic, message.payload)
+            if parsed is None:
+                continue
+            self.known.take(parsed)
+            live = last_live.get(topic)
+            if live is not None and live is not message:
+                parsed = parse_message(self._topic_prefix, topic, live.payload)
+            counts = live is not None or self._reread_counts(parsed)
+            if counts and parsed is not None:
+                changed.add(self.live.take(parsed))
+        return changed
+
+    def _by_filter(self) -> dict[TopicFilter, Subscription]:
+        if self._exact is None:
+            self._exact = {s.topic_filter: s for s in self._subscriptions}
+            self._subscriptions = []
+        return self._exact
+
+    def _reread_counts(self, parsed: ParsedMessage | None) -> bool:
+        """A retained status asked for by :meth:`reread`, published since it was asked for."""
+        since = None if parsed is None else self._rereading.get(parsed.device_id)
+        if parsed is None or since is None or parsed.kind != "status":
+            return False
+        del self._rereading[parsed.device_id]
+        return isinstance(parsed.value, StatusMessage) and parsed.value.ts >= since
+
+    def reread(self, devices: Sequence[str], since: float) -> None:
+        """Ask the broker again for the retained status of ``devices`` (a fresh SUBSCRIBE to the
+        same exact topic delivers it again): a status it dropped on its way to us (a full queue,
+        QoS 0) or sent while we were reconnecting comes back, and counts as live when its
+        ``ts`` is at or after ``since`` (the device's clock, as :meth:`accept_since`)."""
+        for start in range(0, len(devices), FILTERS_PER_SUBSCRIBE):
+            batch = devices[start : start + FILTERS_PER_SUBSCRIBE]
+            fresh = self.client.subscribe_many(
+                [TopicFilter(str(DeviceTopics(self.prefix, d).status)) for d in batch],
+                qos=STATUS_QOS,
+                max_payload=MAX_STATUS_BYTES,
+                messages=self.inbox,
+            )
+            by_filter = self._by_filter()
+            old = [by_filter[s.topic_filter] for s in fresh if s.topic_filter in by_filter]
+            self.client.unsubscribe(*old)  # the same filter stays subscribed through ``fresh``
+            self._dropped_before += sum(s.dropped_oversize for s in old)
+            for subscription in fresh:
+                by_filter[subscription.topic_filter] = subscription
+            for device in batch:
+                self._rereading[device] = since
 
     def online(self, device: str) -> bool:
         row = self.known.row(device)

@@ -68,20 +68,21 @@ class FleetView:
 
     def apply(self, topic: str, payload: bytes) -> str | None:
         """Take one message; return the device id it concerned, or ``None`` if not ours."""
-        place = device_topic(self._prefix, topic)
-        if place is None:
-            return None
-        device_id, kind = place
-        row = self._rows.get(device_id, DeviceRow(device_id))
-        if kind == "availability":
-            row = _with_availability(row, payload)
+        message = parse_message(self._prefix, topic, payload)
+        return None if message is None else self.take(message)
+
+    def take(self, message: ParsedMessage) -> str:
+        """Take a message parsed once by :func:`parse_message` (several views may share it)."""
+        row = self._rows.get(message.device_id, DeviceRow(message.device_id))
+        if message.kind == "availability":
+            row = _with_availability(row, message.value)
         else:
-            row = _with_status(row, payload)
+            row = _with_status(row, message.value)
         if row.online is None and row.status is None and row.problem is None:
-            self._rows.pop(device_id, None)
+            self._rows.pop(message.device_id, None)
         else:
-            self._rows[device_id] = row
-        return device_id
+            self._rows[message.device_id] = row
+        return message.device_id
 
     def row(self, device_id: str) -> DeviceRow | None:
         return self._rows.get(device_id)
@@ -103,22 +104,47 @@ def device_topic(prefix: str, topic: str) -> tuple[str, str] | None:
         return None
 
 
-def _with_availability(row: DeviceRow, payload: bytes) -> DeviceRow:
-    if not payload:  # retained message cleared
-        return DeviceRow(row.device_id, None, row.status, row.problem)
-    try:
-        return DeviceRow(row.device_id, parse_availability(payload), row.status, row.problem)
-    except MessageError as exc:
-        return DeviceRow(row.device_id, None, row.status, str(exc))
+@dataclass(frozen=True)
+class ParsedMessage:
+    """One availability or status message, parsed: ``value`` is ``None`` for a cleared topic,
+    the availability (``bool``) or the :class:`StatusMessage`, or the error it did not parse
+    with (kept as the row's ``problem``)."""
+
+    device_id: str
+    kind: str  # "availability" | "status"
+    value: bool | StatusMessage | MessageError | None
 
 
-def _with_status(row: DeviceRow, payload: bytes) -> DeviceRow:
+def parse_message(prefix: str, topic: str, payload: bytes) -> ParsedMessage | None:
+    """``prefix`` ends with ``/``; ``None`` for a topic that is not a device's own."""
+    place = device_topic(prefix, topic)
+    if place is None:
+        return None
+    device_id, kind = place
     if not payload:
-        return DeviceRow(row.device_id, row.online, None, None)
+        return ParsedMessage(device_id, kind, None)
     try:
-        return DeviceRow(row.device_id, row.online, StatusMessage.from_json(payload), None)
+        if kind == "availability":
+            return ParsedMessage(device_id, kind, parse_availability(payload))
+        return ParsedMessage(device_id, kind, StatusMessage.from_json(payload))
     except MessageError as exc:
-        return DeviceRow(row.device_id, row.online, row.status, f"bad status: {exc}")
+        return ParsedMessage(device_id, kind, exc)
+
+
+def _with_availability(row: DeviceRow, value: object) -> DeviceRow:
+    if value is None:  # retained message cleared
+        return DeviceRow(row.device_id, None, row.status, row.problem)
+    if isinstance(value, MessageError):
+        return DeviceRow(row.device_id, None, row.status, str(value))
+    return DeviceRow(row.device_id, value is True, row.status, row.problem)
+
+
+def _with_status(row: DeviceRow, value: object) -> DeviceRow:
+    if value is None:
+        return DeviceRow(row.device_id, row.online, None, None)
+    if isinstance(value, StatusMessage):
+        return DeviceRow(row.device_id, row.online, value, None)
+    return DeviceRow(row.device_id, row.online, row.status, f"bad status: {value}")
 
 
 # -- rendering ------------------------------------------------------------------------------
