@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import time
 
 from agent.errors import InputError
@@ -20,6 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--timeout", type=float, default=60.0, help="seconds to wait for each answer (default 60)"
     )
     parser.add_argument("--no-wait", action="store_true", help="send and return")
+    parser.add_argument("--json", action="store_true", help="the result as one JSON document")
     add_connection_arguments(parser)
 
 
@@ -51,7 +53,10 @@ def run(args: argparse.Namespace) -> int:
             )
         session.send_rollback(devices, signers)
         if args.no_wait:
-            print(f"rollback sent to {', '.join(devices)}")
+            if args.json:
+                print(json.dumps({"sent": devices}, indent=2))
+            else:
+                print(f"rollback sent to {', '.join(devices)}")
             return 0
         answers: dict[str, tuple[bool, str]] = {}
         deadline = time.monotonic() + args.timeout
@@ -60,7 +65,24 @@ def run(args: argparse.Namespace) -> int:
                 answer = rollback_answer(session.live.row(device))
                 if device in devices and answer is not None:
                     answers[device] = answer
-        for device in devices:
-            text = answers.get(device, (False, "no answer before the timeout"))[1]
-            print(f"{device}: {text}")
-        return 0 if len(answers) == len(devices) and all(ok for ok, _ in answers.values()) else 1
+    return report(devices, answers, args.json)
+
+
+def report(devices: list[str], answers: dict[str, tuple[bool, str]], as_json: bool) -> int:
+    """Exit 0 when every device rolled back; ``--json``: the shape of ``push --json``."""
+    ok = len(answers) == len(devices) and all(ok for ok, _ in answers.values())
+    if as_json:
+        document = {
+            "devices": len(devices),
+            "rolled_back": sorted(d for d, (done, _) in answers.items() if done),
+            "failed": {d: text for d, (done, text) in sorted(answers.items()) if not done},
+            "no_answer": [d for d in devices if d not in answers],
+            "answers": {d: text for d, (_, text) in sorted(answers.items())},
+            "ok": ok,
+        }
+        print(json.dumps(document, indent=2, sort_keys=True))
+        return 0 if ok else 1
+    for device in devices:
+        text = answers.get(device, (False, "no answer before the timeout"))[1]
+        print(f"{device}: {text}")
+    return 0 if ok else 1

@@ -175,3 +175,66 @@ def test_gc_deletes_a_bundle_whose_devices_all_installed_it(
         assert leftovers.messages == []
     finally:
         leftovers.close()
+
+
+def test_rollback_json_says_what_was_sent_and_who_answered(
+    broker: MosquittoBroker,
+    fleet_key: Path,
+    capsys: pytest.CaptureFixture[str],
+    registry: list[str],
+) -> None:
+    """pi-1 is online (its retained availability) but nothing answers for it: ``--no-wait``
+    sends a signed rollback command; waiting reports it under ``no_answer`` and exits 1."""
+    _status(broker, "pi-1")
+    watcher = Subscriber(broker, "edge/pi-1/commands/rollback")
+    args = ["--url", broker.url, "--fleet-key", str(fleet_key), *registry]
+    try:
+        assert main(["rollback", "--device", "pi-1", "--no-wait", "--json", *args]) == 0
+        assert json.loads(capsys.readouterr().out) == {"sent": ["pi-1"]}
+        watcher.wait_for(lambda messages: bool(messages), timeout=10)
+    finally:
+        watcher.close()
+    fleet = TrustRoot.from_keys([read_release_public(fleet_key.with_suffix(".pub"))])
+    assert open_command(watcher.messages[0].payload, fleet, "pi-1").command.command == "rollback"
+
+    code = main(["rollback", "--device", "pi-1", "--timeout", "1", "--json", *args])
+    assert code == 1
+    assert json.loads(capsys.readouterr().out) == {
+        "devices": 1,
+        "rolled_back": [],
+        "failed": {},
+        "no_answer": ["pi-1"],
+        "answers": {},
+        "ok": False,
+    }
+
+
+def test_gc_json_lists_kept_and_deleted_bundles_read_from_exact_desired_topics(
+    broker: MosquittoBroker,
+    tmp_path: Path,
+    fleet_key: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = _bundle(tmp_path / "b.edgepkg")
+    bundle = prepare_bundle(path.read_bytes())
+    _status(broker, "pi-1")
+    registry = str(tmp_path / "devices.json")
+    assert main(["devices", "add", "pi-1", "pi-2", "--group", "lab", "--registry", registry]) == 0
+    args = ["--url", broker.url, "--fleet-key", str(fleet_key), "--registry", registry]
+    assert main(["push", str(path), "--device", "pi-1", *args]) == 0
+    capsys.readouterr()
+    assert main(["gc", "--json", *args]) == 0
+    assert json.loads(capsys.readouterr().out) == {
+        "dry_run": False,
+        "kept": [bundle.bid],
+        "deleted": {},
+        "desired_read": "exact",
+    }
+    _status(broker, "pi-1", update=UpdateStatus(state="installed", bundle=bundle.bid))
+    assert main(["gc", "--dry-run", "--json", *args]) == 0
+    assert json.loads(capsys.readouterr().out) == {
+        "dry_run": True,
+        "kept": [],
+        "deleted": {bundle.bid: bundle.offer.blocks},
+        "desired_read": "exact",
+    }
