@@ -165,6 +165,7 @@ def decide(
     stage_timeout_s: float,
     offline: Collection[str] = frozenset(),
     wait_offline_s: float = 0.0,
+    unsent: Collection[str] = frozenset(),
 ) -> Decision:
     """What to do now, with stage ``stage`` started ``stage_elapsed_s`` ago.
 
@@ -172,6 +173,7 @@ def decide(
     ``offline``: devices offline now. Offline is a state, not a failure: a pending device that
     is offline is waited for ``wait_offline_s`` at most, then the stage goes on without it.
     Only online devices still pending after ``stage_timeout_s`` count as failed (``timed_out``).
+    ``unsent``: devices of the stage a rate has not released yet: waited for, never timed out.
     """
     current = plan.stages[stage]
 
@@ -180,7 +182,8 @@ def decide(
 
     waiting = [d for d in current.devices if pending(d) and d not in offline]
     away = tuple(d for d in current.devices if pending(d) and d in offline)
-    timed_out = tuple(waiting) if stage_elapsed_s >= stage_timeout_s else ()
+    late = stage_elapsed_s >= stage_timeout_s
+    timed_out = tuple(d for d in waiting if d not in unsent) if late else ()
     started = [d for s in plan.stages[: stage + 1] for d in s.devices]
     failed = [
         d for d in started if outcomes.get(d, PENDING).outcome is Outcome.FAILED or d in timed_out
@@ -198,7 +201,7 @@ def decide(
             roll_back=installed,
             timed_out=timed_out,
         )
-    if waiting and not timed_out:
+    if unsent or (waiting and not timed_out):
         return Decision(Action.WAIT)
     if away and stage_elapsed_s < min(wait_offline_s, stage_timeout_s):
         return Decision(Action.WAIT)

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from agent.errors import ConfigError
+from fleet.rate import RateConfig, RateState
 from fleet.rollout import AbortConfig, DeviceOutcome, Outcome, RolloutPlan, Stage
 
 STATE_VERSION = 1
@@ -31,6 +32,7 @@ class RolloutOptions:
     max_failures: int | None = 0
     max_failure_pct: float | None = None
     min_executed: int = 1
+    rate: RateConfig = field(default_factory=RateConfig)
 
     @property
     def abort(self) -> AbortConfig:
@@ -54,6 +56,7 @@ class RolloutState:
     outcomes: dict[str, tuple[str, str]] = field(default_factory=dict)
     left_offline: list[str] = field(default_factory=list)
     rolled_back: list[str] = field(default_factory=list)
+    rate: RateState = field(default_factory=RateState)
     reason: str = ""
     pid: int | None = None
     updated: float = 0.0
@@ -91,7 +94,10 @@ class RolloutState:
             obj = json.loads(data)
             if not isinstance(obj, dict) or obj.pop("version", None) != STATE_VERSION:
                 raise ValueError(f"not a version {STATE_VERSION} rollout state")
-            obj["options"] = RolloutOptions(**obj["options"])
+            options = dict(obj["options"])
+            options["rate"] = RateConfig(**options.get("rate", {}))
+            obj["options"] = RolloutOptions(**options)
+            obj["rate"] = RateState(**obj.get("rate", {}))
             obj["stages"] = [(str(n), [str(d) for d in ds]) for n, ds in obj["stages"]]
             obj["outcomes"] = {str(d): (str(o), str(r)) for d, (o, r) in obj["outcomes"].items()}
             state = cls(**obj)
@@ -120,6 +126,10 @@ def status_lines(state: RolloutState) -> list[str]:
         f"stage     {state.stage + 1} of {len(state.stages)} ({stage_name})",
         "devices   " + ", ".join(f"{k} {n}" for k, n in state.counts().items()),
     ]
+    rate = state.options.rate
+    if rate.limited:
+        now = f"; now {state.rate.per_minute:g}/min" if state.rate.per_minute else ""
+        lines.append(f"rate      {rate.describe()}{now}; {len(state.sent)} notified")
     failed = [(d, r) for d, (o, r) in sorted(state.outcomes.items()) if o == "failed"]
     if failed:
         lines.append(f"failures  {len(failed)}:")

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from fleet import rate
 from fleet.bundles import PreparedBundle
 from fleet.progress import install_outcome, update_for
 from fleet.rollout import (
@@ -83,6 +84,8 @@ class Rollout:
         self.outcomes: dict[str, DeviceOutcome] = self.state.outcome_map()
         self.rolled_back: set[str] = set(self.state.rolled_back)
         self.stage_times: list[float] = []
+        self._queue: list[str] = []  # devices of the stage the rate has not released yet
+        self._last_send = 0.0
         self._stage_of = {d: i for i, s in enumerate(plan.stages) for d in s.devices}
 
     # -- persistence -------------------------------------------------------------------------
@@ -146,13 +149,33 @@ class Rollout:
         skipped = sum(self.outcomes.get(d) == DeviceOutcome(Outcome.SKIPPED, "offline")
                       for d in stage.devices)  # fmt: skip
         note = f", {skipped} offline skipped" if skipped else ""
+        if self.options.rate.limited:
+            note += f", at {self.options.rate.describe()}"
         self.log(f"{stage.name}: {len(targets)} device(s){note}: {names(targets)}")
-        if targets:
-            if self.bundle is None:
-                raise ValueError("sending a stage needs the bundle")
-            self.session.send_desired(targets, self.bundle.offer, self.signers)
-        self.state.sent += targets
+        self._queue = targets
+        self._release()
         self.save()
+
+    def _release(self) -> None:
+        """Notify the next devices of the stage: all at once, or as many as the rate allows."""
+        if not self._queue:
+            return
+        succeeded = 0
+        if self.options.rate.increase_on == "succeeded":
+            succeeded = sum(o.outcome is Outcome.INSTALLED for o in self.outcomes.values())
+        count, self.state.rate = rate.take(
+            self.options.rate, self.state.rate, time.time(), len(self._queue),
+            notified=len(self.state.sent), succeeded=succeeded,
+        )  # fmt: skip
+        if count == 0:
+            return
+        if self.bundle is None:
+            raise ValueError("sending a stage needs the bundle")
+        batch, self._queue = self._queue[:count], self._queue[count:]
+        self.session.send_desired(batch, self.bundle.offer, self.signers)
+        self.state.sent += batch
+        self._last_send = time.monotonic()
+        self.save(force=False)
 
     def _counts(self, index: int) -> str:
         counts: dict[str, int] = {}
@@ -195,11 +218,13 @@ class Rollout:
                 return Decision(Action.PAUSED, "paused by `edge-fleet rollout pause`")
             if request == "cancel":
                 return Decision(Action.ABORT, CANCELLED, roll_back=self._installed(index))
+            self._release()
             decision = decide(
                 self.plan,
                 index,
                 self.outcomes,
-                stage_elapsed_s=time.monotonic() - started,
+                stage_elapsed_s=time.monotonic() - max(started, self._last_send),
+                unsent=set(self._queue),
                 stage_timeout_s=self.options.stage_timeout_s,
                 offline={d for d in current if not self.session.online(d)},
                 wait_offline_s=self.options.wait_offline_s if self.options.offline == "wait" else 0,
@@ -282,6 +307,7 @@ class Rollout:
         """Withdraw what was sent, roll back what installed; devices of this stage that were
         still installing cancel (``rejected:withdrawn``) or are rolled back when they finish."""
         self.log(f"ABORT: {decision.reason}")
+        self._queue = []  # never notified: nothing to withdraw
         self.log(
             f"withdrawing the desired command of {len(self.state.sent)} device(s) and the bundle"
         )

@@ -28,6 +28,7 @@ from fleet.commands.common import (
 from fleet.commands.push import fleet_signers, load_bundle, upload
 from fleet.connection import connect
 from fleet.publish import DEFAULT_WINDOW
+from fleet.rate import CRITERIA, RateConfig
 from fleet.registry import Registry
 from fleet.rollout import Action, Decision, plan_rollout
 from fleet.rollout_state import FINAL, RolloutOptions, RolloutState, status_lines, to_obj
@@ -99,11 +100,44 @@ def add_start_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--wait-offline", type=float, default=300.0, help="seconds --offline wait waits (300)"
     )
+    add_rate_arguments(parser)
     parser.add_argument("--json", action="store_true", help="the result as one JSON document")
     parser.add_argument("--window", type=int, default=DEFAULT_WINDOW, help=argparse.SUPPRESS)
     _state_dir(parser)
     add_view_arguments(parser)
     add_connection_arguments(parser)
+
+
+def add_rate_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "rate", "how fast each stage notifies its devices (as AWS IoT Jobs' rollout config)"
+    )
+    group.add_argument("--max-per-minute", type=float, help="at most N devices a minute")
+    group.add_argument(
+        "--base-per-minute", type=float, help="exponential: start at N devices a minute"
+    )
+    group.add_argument(
+        "--increment-factor", type=float, default=2.0, help="exponential: multiply by F (2)"
+    )
+    group.add_argument(
+        "--increase-after", type=int, default=0, help="exponential: every N devices ..."
+    )
+    group.add_argument(
+        "--increase-on",
+        choices=CRITERIA,
+        default="notified",
+        help="... notified or succeeded since the last increase (notified)",
+    )
+
+
+def rate_of(args: argparse.Namespace) -> RateConfig:
+    return RateConfig(
+        max_per_minute=args.max_per_minute,
+        base_per_minute=args.base_per_minute,
+        increment_factor=args.increment_factor,
+        increase_every=args.increase_after,
+        increase_on=args.increase_on,
+    )
 
 
 def store_of(args: argparse.Namespace) -> RolloutStore:
@@ -122,6 +156,7 @@ def options_of(args: argparse.Namespace) -> RolloutOptions:
         max_failures=count,
         max_failure_pct=args.max_failure_pct,
         min_executed=args.min_executed,
+        rate=rate_of(args),
     )
 
 

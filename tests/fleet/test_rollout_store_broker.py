@@ -135,3 +135,28 @@ def test_a_cancel_withdraws_every_desired_command_and_the_bundle_and_rolls_back_
     assert main(["status", "--json", *args[2:]]) == 0
     versions = json.loads(capsys.readouterr().out)["summary"]["versions"]
     assert versions == {"sim 1": AGENTS}
+
+
+def test_a_rate_limited_rollout_notifies_a_device_a_second_and_keeps_its_rate_in_the_state(
+    world: tuple[list[str], Path, Callable[..., subprocess.Popen[bytes]]],
+    broker: MosquittoBroker,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``--max-per-minute 60``: 8 desired commands over at least 7 s (the first at once)."""
+    args, path, start = world
+    desired = Subscriber(broker, f"{PREFIX}/+/commands/desired")
+    process = start("--max-per-minute", "60")
+    seen: list[float] = []
+    deadline = time.monotonic() + 120
+    while len(seen) < AGENTS and time.monotonic() < deadline:
+        count = len({m.topic for m in desired.messages if m.payload})
+        seen += [time.monotonic()] * (count - len(seen))
+        time.sleep(0.05)
+    desired.close()
+    assert process.wait(120) == 0
+    assert len(seen) == AGENTS
+    assert seen[-1] - seen[0] >= AGENTS - 1.5
+    state = wait_state(path, lambda s: s.phase == "done")
+    assert (state.options.rate.max_per_minute, state.rate.per_minute) == (60, 60)
+    assert main(["rollout", "status", NAME, "--state-dir", args[1]]) == 0
+    assert f"rate      60/min; now 60/min; {AGENTS} notified" in capsys.readouterr().out
