@@ -330,6 +330,8 @@ def run_worker(config: SimConfig, ready: Any, stop: Any, back: Any = None) -> No
             world.go_offline(device)
     ready.put(sum(d.connected for d in devices))
     world.loop(stop, back)
+    if world.reconnects:
+        _log.warning("%d connection(s) lost and made again", world.reconnects)
     for device in devices:
         device.client.disconnect()
 
@@ -340,14 +342,30 @@ class _World:
     devices: list[SimDevice]
     config: SimConfig
     registered: dict[str, Any] = field(default_factory=dict)
+    reconnects: int = 0
 
     def connect(self, device: SimDevice) -> None:
         device.connect()
         sock = device.client.socket()
         assert isinstance(sock, socket.socket)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as agent.mqtt.client does
+        stale = self.selector.get_map().get(sock.fileno())
+        if stale is not None:  # paho closed another device's socket and the fd came back
+            self.drop(stale.data)
         self.selector.register(sock, selectors.EVENT_READ, device)
         self.registered[device.device_id] = sock
+
+    def reconnect_lost(self, away: set[str]) -> int:
+        """Devices whose connection paho closed (the broker or the socket dropped it) connect
+        again, as an agent does; ``away``: devices meant to be offline. Returns how many."""
+        lost = [
+            d for d in self.devices
+            if d.device_id not in away and not d.connected and d.client.socket() is None
+        ]  # fmt: skip
+        for device in lost:
+            self.drop(device)
+            self.connect(device)
+        return len(lost)
 
     def drop(self, device: SimDevice) -> None:
         sock = self.registered.pop(device.device_id, None)
@@ -411,6 +429,7 @@ class _World:
                     self.connect(device)
             if now - last_tick >= 0.25:
                 last_tick = now
+                self.reconnects += self.reconnect_lost({d.device_id for d in offline})
                 for device in self.devices:
                     device.client.loop_misc()
                     device.tick(now)
