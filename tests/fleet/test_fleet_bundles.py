@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import inspect
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -72,6 +73,12 @@ def test_gc_reads_block_counts_and_desired_bundle_ids_from_retained_messages() -
     assert desired_bundle(desired) == bundle.bid
     assert desired_bundle(rollback) is None
     assert desired_bundle(b'{"not": "an envelope"}') is None
+
+
+def test_by_default_a_header_and_a_block_are_each_capped_at_128_kib() -> None:
+    """AWS IoT Core's message limit is what ``push`` and ``rollout`` check against."""
+    defaults = inspect.signature(prepare_bundle).parameters
+    assert defaults["max_message"].default == defaults["max_block"].default == 128 * 1024
 
 
 def test_a_header_over_the_message_limit_is_refused_saying_how_many_recipients_fit() -> None:
