@@ -23,6 +23,7 @@ import multiprocessing
 import os
 import platform
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -41,7 +42,7 @@ from agent.bundle.keys import encode_private
 from bench.sim_agent import GROUP, SimConfig, fails_canary, run_worker
 from fleet.bundles import prepare_bundle
 from fleet.connection import connect
-from fleet.registry import Registry
+from fleet.registry import Registry, save_registry
 from fleet.rollout import Action, Outcome, plan_rollout
 from fleet.rollout_state import RolloutOptions
 from fleet.runner import Rollout
@@ -171,6 +172,27 @@ def came_back(
     }
 
 
+def time_status(broker: Broker, args: argparse.Namespace, root: Path) -> dict[str, Any]:
+    """``edge-fleet status`` of the whole simulated fleet in its own process: wall time, exit
+    code and its first lines (the read: complete or not, and the counts)."""
+    registry = root / "devices.json"
+    save_registry(registry, Registry().with_devices({d: [GROUP] for d in device_ids(args)}))
+    command = [sys.executable, "-m", "fleet.cli", "status", "--url", broker.url, "--prefix",
+               PREFIX, "--registry", str(registry), "--protocol", args.protocol]  # fmt: skip
+    started = time.monotonic()
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    return {
+        "command": "edge-fleet status --prefix sim --registry devices.json",
+        "seconds": round(time.monotonic() - started, 2),
+        "exit": done.returncode,
+        "head": done.stdout.splitlines()[:4],
+    }
+
+
+def device_ids(args: argparse.Namespace) -> list[str]:
+    return [f"dev-{i:05d}" for i in range(args.agents)]
+
+
 def special_devices(args: argparse.Namespace) -> tuple[set[str], set[str]]:
     """``--offline`` and ``--flapping`` devices, spread over the fleet (never canaries)."""
     devices = [f"dev-{i:05d}" for i in range(args.canary, args.agents)]
@@ -272,6 +294,8 @@ def simulate(
         data = keys.bundle(counter, args.model_mb << 20)
         result = rollout(broker, keys, data, args, max_failures)
         result["broker_rss_connected_mb"] = round(idle_rss / 1e6, 1)
+        if args.time_status:
+            result["status_command"] = time_status(broker, args, root)
         if args.offline and args.come_back is None:
             back.set()  # the offline devices reconnect now that the rollout is over
             result["came_back"] = came_back(broker, args, special_devices(args)[0], counter)
@@ -322,6 +346,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument(
         "--progress", action="store_true", help="the rollout's log on stderr as it goes"
+    )
+    parser.add_argument(
+        "--time-status", action="store_true", help="time `edge-fleet status` after the rollout"
     )
     return parser.parse_args(argv)
 

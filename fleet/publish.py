@@ -23,6 +23,7 @@ from agent.mqtt.topics import Topic
 _log = logging.getLogger(__name__)
 
 DEFAULT_WINDOW = 16
+RESEND_S = 30.0  # no PUBACK for this long with messages in flight: send those again
 Progress = Callable[[int, int], None]
 
 
@@ -46,6 +47,7 @@ def publish_all(
     in_flight: dict[int, int] = {}  # token -> message index
     acked = 0
     deadline = time.monotonic() + timeout_s
+    progress_at = time.monotonic()
     while acked < len(messages):
         while todo and len(in_flight) < window and client.connected:
             index = todo[0]
@@ -61,9 +63,19 @@ def publish_all(
             raise TransportError(
                 f"broker acknowledged {acked} of {len(messages)} messages in {timeout_s:g} s"
             )
+        if in_flight and time.monotonic() - progress_at >= RESEND_S:
+            # A 10,000-device rollout once waited here for PUBACKs that never came back with
+            # the connection up; retained messages and signed commands are safe to repeat.
+            _log.warning("no PUBACK for %d publishes in %g s; sending them again",
+                         len(in_flight), RESEND_S)  # fmt: skip
+            todo.extendleft(sorted(in_flight.values(), reverse=True))
+            in_flight.clear()
+            progress_at = time.monotonic()
+            continue
         event = client.events.get(min(left, 1.0))
         if isinstance(event, Published) and in_flight.pop(event.mid, None) is not None:
             acked += 1
+            progress_at = time.monotonic()
             if progress is not None:
                 progress(acked, len(messages))
         elif isinstance(event, Disconnected) and in_flight:
