@@ -191,7 +191,7 @@ def test_rollback_json_says_what_was_sent_and_who_answered(
     try:
         assert main(["rollback", "--device", "pi-1", "--no-wait", "--json", *args]) == 0
         assert json.loads(capsys.readouterr().out) == {"sent": ["pi-1"]}
-        watcher.wait_for(lambda messages: bool(messages), timeout=10)
+        watcher.wait_for(bool, timeout=10)
     finally:
         watcher.close()
     fleet = TrustRoot.from_keys([read_release_public(fleet_key.with_suffix(".pub"))])
