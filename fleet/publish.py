@@ -35,8 +35,10 @@ def publish_all(
     window: int = DEFAULT_WINDOW,
     timeout_s: float = 600.0,
     progress: Progress | None = None,
+    resend_s: float = RESEND_S,
 ) -> None:
-    """Publish every message (QoS 1) and return once each has its PUBACK.
+    """Publish every message (QoS 1) and return once each has its PUBACK (what waited
+    ``resend_s`` for one is sent again).
 
     Raises :class:`TransportError` when the broker does not acknowledge everything within
     ``timeout_s`` (naming how many are missing) or refuses the connection.
@@ -63,11 +65,11 @@ def publish_all(
             raise TransportError(
                 f"broker acknowledged {acked} of {len(messages)} messages in {timeout_s:g} s"
             )
-        if in_flight and time.monotonic() - progress_at >= RESEND_S:
+        if in_flight and time.monotonic() - progress_at >= resend_s:
             # A 10,000-device rollout once waited here for PUBACKs that never came back with
             # the connection up; retained messages and signed commands are safe to repeat.
             _log.warning("no PUBACK for %d publishes in %g s; sending them again",
-                         len(in_flight), RESEND_S)  # fmt: skip
+                         len(in_flight), resend_s)  # fmt: skip
             todo.extendleft(sorted(in_flight.values(), reverse=True))
             in_flight.clear()
             progress_at = time.monotonic()

@@ -7,6 +7,8 @@ from collections.abc import Callable
 
 import pytest
 
+from agent.mqtt.client import MqttClient
+from agent.mqtt.events import BoundedQueue, Event, Published
 from agent.mqtt.topics import Topic, TopicFilter
 from fleet.connection import collect, connect
 from fleet.publish import clear_retained, publish_all
@@ -60,6 +62,47 @@ def test_publish_all_resends_what_was_in_flight_when_the_broker_restarts(
         publish_all(client, messages, window=8, progress=restart_once, timeout_s=60.0)
     assert restarted == [20]
     assert _retained(broker, 60) == {str(t): p for t, p in messages}
+
+
+class _LosesOneAck(BoundedQueue[Event]):
+    """The real client's events, except that the first PUBACK never reaches ``publish_all``."""
+
+    def __init__(self, events: BoundedQueue[Event]) -> None:
+        super().__init__(1)
+        self._events = events
+        self.lost: list[Published] = []
+
+    def get(self, timeout: float | None = None) -> Event | None:
+        event = self._events.get(timeout)
+        if isinstance(event, Published) and not self.lost:
+            self.lost.append(event)
+            return None
+        return event
+
+
+class _Client:
+    def __init__(self, client: MqttClient) -> None:
+        self._client = client
+        self.events = _LosesOneAck(client.events)
+
+    @property
+    def connected(self) -> bool:
+        return self._client.connected
+
+    def publish(self, topic: Topic, payload: bytes, qos: int = 1, retain: bool = False) -> int:
+        return self._client.publish(topic, payload, qos=qos, retain=retain)
+
+
+def test_publish_all_sends_again_a_message_whose_puback_never_came(
+    broker: MosquittoBroker, caplog: pytest.LogCaptureFixture
+) -> None:
+    messages = _blocks(10, 1000)
+    with connect(_settings(broker)) as client:
+        lossy = _Client(client)
+        publish_all(lossy, messages, window=4, resend_s=1.0, timeout_s=30.0)
+    assert len(lossy.events.lost) == 1
+    assert "no PUBACK for 1 publishes in 1 s; sending them again" in caplog.text
+    assert _retained(broker, 10) == {str(t): p for t, p in messages}
 
 
 def test_clear_retained_deletes_the_messages(broker: MosquittoBroker) -> None:
