@@ -241,15 +241,20 @@ def split_sections(text: str) -> dict[str, str]:
 
 
 def render_document(previous: str, results: Iterable[BenchResult]) -> str:
-    """The document with each result's section replaced (or appended); the rest kept."""
-    sections = split_sections(previous)
-    for result in results:
-        sections[result.key] = result.markdown()
-    parts = [_HEADER]
-    parts += [
-        f"<!-- bench:{key} -->\n{body}<!-- /bench:{key} -->\n" for key, body in sections.items()
-    ]
-    return "\n".join(parts)
+    """The document with each result's section replaced in place (or appended at the end); all
+    other text -- the header, by-hand sections between the generated ones -- kept as it was."""
+    fresh = {result.key: result.markdown() for result in results}
+
+    def replace(match: re.Match[str]) -> str:
+        key = match["key"]
+        return _section(key, fresh.pop(key, match["body"]))
+
+    text = _SECTION.sub(replace, previous) if previous else _HEADER
+    return "\n".join([text.rstrip("\n") + "\n", *(_section(k, b) for k, b in fresh.items())])
+
+
+def _section(key: str, body: str) -> str:
+    return f"<!-- bench:{key} -->\n{body}<!-- /bench:{key} -->\n"
 
 
 def write_document(results: Sequence[BenchResult], path: Path = DOC) -> None:

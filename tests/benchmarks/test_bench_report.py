@@ -66,3 +66,15 @@ def test_rewriting_one_section_keeps_the_others_in_place() -> None:
     assert sections["agent"] == split_sections(first)["agent"]
     assert "**90.0 MB/s**" in sections["bundle"]
     assert render_document(second, []) == second
+
+
+def test_text_between_generated_sections_survives_a_rewrite() -> None:
+    first = render_document("", [_result("agent", 1.0), _result("bundle", 2.0)])
+    by_hand = "## Fleet view (by hand)\n\nmeasured once, kept verbatim\n"
+    agent_end = "<!-- /bench:agent -->\n"
+    edited = first.replace(agent_end, agent_end + "\n" + by_hand)
+    second = render_document(edited, [_result("agent", 7.0), _result("update", 3.0)])
+    assert by_hand in second
+    assert second.index(by_hand) < second.index("<!-- bench:bundle -->")
+    assert list(split_sections(second)) == ["agent", "bundle", "update"]
+    assert "**7.0 MB/s**" in split_sections(second)["agent"]
