@@ -3,8 +3,8 @@
 The repository's pyproject.toml builds the workstation distribution (agent, convert, fleet,
 demo and their three console scripts). A device runs none of convert/, fleet/ or demo/, so
 ``make install`` installs this wheel instead. Its metadata is derived from pyproject.toml here,
-never written twice: the same name, version and licence, the ``device``, ``tflite-runtime``
-and ``audio`` extras, the ``edge-agent`` script, and ``agent*`` packages only.
+never written twice: the same name, version and licence, the ``device``, ``video``, ``png``,
+``tflite-runtime`` and ``audio`` extras, the ``edge-agent`` script, and ``agent*`` packages only.
 
 Usage: ``python scripts/device_wheel.py OUT_DIR`` prints the path of the wheel it wrote.
 """
@@ -23,7 +23,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ["agent*"]
 SCRIPTS = ("edge-agent",)
-EXTRAS = ("device", "tflite-runtime", "audio")
+EXTRAS = ("device", "video", "png", "tflite-runtime", "audio")
 PROJECT_KEYS = ("name", "version", "description", "readme", "requires-python", "license")
 
 

@@ -21,6 +21,7 @@ from agent.config.sections import (
     SCHEMA_KEYS,
     Accelerator,
     AgentConfig,
+    CameraBackend,
     HomeAssistantConfig,
     KeysConfig,
     ModelConfig,
@@ -38,8 +39,9 @@ from agent.errors import ConfigError
 
 # Which source keys each source type takes (besides ``type``); anything else is a typo.
 _SOURCE_KEYS: dict[str, frozenset[str]] = {
-    "camera": frozenset({"device", "fps"}),
+    "camera": frozenset({"device", "fps", "backend"}),
     "stream": frozenset({"url", "fps"}),
+    "mjpeg_http": frozenset({"url", "fps"}),
     "video": frozenset({"path", "loop", "realtime", "fps"}),
     "images": frozenset({"path", "poll_s", "max_image_bytes"}),
     "sensor": frozenset({"path", "format", "fields", "baud", "window", "hop", "max_line_bytes"}),
@@ -51,6 +53,7 @@ _SOURCE_KEYS: dict[str, frozenset[str]] = {
 _SOURCE_REQUIRED: dict[str, str] = {
     "camera": "device",
     "stream": "url",
+    "mjpeg_http": "url",
     "video": "path",
     "images": "path",
     "sensor": "path",
@@ -255,6 +258,7 @@ def _source(t: _Table) -> SourceConfig:
     return SourceConfig(
         type=cast(SourceType, kind),
         device=str(device) if device is not None else None,
+        backend=cast(CameraBackend, t.choice("backend", "auto", ("auto", "opencv", "v4l2"))),
         url=t.optional_string("url"),
         path=t.optional_string("path"),
         loop=t.boolean("loop", False),

@@ -20,8 +20,18 @@ MAX_GROUPS = 32
 PREFIX_RE = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
 
 SourceType = Literal[
-    "camera", "stream", "video", "images", "sensor", "mqtt_sensor", "audio", "pcm", "microphone"
+    "camera",
+    "stream",
+    "mjpeg_http",
+    "video",
+    "images",
+    "sensor",
+    "mqtt_sensor",
+    "audio",
+    "pcm",
+    "microphone",
 ]
+CameraBackend = Literal["auto", "opencv", "v4l2"]
 SampleFormat = Literal["s16le", "s32le", "f32le"]
 Accelerator = Literal["cpu", "edgetpu", "auto"]
 Policy = Literal["every", "on_change", "threshold"]
@@ -90,6 +100,7 @@ class ModelConfig:
 class SourceConfig:
     type: SourceType
     device: str | None = None
+    backend: CameraBackend = "auto"  # camera: OpenCV when installed, else V4L2 MJPEG (linuxpy)
     url: str | None = None
     path: str | None = None
     loop: bool = False

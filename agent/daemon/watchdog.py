@@ -23,7 +23,7 @@ from agent.config import SourceConfig
 
 # A live source that delivers nothing for this long (seconds) is stalled, unless the config says.
 DEFAULT_LIVE_STALL_S = 30.0
-_LIVE_SOURCES = ("camera", "stream", "video", "microphone")
+_LIVE_SOURCES = ("camera", "stream", "mjpeg_http", "video", "microphone")
 
 
 def stall_limit_s(source: SourceConfig) -> float | None:

@@ -38,14 +38,32 @@ def encode_snapshot(
     image: np.ndarray, box: Mapping[str, float] | None, max_bytes: int
 ) -> bytes | None:
     """A JPEG of the crop no larger than ``max_bytes``, or None when even a tiny one is not."""
-    import cv2  # image sources only
+    from agent.pipeline import imageops  # image sources only
 
     part = crop(image, box)
     while True:
         for quality in QUALITIES:
-            ok, data = cv2.imencode(".jpg", part, [cv2.IMWRITE_JPEG_QUALITY, quality])
-            if ok and len(data) <= max_bytes:
-                return bytes(data.tobytes())
+            data = _encode_jpeg(part, quality)
+            if data is not None and len(data) <= max_bytes:
+                return data
         if min(part.shape[:2]) < MIN_SIDE:
             return None
-        part = cv2.resize(part, (max(1, part.shape[1] * 7 // 10), max(1, part.shape[0] * 7 // 10)))
+        h, w = part.shape[:2]
+        part = imageops.resize(part, max(1, w * 7 // 10), max(1, h * 7 // 10))
+
+
+def _encode_jpeg(image: np.ndarray, quality: int) -> bytes | None:
+    """JPEG bytes of a BGR or gray frame: OpenCV when installed, else simplejpeg."""
+    from agent.pipeline import imageops
+
+    cv2 = imageops.opencv()
+    if cv2 is not None:
+        ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        return bytes(data.tobytes()) if ok else None
+    import simplejpeg
+
+    gray = image.ndim == 2
+    pixels = np.ascontiguousarray(image[:, :, None] if gray else image)
+    space, subsampling = ("GRAY", "Gray") if gray else ("BGR", "420")
+    encoded: bytes = simplejpeg.encode_jpeg(pixels, quality, space, subsampling)
+    return encoded

@@ -4,8 +4,9 @@
 task) so the per-frame path is: pre-process, invoke, post-process, summarise for the publish
 policy. Sensor readings go through a :class:`~agent.pipeline.windowing.Windower` first.
 
-OpenCV is imported only for image models (it costs ~35-55 MB of RSS), so a sensor-only agent
-never loads it.
+OpenCV, when installed (the ``video`` extra), is imported only for image models (it costs
+~35-55 MB of RSS), so a sensor-only agent never loads it; without it the pixel work is numpy's
+(:mod:`agent.pipeline.imageops`).
 """
 
 from __future__ import annotations
@@ -69,20 +70,15 @@ class InferenceResult:
 
 
 def _image_preprocessor(meta: ModelMetadata) -> Preprocessor:
-    import cv2  # OpenCV only for image models
+    from agent.pipeline.preprocess import Preprocessor  # OpenCV, if any, only for image models
 
-    from agent.pipeline.preprocess import Preprocessor
-
-    # The loop pre-processes one small frame while the interpreter's threads hold the cores;
-    # OpenCV's worker pool would only contend with them.
-    cv2.setNumThreads(1)
     return Preprocessor(meta)
 
 
 def _crop_chain(active: ActiveModel, clock: Callable[[], float]) -> CropChain | None:
     if not any(s.crop is not None for s in active.metadata.stages):
         return None
-    from agent.model.crop_chain import CropChain  # OpenCV only for image models
+    from agent.model.crop_chain import CropChain
 
     return CropChain(active, clock)
 

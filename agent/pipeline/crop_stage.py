@@ -2,7 +2,8 @@
 
 For each detection above ``crop.threshold`` (best first, at most ``crop.max_crops``) the
 rotated square of :func:`agent.pipeline.crop.rect_for_detection` is warped out of the ORIGINAL
-frame to the model's input size (``cv2.warpAffine``), run, and decoded: landmarks are mapped
+frame to the model's input size (:func:`agent.pipeline.imageops.warp_affine`: OpenCV when
+installed, else a numpy bilinear sampler), run, and decoded: landmarks are mapped
 back through the inverse affine into coordinates normalised to the frame (``z`` scaled like
 ``x``); a classifier's classes are kept as they are. The result is attached to the detection
 as ``detection[stage name] = {"rect": ..., "landmarks"|"classes": ...}``.
@@ -14,9 +15,9 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import cv2
 import numpy as np
 
+from agent.pipeline import imageops
 from agent.pipeline.chain import StageStats
 from agent.pipeline.crop import (
     CropRect,
@@ -66,13 +67,7 @@ class CropStage:
             det[self.spec.name] = self._run(frame, rect, (w, h))
 
     def _run(self, frame: np.ndarray, rect: CropRect, frame_wh: tuple[int, int]) -> dict[str, Any]:
-        warped = cv2.warpAffine(
-            frame,
-            frame_to_crop(rect, self.input_wh),
-            self.input_wh,
-            flags=cv2.INTER_LINEAR,
-            borderMode=cv2.BORDER_CONSTANT,
-        )
+        warped = imageops.warp_affine(frame, frame_to_crop(rect, self.input_wh), self.input_wh)
         tensor, _ = self._preprocess(warped)
         started = self._clock()
         outputs = self._invoke(tensor)

@@ -1,19 +1,20 @@
-"""Camera frames and sensor windows to input tensors (pure numpy + cv2).
+"""Camera frames and sensor windows to input tensors (numpy, and OpenCV when installed).
 
 A :class:`Preprocessor` is built once per model: it precomputes the target size, the colour
 conversion and a 256-entry lookup table per channel that fuses normalisation
 (``(pixel - mean) / std``), quantization (``round(x / scale) + zero_point``, clipped) and the cast
-to the input dtype. Per frame it only resizes (``INTER_AREA`` when shrinking), converts colour on
-the already-small image, and applies the table with ``cv2.LUT`` -- one pass, no float
-intermediate image (and no pass at all when the table is the identity on ``uint8``).
+to the input dtype. Per frame it only resizes (area when shrinking), converts colour on the
+already-small image, and applies the table -- one pass, no float intermediate image (and no pass
+at all when the table is the identity on ``uint8``). The pixel work is
+:mod:`agent.pipeline.imageops`: OpenCV when installed, else numpy.
 """
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 from agent.errors import InputError
+from agent.pipeline import imageops
 from agent.pipeline.geometry import (
     MAX_FRAME_PIXELS,
     MAX_FRAME_SIDE,
@@ -51,11 +52,10 @@ class Preprocessor:
         self._max_side = max_side
         self._max_pixels = max_pixels
         self._lut = _build_lut(self.spec, pre.mean, pre.std, self.channels)
-        self._offsets = (np.arange(self.channels, dtype=np.intp) * 256).reshape(1, 1, -1)
         self._identity = self._lut.dtype == np.uint8 and bool(
             np.all(self._lut == np.arange(256, dtype=np.uint8))
         )
-        self._cv_lut = _opencv_lut(self._lut, self.channels)
+        self._cv_lut = imageops.opencv_lut(self._lut, self.channels)
 
     def __call__(self, frame: np.ndarray) -> tuple[np.ndarray, Letterbox]:
         """Return ``(input tensor of spec shape and dtype, geometry to map boxes back)``."""
@@ -68,13 +68,13 @@ class Preprocessor:
             image = self._letterboxed(frame, geometry)
         else:
             geometry = stretch_geometry(w, h, self.width, self.height)
-            image = _resize(frame, self.width, self.height)
+            image = imageops.resize(frame, self.width, self.height)
         image = self._convert_color(image)
         return self._apply_lut(image), geometry
 
     def _letterboxed(self, frame: np.ndarray, g: Letterbox) -> np.ndarray:
         new_w, new_h = round(g.scale_x * g.src_w), round(g.scale_y * g.src_h)
-        resized = _resize(frame, new_w, new_h)
+        resized = imageops.resize(frame, new_w, new_h)
         canvas = np.full(
             (self.height, self.width, *resized.shape[2:]), self.pad_value, dtype=np.uint8
         )
@@ -84,59 +84,18 @@ class Preprocessor:
     def _convert_color(self, image: np.ndarray) -> np.ndarray:
         gray_in = image.ndim == 2
         if self.color == "gray":
-            return image if gray_in else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+            return image if gray_in else imageops.to_gray(image)
         if gray_in:
-            return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+            return imageops.gray_to_bgr(image)
         if self.color == "rgb":
-            return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+            return imageops.swap_rb(image)
         return image
 
     def _apply_lut(self, image: np.ndarray) -> np.ndarray:
         if self._identity:
             return np.ascontiguousarray(image).reshape(self.spec.shape)
-        out: np.ndarray
-        if self._cv_lut is not None:
-            out = cv2.LUT(image, self._cv_lut)
-        elif self._lut.shape[0] == 1:
-            out = self._lut[0].take(image)
-        else:
-            out = self._lut.reshape(-1).take(image.astype(np.intp) + self._offsets)
+        out = imageops.apply_lut(image, self._lut, self._cv_lut)
         return out.reshape(self.spec.shape)
-
-
-def _resize(frame: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Resize; shrinking uses ``INTER_AREA`` on an exact integer decimation (OpenCV's fast path)
-    and ``INTER_LINEAR`` for the remaining factor below 2 (the general area path is ~10x slower).
-    """
-    h, w = frame.shape[:2]
-    if (w, h) == (width, height):
-        return frame
-    kx, ky = _decimation(w, width), _decimation(h, height)
-    if kx > 1 or ky > 1:
-        frame = cv2.resize(frame, (w // kx, h // ky), interpolation=cv2.INTER_AREA)
-        h, w = frame.shape[:2]
-        if (w, h) == (width, height):
-            return frame
-    return cv2.resize(frame, (width, height), interpolation=cv2.INTER_LINEAR)
-
-
-def _decimation(src: int, dst: int) -> int:
-    """The largest integer factor ``k <= src // dst`` that divides ``src`` exactly."""
-    for k in range(src // dst, 1, -1):
-        if src % k == 0:
-            return k
-    return 1
-
-
-def _opencv_lut(lut: np.ndarray, channels: int) -> np.ndarray | None:
-    """The table in ``cv2.LUT`` layout, or None when OpenCV cannot apply it (then numpy does)."""
-    table = lut[0] if lut.shape[0] == 1 else lut.T.reshape(256, 1, channels)
-    probe = np.zeros((1, 1, channels) if lut.shape[0] > 1 else (1, 1), dtype=np.uint8)
-    try:
-        out = cv2.LUT(probe, np.ascontiguousarray(table))
-    except cv2.error:
-        return None
-    return np.ascontiguousarray(table) if out.dtype == lut.dtype else None
 
 
 def _build_lut(

@@ -1,21 +1,26 @@
 """Build the configured input source (an adapter over :mod:`agent.sources`).
 
-The camera and image-directory sources need OpenCV; they are imported only when configured, so
-a sensor-only agent never pays OpenCV's resident memory.
+Image sources are imported only when configured, so a sensor-only agent never pays their
+resident memory. :func:`agent.sources.plan.plan_image_source` picks OpenCV's capture (the
+``video`` extra) or the OpenCV-free MJPEG sources (V4L2, HTTP, files).
 """
 
 from __future__ import annotations
 
 import queue
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from agent.config import SourceConfig
 from agent.secrets import FileResolver
 from agent.sources.audio import DEFAULT_BLOCK_S, AudioBlock
 from agent.sources.base import Frame, FrameNeed, Reading
 from agent.sources.lines import LineFormat
+from agent.sources.plan import IMAGE_SOURCES, opencv_installed, plan_image_source
 from agent.sources.sensor import QueueReadingSource, StreamSensorSource
+
+if TYPE_CHECKING:
+    from agent.sources.jpegstream import Pace
 
 
 class InputSource(Protocol):
@@ -42,7 +47,7 @@ def build_source(
     """The source named by ``config.type``. ``sensor_queue`` feeds ``mqtt_sensor``; ``need``
     tells a camera source the smallest frame the current model can use."""
     kind = config.type
-    if kind in ("camera", "stream", "video", "images"):
+    if kind in IMAGE_SOURCES:
         return _image_source(config, resolver, need)
     if kind in ("audio", "pcm", "microphone"):
         return _audio_source(config, resolver)
@@ -59,21 +64,33 @@ def build_source(
 def _image_source(
     config: SourceConfig, resolver: FileResolver, need: Callable[[], FrameNeed | None] | None
 ) -> InputSource:
-    from agent.sources.camera import CameraSource, Pace
-    from agent.sources.imagedir import ImageDirSource
-
+    implementation = plan_image_source(config, opencv_installed())
     kind = config.type
     cap = 1.0 / config.fps if config.fps else 0.0
-    if kind == "camera":
-        return CameraSource(config.device or "0", name="camera", need=need, min_period_s=cap)
-    if kind == "stream":
-        return CameraSource(config.url or "", name="stream", need=need, min_period_s=cap)
-    path = str(resolver.path(config.path or ""))
-    if kind == "video":
-        pace: Pace = "realtime" if config.realtime else "unthrottled"
-        return CameraSource(
+    path = str(resolver.path(config.path or "")) if config.path else ""
+    pace: Pace = "realtime" if config.realtime else "unthrottled"
+    if implementation == "opencv":
+        from agent.sources.camera import CameraSource
+
+        target = {"camera": config.device or "0", "stream": config.url or ""}.get(kind, path)
+        loop = config.loop and kind == "video"
+        return CameraSource(target, loop=loop, pace=pace, name=kind, need=need, min_period_s=cap)
+    if implementation == "v4l2":
+        from agent.sources.v4l2 import v4l2_camera_source
+
+        return v4l2_camera_source(config.device or "0", need=need, min_period_s=cap)
+    if implementation == "mjpeg_http":
+        from agent.sources.mjpeg_http import mjpeg_http_source
+
+        return mjpeg_http_source(config.url or "", need=need, min_period_s=cap)
+    if implementation == "mjpeg_file":
+        from agent.sources.mjpeg_file import mjpeg_file_source
+
+        return mjpeg_file_source(
             path, loop=config.loop, pace=pace, name="video", need=need, min_period_s=cap
         )
+    from agent.sources.imagedir import ImageDirSource
+
     return ImageDirSource(
         path, poll_interval=config.poll_s, max_bytes=config.max_image_bytes, need=need
     )

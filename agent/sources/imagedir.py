@@ -5,6 +5,10 @@ its size and mtime are unchanged between two scans, so half-written files are le
 files (``.name``) and other extensions are ignored, so writers can also write ``.tmp`` and rename.
 A file rewritten under the same name (new size or mtime) counts as new. Oversized files are
 refused before reading; undecodable ones are counted and skipped.
+
+JPEGs are decoded by libjpeg-turbo at the model's size (:mod:`agent.sources.jpeg`). PNG and BMP
+need OpenCV (the ``video`` extra) or Pillow (the ``png`` extra); without either such a file is
+counted as ``error.no_decoder`` and skipped.
 """
 
 from __future__ import annotations
@@ -17,14 +21,14 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from agent.errors import InputError
 from agent.fsutil import read_capped
+from agent.pipeline import imageops
 from agent.pipeline.geometry import MAX_FRAME_PIXELS, validate_frame
 from agent.sources.base import Frame, FrameNeed, SourceHealth
-from agent.sources.jpeg import decode_jpeg_for
+from agent.sources.jpeg import decode_jpeg_for, jpeg_dimensions
 
 logger = logging.getLogger(__name__)
 
@@ -41,24 +45,7 @@ def image_dimensions(data: bytes) -> tuple[int, int] | None:
         width, height = struct.unpack("<ii", data[18:26])
         return abs(int(width)), abs(int(height))
     if data[:2] == b"\xff\xd8":
-        return _jpeg_dimensions(data)
-    return None
-
-
-def _jpeg_dimensions(data: bytes) -> tuple[int, int] | None:
-    i = 2
-    while i + 9 < len(data):
-        if data[i] != 0xFF:
-            return None
-        marker = data[i + 1]
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
-            i += 2
-            continue
-        (length,) = struct.unpack(">H", data[i + 2 : i + 4])
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            height, width = struct.unpack(">HH", data[i + 5 : i + 9])
-            return int(width), int(height)
-        i += 2 + length
+        return jpeg_dimensions(data)
     return None
 
 
@@ -155,12 +142,25 @@ class ImageDirSource:
             for name in [n for n in table if n not in present]:
                 del table[name]
 
-    def _decode(self, data: bytes, dims: tuple[int, int] | None) -> np.ndarray | None:
+    def _decode(self, name: str, data: bytes, dims: tuple[int, int] | None) -> np.ndarray | None:
+        """The image, or None (counted) when it does not decode or nothing here can decode it."""
+        if data[:2] != b"\xff\xd8" and not _can_decode_other():
+            self.health.bad("no_decoder", f"{name}: PNG/BMP need {NO_DECODER_HINT}")
+            return None
+        image = self._decoded(data, dims)
+        if image is None:
+            self.health.bad("undecodable", f"{name} is not a decodable image")
+        return image
+
+    def _decoded(self, data: bytes, dims: tuple[int, int] | None) -> np.ndarray | None:
         array = np.frombuffer(data, dtype=np.uint8)
         if dims is not None and data[:2] == b"\xff\xd8":  # JPEG: decode at the model's size
             return decode_jpeg_for(array, dims, self._need() if self._need is not None else None)
-        image: np.ndarray | None = cv2.imdecode(array, cv2.IMREAD_COLOR)
-        return image
+        cv2 = imageops.opencv()
+        if cv2 is not None:
+            image: np.ndarray | None = cv2.imdecode(array, cv2.IMREAD_COLOR)
+            return image
+        return _pillow_decode(data)
 
     def _load(self, name: str) -> Frame | None:
         path = self.directory / name
@@ -176,9 +176,8 @@ class ImageDirSource:
         if dims is not None and dims[0] * dims[1] > self.max_pixels:
             self.health.bad("too_large", f"{name} is {dims[0]}x{dims[1]} pixels")
             return None
-        image = self._decode(data, dims)
+        image = self._decode(name, data, dims)
         if image is None:
-            self.health.bad("undecodable", f"{name} is not a decodable image")
             return None
         try:
             validate_frame(image, max_pixels=self.max_pixels)
@@ -186,3 +185,30 @@ class ImageDirSource:
             self.health.bad("bad_frame", f"{name}: {exc}")
             return None
         return Frame(image, time.monotonic(), self.health.next_seq(), self.health.name, name)
+
+
+NO_DECODER_HINT = "Pillow (pip install 'edge-agent[png]') or OpenCV (the video extra)"
+
+
+def _can_decode_other() -> bool:
+    if imageops.opencv() is not None:
+        return True
+    try:
+        import PIL.Image  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _pillow_decode(data: bytes) -> np.ndarray | None:
+    """A PNG/BMP as BGR (or gray kept as BGR, as OpenCV's IMREAD_COLOR), None if undecodable."""
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as opened:
+            rgb = np.asarray(opened.convert("RGB"))
+    except (UnidentifiedImageError, OSError, ValueError):
+        return None
+    return np.ascontiguousarray(rgb[:, :, ::-1])
