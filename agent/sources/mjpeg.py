@@ -30,28 +30,47 @@ class MjpegError(ValueError):
         self.reason = reason
 
 
+def _hold(
+    parser: JpegSplitter | AviMjpegParser, exc: MjpegError, frames: list[bytes]
+) -> list[bytes]:
+    """Hand out the good frames before a failure; the failure comes with the next call."""
+    if not frames:
+        raise exc
+    parser.held = exc
+    return frames
+
+
+def _raise_held(parser: JpegSplitter | AviMjpegParser) -> None:
+    if parser.held is not None:
+        raise parser.held
+
+
 class JpegSplitter:
     """Raw concatenated JPEGs in, whole JPEG frames out."""
 
     def __init__(self, max_frame: int = DEFAULT_MAX_FRAME) -> None:
         self.max_frame = max_frame
+        self.held: MjpegError | None = None
         self._buf = bytearray()
         self._pos = 2  # where the marker walk of the current frame resumes
         self._in_scan = False
 
     def feed(self, data: bytes) -> list[bytes]:
+        """The frames completed by ``data``; an error after good frames is raised next call."""
+        _raise_held(self)
         self._buf += data
-        frames = []
-        while True:
-            frame = self._next()
-            if frame is None:
-                break
-            frames.append(frame)
-        if len(self._buf) > self.max_frame:
-            raise MjpegError("frame_too_large", f"no end of frame in {self.max_frame} bytes")
+        frames: list[bytes] = []
+        try:
+            while (frame := self._next()) is not None:
+                frames.append(frame)
+            if len(self._buf) > self.max_frame:
+                raise MjpegError("frame_too_large", f"no end of frame in {self.max_frame} bytes")
+        except MjpegError as exc:
+            return _hold(self, exc, frames)
         return frames
 
     def end(self) -> None:
+        _raise_held(self)
         if self._buf.strip(b"\x00"):
             raise MjpegError("truncated", f"input ended inside a frame ({len(self._buf)} bytes)")
 
@@ -70,6 +89,8 @@ class JpegSplitter:
         end = self._walk()
         if end is None:
             return None
+        if end > self.max_frame:
+            raise MjpegError("frame_too_large", f"a {end}-byte frame is over {self.max_frame}")
         frame = bytes(buf[:end])
         del buf[:end]
         self._pos, self._in_scan = 2, False
@@ -139,6 +160,7 @@ class AviMjpegParser:
 
     def __init__(self, max_frame: int = DEFAULT_MAX_FRAME) -> None:
         self.max_frame = max_frame
+        self.held: MjpegError | None = None
         self.info: AviInfo | None = None
         self._buf = bytearray()
         self._skip = 0  # bytes of an ignored chunk still to drop
@@ -147,23 +169,32 @@ class AviMjpegParser:
         self._size = (0, 0)
 
     def feed(self, data: bytes) -> list[bytes]:
+        """The frames completed by ``data``; an error after good frames is raised next call."""
+        _raise_held(self)
         self._buf += data
         frames: list[bytes] = []
+        try:
+            self._frames(frames)
+        except MjpegError as exc:
+            return _hold(self, exc, frames)
+        return frames
+
+    def _frames(self, frames: list[bytes]) -> None:
         if not self._started and not self._riff_header():
-            return frames
+            return
         while True:
             if self._skip:
                 dropped = min(self._skip, len(self._buf))
                 del self._buf[:dropped]
                 self._skip -= dropped
                 if self._skip:
-                    return frames
+                    return
             if len(self._buf) < 8:
-                return frames
+                return
             fourcc, size = bytes(self._buf[:4]), int.from_bytes(self._buf[4:8], "little")
             if fourcc == b"LIST":
                 if len(self._buf) < 12:
-                    return frames
+                    return
                 self._list(bytes(self._buf[8:12]), size)
                 continue
             padded = size + (size & 1)
@@ -174,7 +205,7 @@ class AviMjpegParser:
             if size > self.max_frame:
                 raise MjpegError("frame_too_large", f"{fourcc!r} chunk of {size} bytes")
             if len(self._buf) < 8 + padded:
-                return frames
+                return
             body = bytes(self._buf[8 : 8 + size])
             del self._buf[: 8 + padded]
             frame = self._chunk(fourcc, body)
@@ -191,6 +222,7 @@ class AviMjpegParser:
         return True
 
     def end(self) -> None:
+        _raise_held(self)
         if self._skip or len(self._buf) >= 8:
             raise MjpegError("truncated", "the AVI file ends inside a chunk")
 

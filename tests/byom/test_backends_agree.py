@@ -4,8 +4,9 @@ Every frame goes through the same :class:`Preprocessor` twice, once per backend 
 :mod:`agent.pipeline.imageops` (``EDGE_AGENT_OPENCV=on`` / ``off``), and then through the real
 LiteRT interpreter. Tolerances (docs/inference.md, "Without OpenCV"; measured worst case in
 brackets): the same top-1 on ≥ 99 % of the held-out digits (360 / 360), class scores within
-0.1 (0.055, 14 steps of the int8 output) with a median gap ≤ 0.01 (0); the same best COCO detection, box IoU ≥ 0.95 and score within 0.08 (0.059);
-face-mesh landmarks of the numpy-warped crop within 0.3 % of the frame width of OpenCV's.
+0.1 (0.055, 14 steps of the int8 output) with a median gap ≤ 0.01 (0); the same best COCO
+detection, box IoU ≥ 0.95 and score within 0.08 (0.059); face-mesh landmarks of the
+numpy-warped crop within 0.3 % of the frame width of OpenCV's.
 """
 
 from __future__ import annotations

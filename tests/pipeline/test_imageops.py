@@ -34,7 +34,7 @@ def backends(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], None]]
         monkeypatch.setenv(imageops.ENV, "on" if name == "opencv" else "off")
         assert imageops.backend() == name
 
-    yield use
+    return use
 
 
 def _both(use: Callable[[str], None], op: Callable[[], np.ndarray]) -> tuple[int, float]:
@@ -42,7 +42,8 @@ def _both(use: Callable[[str], None], op: Callable[[], np.ndarray]) -> tuple[int
     a = op()
     use("numpy")
     b = op()
-    assert a.shape == b.shape and a.dtype == b.dtype == np.uint8
+    assert a.shape == b.shape
+    assert a.dtype == b.dtype == np.uint8
     diff = np.abs(a.astype(np.int16) - b.astype(np.int16))
     return int(diff.max()), float(diff.mean())
 
@@ -51,7 +52,8 @@ def test_off_hides_opencv_and_auto_uses_it_when_installed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv(imageops.ENV, "off")
-    assert imageops.opencv() is None and imageops.backend() == "numpy"
+    assert imageops.opencv() is None
+    assert imageops.backend() == "numpy"
     monkeypatch.setenv(imageops.ENV, "auto")
     assert imageops.backend() == "opencv"  # the dev venv has the video extra
 
@@ -82,7 +84,8 @@ def test_gray_and_channel_swap_agree(backends: Callable[[str], None], name: str)
 
 
 @pytest.mark.parametrize(
-    "rect", [CropRect(320, 200, 250, 0.4), CropRect(600, 60, 300, 0.0), CropRect(100, 400, 90, -2.0)]
+    "rect",
+    [CropRect(320, 200, 250, 0.4), CropRect(600, 60, 300, 0.0), CropRect(100, 400, 90, -2.0)],
 )
 def test_affine_warp_agrees_within_one_grey_level_also_off_the_frame(
     backends: Callable[[str], None], rect: CropRect
