@@ -142,16 +142,33 @@ def poison_tensorflow(directory: Path) -> Path:
     return directory
 
 
+def hide_opencv(directory: Path) -> Path:
+    """A directory whose ``sitecustomize`` makes ``cv2`` unimportable, as on a device installed
+    without the video extra (``import cv2`` raises ImportError, ``find_spec`` finds nothing)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "sitecustomize.py").write_text("import sys\n\nsys.modules['cv2'] = None\n")
+    return directory
+
+
 class AgentProcess:
     """``edge-agent run`` as a child process with its log in a file; TensorFlow is poisoned."""
 
-    def __init__(self, config: Path, log: Path, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        config: Path,
+        log: Path,
+        env: Mapping[str, str] | None = None,
+        *,
+        without_opencv: bool = False,
+    ) -> None:
         self.log_path = log
-        poison = poison_tensorflow(log.parent / "no-tensorflow")
+        poison = [poison_tensorflow(log.parent / "no-tensorflow")]
+        if without_opencv:
+            poison.insert(0, hide_opencv(log.parent / "no-opencv"))
         env = dict(
             os.environ,
             **(env or {}),
-            PYTHONPATH=f"{poison}{os.pathsep}{ROOT}",
+            PYTHONPATH=os.pathsep.join([*map(str, poison), str(ROOT)]),
             PYTHONUNBUFFERED="1",
         )
         with open(log, "ab") as out:
