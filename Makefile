@@ -47,6 +47,7 @@ heavy: $(STAMP) mosquitto
 
 # Device install: the device wheel (agent/ and edge-agent only: no convert/, fleet/, demo/, no
 # TensorFlow), built by scripts/device_wheel.py into dist/device/. VENV=/opt/edge-agent on a Pi;
+# DEVICE_EXTRAS=device,video adds OpenCV (RTSP/H.264, non-MJPEG video; ~153 MB);
 # DEVICE_EXTRAS=tflite-runtime for the legacy runtime. The first pip replaces an older install.
 DEVICE_EXTRAS ?= device
 install:

@@ -85,11 +85,18 @@ def _decimation(src: int, dst: int) -> int:
 
 
 def _block_mean(frame: np.ndarray, kx: int, ky: int) -> np.ndarray:
-    h, w = frame.shape[:2]
-    blocks = frame.reshape(h // ky, ky, w // kx, kx, *frame.shape[2:])
-    total = blocks.sum(axis=(1, 3), dtype=np.uint32)
-    out: np.ndarray = ((total + (kx * ky) // 2) // (kx * ky)).astype(np.uint8)
-    return out
+    """The rounded mean of each ``kx`` × ``ky`` block: one strided add per block offset."""
+    count = kx * ky
+    total = np.zeros(
+        (frame.shape[0] // ky, frame.shape[1] // kx, *frame.shape[2:]),
+        dtype=np.uint16 if count <= 257 else np.uint32,
+    )
+    for dy in range(ky):
+        for dx in range(kx):
+            total += frame[dy::ky, dx::kx]
+    total += count // 2
+    total //= count
+    return total.astype(np.uint8)
 
 
 def _axis(src: int, dst: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -105,14 +112,23 @@ def _bilinear(frame: np.ndarray, width: int, height: int) -> np.ndarray:
     h, w = frame.shape[:2]
     y0, y1, wy = _axis(h, height)
     x0, x1, wx = _axis(w, width)
-    src = frame.astype(np.float32)
     if frame.ndim == 3:
         wx, wy = wx[:, None], wy[:, None, None]
     else:
         wy = wy[:, None]
-    rows = src[y0] * (1.0 - wy) + src[y1] * wy
-    mixed = rows[:, x0] * (1.0 - wx) + rows[:, x1] * wx
-    out: np.ndarray = np.rint(mixed).astype(np.uint8)
+    # In place, on the rows and columns the output needs only: two float images at a time.
+    rows, below = frame[y0].astype(np.float32), frame[y1].astype(np.float32)
+    below -= rows
+    below *= wy
+    rows += below
+    del below
+    left, right = rows[:, x0], rows[:, x1]
+    del rows
+    right -= left
+    right *= wx
+    left += right
+    np.rint(left, out=left)
+    out: np.ndarray = left.astype(np.uint8)
     return out
 
 
