@@ -108,6 +108,11 @@ def _axis(src: int, dst: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return i0, i1, (pos - i0).astype(np.float32)
 
 
+#: Output rows per bilinear strip: the float temporaries stay ~100 KB (under malloc's mmap
+#: threshold, reused) instead of whole float images (~3 MB for 224×224×3, kept in the RSS).
+_STRIP_ROWS = 32
+
+
 def _bilinear(frame: np.ndarray, width: int, height: int) -> np.ndarray:
     h, w = frame.shape[:2]
     y0, y1, wy = _axis(h, height)
@@ -116,20 +121,31 @@ def _bilinear(frame: np.ndarray, width: int, height: int) -> np.ndarray:
         wx, wy = wx[:, None], wy[:, None, None]
     else:
         wy = wy[:, None]
-    # In place, on the rows and columns the output needs only: two float images at a time.
-    rows, below = frame[y0].astype(np.float32), frame[y1].astype(np.float32)
-    below -= rows
-    below *= wy
-    rows += below
-    del below
-    left, right = rows[:, x0], rows[:, x1]
-    del rows
+    out = np.empty((height, width, *frame.shape[2:]), dtype=np.uint8)
+    for top in range(0, height, _STRIP_ROWS):
+        rows = slice(top, top + _STRIP_ROWS)
+        _bilinear_strip(frame, (y0[rows], y1[rows], wy[rows]), (x0, x1, wx), out[rows])
+    return out
+
+
+def _bilinear_strip(
+    frame: np.ndarray,
+    ys: tuple[np.ndarray, np.ndarray, np.ndarray],
+    xs: tuple[np.ndarray, np.ndarray, np.ndarray],
+    out: np.ndarray,
+) -> None:
+    """Rows ``ys`` of the output into ``out``: rows first, then columns, in place."""
+    (y0, y1, wy), (x0, x1, wx) = ys, xs
+    upper, lower = frame[y0].astype(np.float32), frame[y1].astype(np.float32)
+    lower -= upper
+    lower *= wy
+    upper += lower
+    left, right = upper[:, x0], upper[:, x1]
     right -= left
     right *= wx
     left += right
     np.rint(left, out=left)
-    out: np.ndarray = left.astype(np.uint8)
-    return out
+    out[...] = left
 
 
 def to_gray(image: np.ndarray) -> np.ndarray:
