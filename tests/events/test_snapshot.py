@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
+import simplejpeg
 from skimage import data
 
 from agent.events.snapshot import crop, encode_snapshot
+from agent.pipeline import imageops
 
 BOX = {"xmin": 0.25, "ymin": 0.0, "xmax": 0.75, "ymax": 0.5}
 
@@ -37,3 +40,17 @@ def test_a_snapshot_fits_its_bound_by_lowering_quality_then_size() -> None:
 
 def test_no_snapshot_when_even_a_tiny_jpeg_does_not_fit() -> None:
     assert encode_snapshot(_astronaut(), BOX, 200) is None
+
+
+def test_without_opencv_snapshots_are_encoded_by_simplejpeg_within_the_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(imageops.ENV, "off")
+    image = _astronaut()
+    tight = encode_snapshot(image, BOX, 4096)
+    gray = encode_snapshot(image[:, :, 1], BOX, 64 * 1024)
+    assert tight is not None
+    assert gray is not None
+    assert len(tight) <= 4096
+    assert simplejpeg.decode_jpeg_header(tight)[0] < 256  # smaller to fit
+    assert simplejpeg.decode_jpeg_header(gray)[:3] == (256, 256, "Gray")

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
+from agent.pipeline import imageops
 from agent.sources.base import Frame, FrameNeed
 from agent.sources.imagedir import ImageDirSource, image_dimensions
 from tests.sources.media import digit_frames
@@ -116,3 +120,30 @@ def test_jpegs_are_decoded_at_the_model_size_and_pngs_in_full(tmp_path: Path) ->
     frames = {f.file: f.image for f in _take(source, 2)}
     assert frames["a.jpg"].shape == (16, 16)  # 1/4 scale, straight to gray
     assert frames["b.png"].shape == (64, 64, 3)  # PNG has no scaled decode: full size
+
+
+def test_without_opencv_jpegs_decode_by_simplejpeg_and_pngs_by_pillow(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(imageops.ENV, "off")
+    image = cv2.resize(digit_frames(1)[0], (640, 480), interpolation=cv2.INTER_NEAREST)
+    _write(tmp_path / "a.jpg", image)
+    png = _write(tmp_path / "b.png", image)
+    os.utime(png, ns=(time.time_ns() + 10**9,) * 2)  # listed after the JPEG
+    source = ImageDirSource(tmp_path, poll_interval=0.01, need=lambda: FrameNeed(224, 224))
+    jpeg_frame, png_frame = _take(source, 2)
+    assert (jpeg_frame.file, jpeg_frame.image.shape) == ("a.jpg", (240, 320, 3))
+    assert (png_frame.file, png_frame.image.shape) == ("b.png", (480, 640, 3))
+    np.testing.assert_array_equal(png_frame.image, image)  # lossless, BGR as OpenCV gives it
+
+
+def test_without_opencv_or_pillow_a_png_is_counted_as_no_decoder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(imageops.ENV, "off")
+    monkeypatch.setitem(sys.modules, "PIL", None)
+    monkeypatch.setitem(sys.modules, "PIL.Image", None)
+    _write(tmp_path / "b.png", digit_frames(1)[0])
+    source = ImageDirSource(tmp_path, poll_interval=0.01)
+    assert _take(source, 1, limit=0.5) == []
+    assert source.stats()["error.no_decoder"] == 1
