@@ -175,10 +175,12 @@ Scaled decoding saves less than the pixel count suggests (1/4 scale is 1/16 of t
 about 60 % of the full-scale time): the entropy decoding of the whole file is paid at every
 scale; the IDCT, colour conversion and the resize after it shrink.
 
-numpy pre-processing (resize by block mean + float bilinear, table lookup) costs more than
-OpenCV's fixed-point SIMD code; from a 320×240 frame (what a 1/2-scale decode of 640×480 gives
-a 224×224 model) it stays a fraction of a millisecond. Figures from a shared 2-core VM with
-other jobs running: treat them as relative.
+numpy pre-processing (resize by block mean + float bilinear in 32-row strips, table lookup)
+costs several times OpenCV's fixed-point SIMD code: on a quieter moment of this VM 1.3-1.6 ms
+against 0.2 ms from a 320×240 frame (what the 1/2-scale decode of 640×480 gives a 224×224
+model), 4-6 ms from a full 640×480 one. The capture path decodes at the reduced scale, so the
+numpy resize sees the small frame. Figures from a shared 2-core VM with other jobs running
+(load average up to 9): treat them as relative, and rerun on a quiet host.
 """
 
 
