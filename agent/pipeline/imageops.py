@@ -194,10 +194,11 @@ def apply_lut(image: np.ndarray, lut: np.ndarray, cv_lut: Any) -> np.ndarray:
         assert cv2 is not None
         out = cv2.LUT(image, cv_lut)
     elif lut.shape[0] == 1:
-        out = lut[0].take(image)
-    else:
-        offsets = (np.arange(lut.shape[0], dtype=np.intp) * 256).reshape(1, 1, -1)
-        out = lut.reshape(-1).take(image.astype(np.intp) + offsets)
+        out = lut[0][image]  # fancy indexing casts the uint8 indices in buffered chunks
+    else:  # (take() would first make a whole intp copy of the image: 8 bytes a pixel)
+        out = np.empty(image.shape, dtype=lut.dtype)
+        for c in range(lut.shape[0]):
+            out[..., c] = lut[c][image[..., c]]
     return out
 
 
