@@ -1,14 +1,19 @@
 """USB cameras without OpenCV: the MJPEG mode negotiation (pure) and the linuxpy adapter's
-named open errors on device nodes this machine has (no camera here: frames from a real camera
-were not captured in these tests; docs/inference.md says what was not run on hardware)."""
+named open errors on device nodes this machine has, and webcam-style MJPEG frames (no Huffman
+tables) through the decoder. No camera here: frames from a real camera were not captured in
+these tests (docs/inference.md says what was not run on hardware)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
+from agent.pipeline import imageops
 from agent.sources.base import FrameNeed
+from agent.sources.jpeg import decode_jpeg_for
 from agent.sources.jpegstream import SourceOpenError
 from agent.sources.v4l2 import Mode, V4l2MjpegReader, choose_mode, device_path, v4l2_camera_source
+from tests.sources.mjpeg_media import photo_jpegs
 
 # What a common UVC webcam lists (uvcvideo): YUYV at low rates, MJPEG up to 1080p at 30 fps.
 WEBCAM = [
@@ -70,3 +75,31 @@ def test_the_camera_source_counts_open_failures_and_keeps_retrying() -> None:
         assert not source.finished  # a live camera is reopened with backoff
     finally:
         source.close()
+
+
+def _without_huffman_tables(jpeg: bytes) -> bytes:
+    """The JPEG with its DHT segments cut out, as many UVC webcams send MJPEG frames."""
+    out, i = bytearray(jpeg[:2]), 2
+    while jpeg[i + 1] != 0xDA:  # up to the start of scan
+        length = int.from_bytes(jpeg[i + 2 : i + 4], "big")
+        if jpeg[i + 1] != 0xC4:
+            out += jpeg[i : i + 2 + length]
+        i += 2 + length
+    return bytes(out + jpeg[i:])
+
+
+def test_webcam_frames_without_huffman_tables_decode_as_the_full_jpeg(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(imageops.ENV, "off")
+    jpeg = photo_jpegs(1)[0]
+    bare = _without_huffman_tables(jpeg)
+    assert b"\xff\xc4" not in bare[: bare.index(b"\xff\xda")]
+    need = FrameNeed(224, 224)
+    full, stripped = (
+        decode_jpeg_for(jpeg, (640, 480), need),
+        decode_jpeg_for(bare, (640, 480), need),
+    )
+    assert full is not None
+    assert stripped is not None
+    np.testing.assert_array_equal(stripped, full)  # libjpeg-turbo falls back to the standard tables
