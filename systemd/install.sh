@@ -12,8 +12,9 @@
 #   AGENT_BIN  an existing edge-agent executable to run instead of making the venv (the unit's
 #              ExecStart then names it); unset: the venv below is created or upgraded
 #   VENV       where the venv goes (default /opt/edge-agent): the device wheel of this checkout
-#              (agent/ and edge-agent only) with DEVICE_EXTRAS (default device: LiteRT, OpenCV,
-#              paho-mqtt, cryptography; tflite-runtime for the legacy runtime); never TensorFlow
+#              (agent/ and edge-agent only) with DEVICE_EXTRAS (default device: LiteRT, paho-mqtt,
+#              cryptography, simplejpeg, linuxpy, no OpenCV; device,video adds OpenCV;
+#              tflite-runtime for the legacy runtime); never TensorFlow
 #   PYTHON     the interpreter the venv is made with (default python3, >= 3.11)
 #   DEVICE_ID  this device's id (default: the short host name)
 #
