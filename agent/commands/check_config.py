@@ -19,7 +19,7 @@ from agent.errors import ConfigError
 from agent.mqtt.messages import MAX_RESULT_BYTES
 from agent.pipeline.fit import ENVELOPE_BYTES, MAX_FLOAT_CHARS
 from agent.secrets import FileResolver, check_files
-from agent.sources.plan import opencv_installed, source_problems
+from agent.sources.plan import linuxpy_installed, opencv_installed, source_problems
 
 
 def config_warnings(config: AgentConfig) -> list[str]:
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         files = [] if args.schema_only else check_files(config, FileResolver.from_env(args.config))
         if not args.schema_only:  # what this install can serve (the video extra)
-            files += source_problems(config.source, opencv_installed())
+            files += source_problems(config.source, opencv_installed(), linuxpy_installed())
         problems = [{"key": None, "line": None, "message": problem} for problem in files]
     code = EXIT_CONFIG if problems else EXIT_OK
     if args.json:

@@ -11,7 +11,7 @@ from agent.daemon.lifecycle import Flags
 from agent.daemon.sdnotify import Notifier
 from agent.daemon.service import Service
 from agent.errors import ConfigError
-from agent.sources.plan import opencv_installed, source_problems
+from agent.sources.plan import linuxpy_installed, opencv_installed, source_problems
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     # partial downloads) is private to it: set before any thread starts, so no race.
     os.umask(0o077)
     config = load_config(args.config)
-    problems = source_problems(config.source, opencv_installed())
+    problems = source_problems(config.source, opencv_installed(), linuxpy_installed())
     if problems:  # a source this install cannot serve: exit 4 before anything starts
         raise ConfigError("source", "; ".join(problems))
     flags = Flags()

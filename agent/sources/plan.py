@@ -61,12 +61,21 @@ def _needs_opencv(opencv: bool, what: str, key: str) -> Implementation:
     return "opencv"
 
 
-def source_problems(config: SourceConfig, opencv: bool) -> list[str]:
+def linuxpy_installed() -> bool:
+    return importlib.util.find_spec("linuxpy") is not None
+
+
+def source_problems(config: SourceConfig, opencv: bool, linuxpy: bool = True) -> list[str]:
     """:func:`plan_image_source`'s refusal as ``key: message`` lines (empty when it is served)."""
     if config.type not in IMAGE_SOURCES:
         return []
     try:
-        plan_image_source(config, opencv)
+        plan = plan_image_source(config, opencv)
     except ConfigError as exc:
         return [str(exc)]
+    if plan == "v4l2" and not linuxpy:
+        return [
+            "source.device: a camera without OpenCV needs linuxpy (Linux only, in the device "
+            f"extra), or the video extra: {VIDEO_EXTRA}"
+        ]
     return []

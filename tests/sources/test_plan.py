@@ -45,3 +45,10 @@ def test_sources_that_need_the_video_extra_are_config_errors(
 
 def test_sensor_and_audio_sources_never_need_it() -> None:
     assert source_problems(SourceConfig("sensor", path="/dev/ttyUSB0"), opencv=False) == []
+
+
+def test_a_camera_without_opencv_or_linuxpy_is_a_config_error() -> None:
+    camera = SourceConfig("camera", device="0")
+    (problem,) = source_problems(camera, opencv=False, linuxpy=False)
+    assert problem.startswith("source.device: a camera without OpenCV needs linuxpy")
+    assert source_problems(camera, opencv=True, linuxpy=False) == []
