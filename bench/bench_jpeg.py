@@ -32,7 +32,7 @@ from agent.pipeline import imageops
 from agent.pipeline.preprocess import Preprocessor
 from agent.schema.meta import ModelMetadata, Preprocess, TensorSpec
 from bench.report import BenchResult, Measure, report
-from tests.pipeline.test_imageops import PHOTOS, photo
+from tests.support.photos import PHOTOS, photo
 
 SCALES = (1, 2, 4)
 

@@ -29,8 +29,8 @@ from agent.schema.stages import CropSpec, StageSpec
 from convert.commands.modelopts import read_label_file
 from convert.describe import inspect_model, recognise_model
 from convert.recognise import Options
-from tests.pipeline.test_imageops import photo
 from tests.support.models import HELDOUT, ModelFactory
+from tests.support.photos import photo
 
 Models = Callable[[str], Path]
 

@@ -11,21 +11,10 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
-from skimage import data
 
 from agent.pipeline import imageops
 from agent.pipeline.crop import CropRect, frame_to_crop
-
-PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
-
-
-def photo(name: str, size: tuple[int, int] = (640, 480)) -> np.ndarray:
-    """A scikit-image photo as a BGR frame of ``size`` (resized with numpy only)."""
-    rgb = np.ascontiguousarray(getattr(data, name)())
-    h, w = rgb.shape[:2]
-    ys = (np.arange(size[1]) * h // size[1]).clip(0, h - 1)
-    xs = (np.arange(size[0]) * w // size[0]).clip(0, w - 1)
-    return np.ascontiguousarray(rgb[ys][:, xs][:, :, ::-1])
+from tests.support.photos import PHOTOS, photo
 
 
 @pytest.fixture

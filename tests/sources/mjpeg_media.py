@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import simplejpeg
 
-from tests.pipeline.test_imageops import PHOTOS, photo
+from tests.support.photos import PHOTOS, photo
 
 
 def photo_jpegs(count: int, size: tuple[int, int] = (640, 480), quality: int = 85) -> list[bytes]:
