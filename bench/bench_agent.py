@@ -118,11 +118,16 @@ How to read the misses:
   touched pages: cv2 34 MB, libavcodec 10 MB, libavformat 2.7 MB, its own OpenBLAS and
   OpenSSL), cryptography ≈ 12 MB, paho/sqlite/agent modules and heap ≈ 17 MB; the user
   script has OpenCV and paho but no cryptography or store. ≤ 40 MB needs frames decoded without
-  OpenCV (the MJPEG file/HTTP source without OpenCV: rerun with `--video mjpeg --source NAME`).
+  OpenCV: the agent's own MJPEG readers (`agent/sources/mjpeg_file.py`: a `video` source whose
+  path is `.mjpeg`/`.mjpg`, or `.avi` when OpenCV is not installed; `mjpeg_http` for HTTP) on
+  a device install without the `video` extra (docs/inference.md, "Without OpenCV"); in the dev
+  venv `EDGE_AGENT_OPENCV=off python -m bench.bench_agent --video mjpeg` runs the agent that
+  way (it then never imports cv2). Measured so (a device venv, 2026-12-01, loaded host):
+  MobileNetV2 38.6-39.0 MB over the bare process, digits 34.3-36.9 MB.
 - **Install size.** A fresh venv with the device wheel (`scripts/device_wheel.py`) and the given
-  extras, on disk; "video costs" is the difference. Until a separate video extra exists, the
-  smaller install is `[device]` with opencv-python-headless uninstalled again (numpy stays: the
-  agent needs it); with one, pass `--video-extra video`. Takes ≈ 30 s with a warm pip cache
+  extras, on disk; "video costs" is the difference: `[device]` against `[device,video]` (OpenCV
+  is the `video` extra; `--video-extra ''` measures an extras set that holds OpenCV by
+  uninstalling it again). Takes ≈ 30 s with a warm pip cache
   (it needs PyPI); `--no-install-size` skips it.
 - **Cold start** is process spawn → first result at the subscriber: interpreter start, imports,
   bundle verification and decryption, model load, first frame.
@@ -314,7 +319,11 @@ def _parser() -> argparse.ArgumentParser:
         "--no-install-size", action="store_true", help="skip the two device venvs (~30 s, PyPI)"
     )
     parser.add_argument("--base-extras", default="device")
-    parser.add_argument("--video-extra", default="", help="e.g. video, once that extra exists")
+    parser.add_argument(
+        "--video-extra",
+        default="video",
+        help="the extra that adds OpenCV ('' when the base extras hold it: then it is removed)",
+    )
     return parser
 
 
