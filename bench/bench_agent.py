@@ -122,8 +122,9 @@ How to read the misses:
   path is `.mjpeg`/`.mjpg`, or `.avi` when OpenCV is not installed; `mjpeg_http` for HTTP) on
   a device install without the `video` extra (docs/inference.md, "Without OpenCV"); in the dev
   venv `EDGE_AGENT_OPENCV=off python -m bench.bench_agent --video mjpeg` runs the agent that
-  way (it then never imports cv2). Measured so (a device venv, 2026-12-01, loaded host):
-  MobileNetV2 38.6-39.0 MB over the bare process, digits 34.3-36.9 MB.
+  way (it then never imports cv2). Measured so (2026-12-01, `--runs 1 --models
+  mobilenet,selfie --threads 2 --scale 0.5 --no-paced`, load 3-5): MobileNetV2 35.4 MB over
+  the bare process, selfie 39.8 MB; cold start 0.49 / 0.37 s.
 - **Install size.** A fresh venv with the device wheel (`scripts/device_wheel.py`) and the given
   extras, on disk; "video costs" is the difference: `[device]` against `[device,video]` (OpenCV
   is the `video` extra; `--video-extra ''` measures an extras set that holds OpenCV by
