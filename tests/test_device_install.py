@@ -8,7 +8,6 @@ an AVI/MJPEG file to a real mosquitto with no OpenCV installed at all.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import tomllib
@@ -21,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 import device_wheel  # noqa: E402
 
+from agent.mqtt.batch import results_in  # noqa: E402
 from tests.support.agent_env import DEVICE_ID, AgentWorld  # noqa: E402
 from tests.support.broker import MosquittoBroker, Subscriber  # noqa: E402
 from tests.support.models import ModelFactory  # noqa: E402
@@ -149,7 +149,7 @@ def test_edge_agent_of_the_device_install_serves_an_mjpeg_file_without_opencv(
         process = subprocess.Popen([agent, "run", "--config", config], stdout=log, stderr=log)
     try:
         watcher.wait_for(
-            lambda got: len(got) >= world.frames,
+            lambda got: len([r for m in got for r in results_in(m.payload)]) >= world.frames,
             timeout=60,
             describe=lambda _: (tmp_path / "agent.log").read_text(),
         )
@@ -157,7 +157,7 @@ def test_edge_agent_of_the_device_install_serves_an_mjpeg_file_without_opencv(
         process.terminate()
         process.wait(30)
         watcher.close()
-    seqs = [json.loads(m.payload)["seq"] for m in watcher.messages]
+    seqs = [r.seq for m in watcher.messages for r in results_in(m.payload)]
     assert seqs == list(range(1, world.frames + 1))
     rtsp = world.write_config(source={"type": "stream", "url": "rtsp://127.0.0.1:8554/cam"})
     refused = subprocess.run(

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import simplejpeg
 
+from agent.mqtt.batch import results_in
 from agent.mqtt.messages import ResultMessage
 from tests.support.agent_env import DEVICE_ID, ROOT, AgentProcess, AgentWorld, hide_opencv
 from tests.support.broker import MosquittoBroker, Received, Subscriber
@@ -42,7 +43,7 @@ def _jpegs(world: AgentWorld) -> list[bytes]:
 
 
 def _results(messages: list[Received]) -> list[ResultMessage]:
-    return [ResultMessage.from_json(m.payload) for m in messages if m.topic.endswith("/results")]
+    return [r for m in messages if m.topic.endswith("/results") for r in results_in(m.payload)]
 
 
 @pytest.fixture
