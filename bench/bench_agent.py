@@ -106,7 +106,8 @@ How to read the misses:
   (320×240) does not cover 300 or 256 rows. Single-threaded on this host, 640×480 → 300×300:
   `_resize` 1.5 ms, `cv2.resize` `INTER_LINEAR` 0.16 ms; → 256×256: 1.1 ms against 0.21 ms;
   → 224×224 (an exact 2× decimation): 0.17 ms against 0.10 ms — which is why MobileNetV2 does
-  not show the gap. CPU per result (same runs): SSD bare 16.9 ms, script 18.7 ms, agent 21.2 ms.
+  not show the gap. (Since measured: unequal factors now halve by `INTER_LINEAR` — the same
+  block mean — and 640×480 → 256×256 / 300×300 takes 0.43 / 0.42 ms.) CPU per result (same runs): SSD bare 16.9 ms, script 18.7 ms, agent 21.2 ms.
 - **2 threads.** Both sides' interpreters hold both cores; the agent's capture thread then
   competes with them, so agent ≥ script is the target there, not more.
 - **Latency p99.** Beyond the invoke: pre-processing, the outbox, and the MQTT hop (agent's paho

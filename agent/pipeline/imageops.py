@@ -63,10 +63,8 @@ def resize(frame: np.ndarray, width: int, height: int) -> np.ndarray:
     kx, ky = _decimation(w, width), _decimation(h, height)
     cv2 = opencv()
     if kx > 1 or ky > 1:
-        if cv2 is not None:
-            frame = cv2.resize(frame, (w // kx, h // ky), interpolation=cv2.INTER_AREA)
-        else:
-            frame = _block_mean(frame, kx, ky)
+        decimate = _block_mean if cv2 is None else functools.partial(_decimate_cv, cv2)
+        frame = decimate(frame, kx, ky)
         h, w = frame.shape[:2]
         if (w, h) == (width, height):
             return frame
@@ -74,6 +72,22 @@ def resize(frame: np.ndarray, width: int, height: int) -> np.ndarray:
         out: np.ndarray = cv2.resize(frame, (width, height), interpolation=cv2.INTER_LINEAR)
         return out
     return _bilinear(frame, width, height)
+
+
+def _decimate_cv(cv2: Any, frame: np.ndarray, kx: int, ky: int) -> np.ndarray:
+    """Block-mean decimation by OpenCV. ``INTER_AREA`` has a fast path only for equal factors
+    (640x480 -> 320x480 takes it 1.3 ms, ~10x the rest of the resize); an exact halving by
+    ``INTER_LINEAR`` samples half-way between two pixels, i.e. their mean (±1 by rounding), so
+    unequal factors halve by ``INTER_LINEAR`` while they are even (0.24 ms for the same step)."""
+    while kx != ky and (kx % 2 == 0 or ky % 2 == 0):
+        hx, hy = 2 - kx % 2, 2 - ky % 2
+        h, w = frame.shape[:2]
+        frame = cv2.resize(frame, (w // hx, h // hy), interpolation=cv2.INTER_LINEAR)
+        kx, ky = kx // hx, ky // hy
+    if kx > 1 or ky > 1:
+        h, w = frame.shape[:2]
+        frame = cv2.resize(frame, (w // kx, h // ky), interpolation=cv2.INTER_AREA)
+    return frame
 
 
 def _decimation(src: int, dst: int) -> int:

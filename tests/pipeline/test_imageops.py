@@ -65,6 +65,15 @@ def test_an_exact_decimation_is_a_block_mean_in_both(backends: Callable[[str], N
     assert worst <= 1  # OpenCV rounds 4x4 blocks in fixed point
 
 
+def test_unequal_decimation_factors_are_a_block_mean_too(backends: Callable[[str], None]) -> None:
+    # 640x480 -> 320x480 and 160x480: OpenCV halves by INTER_LINEAR, numpy sums blocks
+    frame = photo("astronaut")
+    worst, _ = _both(backends, lambda: imageops.resize(frame, 320, 480))
+    assert worst <= 1
+    worst, _ = _both(backends, lambda: imageops.resize(frame, 160, 240))
+    assert worst <= 1
+
+
 @pytest.mark.parametrize("name", PHOTOS)
 def test_gray_and_channel_swap_agree(backends: Callable[[str], None], name: str) -> None:
     frame = photo(name)
