@@ -107,7 +107,8 @@ How to read the misses:
   `_resize` 1.5 ms, `cv2.resize` `INTER_LINEAR` 0.16 ms; → 256×256: 1.1 ms against 0.21 ms;
   → 224×224 (an exact 2× decimation): 0.17 ms against 0.10 ms — which is why MobileNetV2 does
   not show the gap. (Since measured: unequal factors now halve by `INTER_LINEAR` — the same
-  block mean — and 640×480 → 256×256 / 300×300 takes 0.43 / 0.42 ms.) CPU per result (same runs): SSD bare 16.9 ms, script 18.7 ms, agent 21.2 ms.
+  block mean — and 640×480 → 256×256 / 300×300 takes 0.43 / 0.42 ms.) CPU per result (same
+  runs): SSD bare 16.9 ms, script 18.7 ms, agent 21.2 ms.
 - **2 threads.** Both sides' interpreters hold both cores; the agent's capture thread then
   competes with them, so agent ≥ script is the target there, not more.
 - **Latency p99.** Beyond the invoke: pre-processing, the outbox, and the MQTT hop (agent's paho
