@@ -52,6 +52,8 @@ class Reporter:
         self.health = Health()
         self.stats = RollingStats()
         self.source: InputSource | None = None
+        #: Frames the prepare stage's ring dropped (newest wins), added to the source's.
+        self.ring_dropped: Callable[[], int] = lambda: 0
         self.sensor: SensorFeed | None = None
         self.updater: Updater | None = None
         self.device_report: DeviceReporter | None = None
@@ -88,7 +90,7 @@ class Reporter:
                 health=self.health,
                 stats=self.stats,
                 active=self.model.active,
-                source_stats=self.source.stats() if self.source is not None else {},
+                source_stats=self._source_stats(),
                 sensor_oversize=self.sensor.dropped_oversize if self.sensor else None,
                 outbox=self.outbox.stats(),
                 groups=self.config.groups,
@@ -97,6 +99,13 @@ class Reporter:
                 stages=self.model.pipeline.stage_stats() if self.model.pipeline else {},
             )
         )
+
+    def _source_stats(self) -> dict[str, int]:
+        stats = dict(self.source.stats()) if self.source is not None else {}
+        dropped = self.ring_dropped()
+        if dropped:
+            stats["dropped"] = stats.get("dropped", 0) + dropped
+        return stats
 
     def _drops(self) -> dict[str, int]:
         """The updater's counts, and ``report_unsigned`` when reports go out unsigned."""

@@ -1,8 +1,19 @@
-"""The device service: wires config, model, source, pipeline, outbox and MQTT into one loop.
+"""The device service: wires config, model, source, stages, outbox and MQTT together.
 
-Threads: the loop below (the only one touching the outbox and the interpreter), paho's network
-thread (hands events and messages to bounded queues, nothing else), and a source's capture
-thread where it has one. Signal handlers only set :class:`~agent.daemon.lifecycle.Flags`.
+Threads and what each owns (docs/architecture.md, "Threads and stages"):
+
+- a source's **capture** thread, where it has one (camera, stream, video): reads and decodes
+  into the source's newest-frame slot (:class:`~agent.sources.base.LatestSlot`);
+- the **prepare** thread (:mod:`agent.daemon.stages`): takes items from the source, pre-processes
+  frames into the model's input dtype in a ring of reused buffers (:mod:`agent.daemon.ring`);
+- one **interpreter** thread per loaded model (:mod:`agent.runtime.worker`): every call on its
+  interpreters (creation, warm-up, ``set_tensor``/``invoke``/``get_tensor``, close), and while
+  its model is live the interpreter stage (invoke, copy the outputs out);
+- the **loop** below, the results stage: post-processing, publish policy, events, the outbox,
+  MQTT, status, model swaps, the watchdog;
+- paho's network thread (hands events and messages to bounded queues, nothing else), the updater.
+
+Signal handlers only set :class:`~agent.daemon.lifecycle.Flags`.
 
 Every result goes to the durable outbox first and leaves it on PUBACK, so a broker outage loses
 nothing within the outbox bounds. Bad input is counted, logged once per kind per minute and
@@ -19,7 +30,7 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from agent.config import AgentConfig, load_config
+from agent.config import AgentConfig, SourceConfig, load_config
 from agent.daemon.devicereport import DeviceReporter, load_report_key
 from agent.daemon.infer import InferenceStep
 from agent.daemon.lifecycle import Flags
@@ -27,7 +38,9 @@ from agent.daemon.reporter import Reporter
 from agent.daemon.results import Results
 from agent.daemon.sdnotify import Notifier
 from agent.daemon.sensorfeed import SensorFeed
+from agent.daemon.stages import Stages
 from agent.daemon.systemd import Systemd
+from agent.daemon.watchdog import DEFAULT_LIVE_STALL_S
 from agent.daemon.wiring import build_updater, mqtt_settings
 from agent.errors import BackendError, ConfigError, EdgeError, InputError, Rejected
 from agent.events.publisher import event_publisher
@@ -76,10 +89,9 @@ class Service:
         self.updater: Updater | None = None
         self._sensor_queue: queue.Queue[bytes] = queue.Queue(maxsize=1024)
         self._sensor: SensorFeed | None = None
-        self._min_period = 1.0 / config.source.fps if config.source.fps else 0.0
-        self._last_inference = -1e9
         self.systemd = Systemd(notifier or Notifier(None), config.source)
         self.model = ServedModel(config, clock)
+        self.stages = Stages(self.model, clock)
         state_dir = Path(config.state_dir)
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.store = ModelStore(state_dir)
@@ -111,6 +123,7 @@ class Service:
             wall=wall,
         )
         self.health, self.stats = self.reporter.health, self.reporter.stats
+        self.reporter.ring_dropped = lambda: self.stages.ring.dropped
         self.results = Results(self.outbox, self.topics.results, wall)
         self.forwarder = Forwarder(
             self.outbox,
@@ -172,39 +185,40 @@ class Service:
         return 0
 
     def step(self) -> None:
-        """One turn of the loop: at most one inference, then MQTT events, outbox and status."""
+        """One turn of the loop: at most one outcome of the interpreter stage (waiting up to a
+        poll interval for it), then model swaps, MQTT events, outbox, status and watchdog."""
         if self._sensor is not None:
             self._sensor.step()
-        item = None
-        if self.source is not None and self.model.pipeline is not None and self._due():
-            item = self.source.get(timeout=POLL_S)
-            if item is None and self.source.finished:  # a video that ended returns at once
-                self._idle()
-        else:
-            self._idle()
-        if item is not None:
-            self._last_inference = self.clock()
-            self.infer(item)
+        self.stages.route()
+        outcome = self.stages.next(POLL_S)
+        if outcome is not None:
+            self.infer.deliver(outcome)
         self._pump_updates()
+        self.stages.route()  # a swap serves from the next frame on
         self._maybe_reprobe()
         self.events.tick(self.clock())
         self.forwarder.step(self.client.events, 0.0)
         if self.hass is not None:
             self.hass.step()
         self.reporter.maybe_publish()
-        self.reporter.feed_watchdog()
+        if not self._interpreter_stuck():
+            self.reporter.feed_watchdog()
 
-    def _idle(self) -> None:
-        """Wait one poll interval, or less when a signal arrives (its flag stays set)."""
-        self.flags.wake.wait(POLL_S)
-        self.flags.wake.clear()
+    def _interpreter_stuck(self) -> bool:
+        """An interpreter call running longer than the stall limit: no watchdog ping, so that
+        systemd restarts a service whose interpreter hangs (the loop itself keeps turning)."""
+        progress = self.systemd.progress
+        limit = (progress.stall_s if progress is not None else None) or DEFAULT_LIVE_STALL_S
+        return self.stages.busy_s(self.clock()) > limit
 
     def shutdown(self) -> None:
-        """Stop the source, flush the outbox (bounded), publish offline, close everything."""
+        """Stop the stages in order (source, prepare, interpreter, the outcomes delivered),
+        flush the outbox (bounded), publish offline, close everything."""
         self.systemd.notifier.stopping("stopping: flushing results")
         self.reporter.set_state("stopping")
         if self.source is not None:
             self.source.close()
+        self.stages.stop(self.infer.deliver, FLUSH_ON_STOP_S)
         self.events.close("stopped")  # no event is left without its end
         deadline = self.clock() + FLUSH_ON_STOP_S
         while self.outbox.stats().depth and self.forwarder.connected and self.clock() < deadline:
@@ -235,7 +249,6 @@ class Service:
         old = self.config
         self.config = self.reporter.config = new
         self.infer.policy = PublishPolicy(new.output)
-        self._min_period = 1.0 / new.source.fps if new.source.fps else 0.0
         if new.model != old.model:
             self.model.config = new
             self._load_model()
@@ -244,6 +257,7 @@ class Service:
         if new.source != old.source:
             if self.source is not None:
                 self.source.close()
+            self.stages.close_source()
             self._open_source()
         log.info("config reloaded")
         self.systemd.reloaded(new.source, self.clock())
@@ -293,6 +307,13 @@ class Service:
             log.error("source cannot be opened: %s", exc)
             self.health.fail(exc.code, str(exc))
             self.reporter.set_state("error")
+            return
+        source = self.config.source
+        self.stages.open(
+            self.source,
+            live=_drops_frames(source),
+            min_period_s=1.0 / source.fps if source.fps else 0.0,
+        )
 
     def _frame_need(self) -> FrameNeed | None:
         """Asked by the capture thread per frame, so a new model's input size applies at once."""
@@ -316,9 +337,6 @@ class Service:
                 clock=self.clock,
             )
 
-    def _due(self) -> bool:
-        return self.clock() - self._last_inference >= self._min_period
-
     # -- model updates (the updater thread does the work; the loop only swaps) -----------------
 
     def _pump_updates(self) -> None:
@@ -334,3 +352,8 @@ class Service:
         if updater.status_changed.is_set():
             updater.status_changed.clear()
             self.reporter.publish()
+
+
+def _drops_frames(source: SourceConfig) -> bool:
+    """A live source (camera, stream, a video read in real time): the newest frame wins."""
+    return source.type in ("camera", "stream") or (source.type == "video" and source.realtime)

@@ -38,6 +38,7 @@ from agent.fsutil import private_dir
 from agent.model.slots import SlotState, SlotStore
 from agent.reasons import Reason
 from agent.runtime import LoadedModel, open_model
+from agent.runtime.worker import ModelThread
 from agent.schema.labels import LabelError, parse_labels
 from agent.schema.meta import MetadataError, ModelMetadata
 from agent.secrets import FileResolver, read_public, read_secret
@@ -62,6 +63,11 @@ class ActiveModel:
 
     def describe(self) -> dict[str, object]:
         return {"name": self.name, "version": self.version, "sha256": self.sha256}
+
+    def close(self) -> None:
+        """Close every interpreter of the model, each on its own thread (no waiting)."""
+        for loaded in (*self.stages, self.model):
+            loaded.close()
 
 
 @dataclass(frozen=True)
@@ -234,19 +240,34 @@ def _open(
 
 
 def load_bundle(bundle: DecryptedBundle, config: AgentConfig) -> ActiveModel:
-    """Load a decrypted bundle's model into the configured runtime (bytes, never a path)."""
+    """Load a decrypted bundle's model into the configured runtime (bytes, never a path).
+
+    All its interpreters (a chain's stages too) are created on one new
+    :class:`~agent.runtime.worker.ModelThread`, which makes every later call on them.
+    """
     manifest = bundle.verified.manifest
     model_bytes = bundle.files["model.tflite"]
     metadata = _metadata(bundle)
     cpu_variant = bundle.file("model_cpu.tflite")
     model = bytes(model_bytes)
-    loaded = open_model(
-        model,
-        backend=config.model.backend,
-        accelerator=config.model.accelerator,
-        threads=config.model.threads,
-        cpu_fallback_model=None if cpu_variant is None else bytes(cpu_variant),
-    )
+    owner = ModelThread(f"interpreter:{manifest.name}:{manifest.counter}")
+    owner.acquire()  # held while the stages load, so a failure in between stops the thread
+    try:
+        loaded = open_model(
+            model,
+            backend=config.model.backend,
+            accelerator=config.model.accelerator,
+            threads=config.model.threads,
+            cpu_fallback_model=None if cpu_variant is None else bytes(cpu_variant),
+            owner=owner,
+        )
+        try:
+            stages = _stage_models(bundle, metadata, config, owner)
+        except BaseException:
+            loaded.close()
+            raise
+    finally:
+        owner.release()
     return ActiveModel(
         name=manifest.name,
         version=manifest.counter,
@@ -254,27 +275,32 @@ def load_bundle(bundle: DecryptedBundle, config: AgentConfig) -> ActiveModel:
         metadata=metadata,
         model=loaded,
         accelerated=model if loaded.fallback_reason else None,
-        stages=_stage_models(bundle, metadata, config),
+        stages=stages,
     )
 
 
 def _stage_models(
-    bundle: DecryptedBundle, metadata: ModelMetadata, config: AgentConfig
+    bundle: DecryptedBundle, metadata: ModelMetadata, config: AgentConfig, owner: ModelThread
 ) -> tuple[LoadedModel, ...]:
     """The earlier stages of a chain, from the same verified bundle (CPU interpreters)."""
-    loaded = []
+    loaded: list[LoadedModel] = []
     for spec in metadata.stages[:-1]:
         data = bundle.file(spec.file)
         if data is None:
             raise BundleRejected(Reason.MALFORMED, f"metadata.stages names {spec.file}, not in it")
-        loaded.append(
-            open_model(
+        try:
+            stage = open_model(
                 bytes(data),
                 backend=config.model.backend,
                 threads=config.model.threads,
                 input_shape=spec.input_shape,
+                owner=owner,
             )
-        )
+        except BaseException:
+            for earlier in loaded:
+                earlier.close()
+            raise
+        loaded.append(stage)
     return tuple(loaded)
 
 

@@ -30,7 +30,7 @@ from agent.pipeline.geometry import Letterbox
 from agent.pipeline.postprocess import classify, raw_outputs
 from agent.pipeline.tensors import window_to_input
 from agent.pipeline.windowing import Windower
-from agent.schema.meta import ModelMetadata
+from agent.schema.meta import ModelMetadata, TensorSpec
 from agent.sources.audio import AudioBlock
 from agent.sources.base import Frame, FrameNeed, Reading
 from agent.store.policy import Summary
@@ -84,7 +84,11 @@ def _crop_chain(active: ActiveModel, clock: Callable[[], float]) -> CropChain | 
 
 
 class Pipeline:
-    """Pre-process, invoke and post-process for one model. Not thread-safe; one per loop."""
+    """Pre-process, invoke and post-process for one model.
+
+    :meth:`process` (and the windowing state behind it) belongs to one thread, the model's
+    interpreter stage; :meth:`prepare` may run on another (it only reads the tables).
+    """
 
     def __init__(
         self, active: ActiveModel, output: OutputConfig, clock: Callable[[], float] = time.monotonic
@@ -157,6 +161,50 @@ class Pipeline:
         if window is not None:
             body["window"] = window
         total = self._clock() - started
+        return self._result(item, body, summary, invoke_s=invoke_s, total_s=total, finite=finite)
+
+    # -- the staged split of a frame (agent.daemon.stages): prepare, invoke, finish ----------
+
+    @property
+    def staged(self) -> bool:
+        """Whether frames run split: :meth:`prepare` off the interpreter thread, then
+        :meth:`invoke_prepared` on it, then :meth:`finish` on the results stage (an image model
+        without crops; everything else runs :meth:`process` whole on the interpreter thread)."""
+        return self._preprocess is not None and self._crops is None
+
+    @property
+    def input_spec(self) -> TensorSpec:
+        return self._input_spec
+
+    def prepare(self, image: np.ndarray, out: np.ndarray) -> Letterbox:
+        """Pre-process ``image`` into ``out`` (a reused buffer of the input's shape and dtype);
+        the geometry that maps boxes back. Safe on any thread: the tables are read-only."""
+        assert self._preprocess is not None, "prepare() is for staged image models"
+        tensor, geometry = self._preprocess(image)
+        np.copyto(out, tensor)
+        return geometry
+
+    def invoke_prepared(self, tensor: np.ndarray) -> tuple[list[np.ndarray], float]:
+        """Invoke on a prepared tensor (the interpreter's thread); the outputs and the time."""
+        started = self._clock()
+        outputs = self.active.model.invoke([tensor])
+        return outputs, self._clock() - started
+
+    def finish(
+        self,
+        item: Frame,
+        outputs: list[np.ndarray],
+        geometry: Letterbox | None,
+        *,
+        prepare_s: float,
+        invoke_s: float,
+    ) -> InferenceResult:
+        """Post-process the outputs of :meth:`invoke_prepared` into the result of ``item``;
+        ``total_s`` is the work of the three stages, not the time spent waiting between them."""
+        started = self._clock()
+        finite = all(np.isfinite(o).all() for o in outputs if o.dtype.kind == "f")
+        body, summary = self._postprocess(outputs, geometry)
+        total = prepare_s + invoke_s + (self._clock() - started)
         return self._result(item, body, summary, invoke_s=invoke_s, total_s=total, finite=finite)
 
     def _chain_result(self, item: AudioBlock, started: float) -> InferenceResult | None:

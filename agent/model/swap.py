@@ -1,9 +1,11 @@
 """The model being served: the live model and pipeline, and the swap between two inferences.
 
-:class:`ServedModel` belongs to the service loop (the only thread that runs the interpreter).
-Another thread (the updater) loads a new model off the loop -- :meth:`ServedModel.load` builds
-the interpreter and its pipeline tables -- and hands it over with :meth:`ServedModel.offer`; the
-loop puts it live in :meth:`ServedModel.pump`, between two inferences (pointers only). After an
+:class:`ServedModel` belongs to the service loop, which decides what is live; every model runs
+on its own interpreter thread (:mod:`agent.runtime.worker`), which the service's stages route
+frames to (:mod:`agent.daemon.stages`). Another thread (the updater) asks for a new model off the
+loop -- :meth:`ServedModel.load` builds the interpreter on the model's own new thread, and its
+pipeline tables -- and hands it over with :meth:`ServedModel.offer`; the loop puts it live in
+:meth:`ServedModel.pump`, between two inferences (pointers only). After an
 install the previous model stays loaded for a watch window (:mod:`agent.model.watch`): the first
 failure swaps it back at once, and the :class:`SwapFeedback` (the updater) makes that permanent.
 After a fallback to the CPU the Edge TPU is re-probed with backoff (off the loop thread) and the
@@ -75,6 +77,8 @@ class ServedModel:
         self.feedback: SwapFeedback | None = None
         self.watch: Watch | None = None
         self._held: _Held | None = None
+        #: The model the watch window just rolled back (its late results are not published).
+        self.rejected: ActiveModel | None = None
         self._offered: queue.Queue[Swap] = queue.Queue()
         self._reprobe: AcceleratorReprobe | None = None
         self._reprobe_for: ActiveModel | None = None
@@ -101,7 +105,7 @@ class ServedModel:
     def serve(self, active: ActiveModel) -> None:
         """Serve ``active`` (a start or a config reload), closing the model it replaces."""
         if self.active is not None:
-            self.active.model.close()
+            self.active.close()
         self.active = active
         self.pipeline = self.make_pipeline(active)
 
@@ -153,12 +157,16 @@ class ServedModel:
         self._accelerate(outcome)
         return True
 
-    def close(self) -> None:
+    def close(self, timeout: float = 5.0) -> None:
+        """Close the live and the held model and wait (bounded) for their threads to end."""
         self._stop_reprobe()
-        if self.active is not None:
-            self.active.model.close()
-        if self._held is not None:
-            self._held.active.model.close()
+        held = self._held.active if self._held is not None else None
+        models = [m for m in (self.active, held) if m is not None]
+        for model in models:
+            model.close()
+        for model in models:
+            for loaded in (*model.stages, model.model):
+                loaded.owner.join(timeout)
 
     def _swap_in(self, swap: Swap, baseline_p50_ms: float | None) -> None:
         """Between two inferences: the next frame goes to the new model (pointers only)."""
@@ -189,6 +197,7 @@ class ServedModel:
         self.active, self.pipeline = held.active, held.pipeline
         self.watch = None
         assert failed is not None
+        self.rejected = failed  # what it still has in flight is not published
         log.warning("new model failed its watch window (%s); rolled back", verdict)
         self.feedback.watch_failed(held.bundle, verdict, failed)
         return True
@@ -202,7 +211,7 @@ class ServedModel:
         if self.feedback is not None:
             self.feedback.retire(model)
         else:
-            model.model.close()
+            model.close()
 
     def _watch_accelerator(self, active: ActiveModel | None) -> None:
         self._stop_reprobe()

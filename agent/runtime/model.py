@@ -1,11 +1,16 @@
-"""A loaded model: one interpreter, its tensor specs, and a locked ``invoke``."""
+"""A loaded model: one interpreter, its tensor specs, and an ``invoke`` run on its own thread.
+
+Every call on the interpreter -- creation and allocation, ``set_tensor`` / ``invoke`` /
+``get_tensor``, the release -- runs on the model's :class:`~agent.runtime.worker.ModelThread`
+(inline when the caller is that thread), never on the caller's own thread.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -13,6 +18,7 @@ import numpy as np
 from agent.errors import BackendError, ConfigError, InputError
 from agent.runtime.edgetpu import load_edgetpu_delegate
 from agent.runtime.registry import Backend, resolve_backend
+from agent.runtime.worker import ModelThread
 from agent.schema.meta import TensorSpec
 
 logger = logging.getLogger(__name__)
@@ -27,16 +33,17 @@ EDGETPU_HINT = "this model needs the Edge TPU; bundle a CPU variant with --cpu-m
 class LoadedModel:
     """An interpreter ready to run, with the tensors it expects and returns.
 
-    ``invoke`` holds an internal lock: the TFLite interpreter is not thread-safe, so concurrent
-    callers are serialised. ``degraded`` is true when the Edge TPU was requested but the model
-    runs on the CPU; ``fallback_reason`` says why (it is also set, with ``degraded`` false,
-    when ``auto`` found no Edge TPU).
+    The TFLite interpreter is not thread-safe: it is only ever called on ``owner``, the thread
+    it was created on, which serialises callers (:mod:`agent.runtime.worker`). ``degraded`` is
+    true when the Edge TPU was requested but the model runs on the CPU; ``fallback_reason`` says
+    why (it is also set, with ``degraded`` false, when ``auto`` found no Edge TPU).
     """
 
     def __init__(
         self,
         interpreter: Any,
         *,
+        owner: ModelThread,
         backend: str,
         accelerator: Literal["cpu", "edgetpu"],
         threads: int,
@@ -45,8 +52,9 @@ class LoadedModel:
         backend_reason: str = "",
     ) -> None:
         self._interpreter = interpreter
+        #: The thread every call on ``interpreter`` runs on (this object is built on it).
+        self.owner = owner
         self.backend_reason = backend_reason
-        self._lock = threading.Lock()
         self.backend = backend
         self.accelerator = accelerator
         self.threads = threads
@@ -59,31 +67,44 @@ class LoadedModel:
         self.inputs: tuple[TensorSpec, ...] = tuple(tensor_spec(d) for d in in_details)
         self.outputs: tuple[TensorSpec, ...] = tuple(tensor_spec(d) for d in out_details)
         self._in_dtypes = tuple(np.dtype(d["dtype"]) for d in in_details)
-        self._closed = False
+        self._lock = threading.Lock()
+        self._closing = False
 
     def invoke(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Run the model on ``inputs`` (one array per input tensor, exact shape and dtype).
 
-        Returns copies of the raw output tensors, in output order.
+        Returns copies of the raw output tensors, in output order (``get_tensor`` copies: the
+        next invoke overwrites the interpreter's own buffers). Runs on :attr:`owner`.
         """
         self._check_inputs(inputs)
-        with self._lock:
-            if self._closed:
-                raise BackendError("model is closed")
-            interp = self._interpreter
-            for index, array in zip(self._in_index, inputs, strict=True):
-                interp.set_tensor(index, array)
-            try:
-                interp.invoke()
-            except (RuntimeError, ValueError) as exc:
-                raise BackendError(f"interpreter invoke failed: {exc}") from exc
-            return [interp.get_tensor(index) for index in self._out_index]
+        if self._closing:
+            raise BackendError("model is closed")
+        return self.owner.call(lambda: self._invoke(inputs))
 
     def close(self) -> None:
-        """Release the interpreter (and any delegate). Idempotent."""
+        """Release the interpreter (and any delegate) on its own thread, after the jobs queued
+        there so far; returns without waiting. Idempotent."""
         with self._lock:
-            self._closed = True
-            self._interpreter = None
+            if self._closing:
+                return
+            self._closing = True
+        self.owner.submit(self._release)
+        self.owner.release()
+
+    def _invoke(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        interp = self._interpreter
+        if interp is None:
+            raise BackendError("model is closed")
+        for index, array in zip(self._in_index, inputs, strict=True):
+            interp.set_tensor(index, array)
+        try:
+            interp.invoke()
+        except (RuntimeError, ValueError) as exc:
+            raise BackendError(f"interpreter invoke failed: {exc}") from exc
+        return [interp.get_tensor(index) for index in self._out_index]
+
+    def _release(self) -> None:
+        self._interpreter = None  # the last reference: the interpreter is freed on this thread
 
     def _check_inputs(self, inputs: Sequence[np.ndarray]) -> None:
         if len(inputs) != len(self.inputs):
@@ -117,8 +138,12 @@ def open_model(
     cpu_fallback_model: bytes | None = None,
     edgetpu_library: str | None = None,
     input_shape: Sequence[int] | None = None,
+    owner: ModelThread | None = None,
 ) -> LoadedModel:
     """Load ``model`` (flatbuffer bytes, never a path) into a ready interpreter.
+
+    The interpreter is created on ``owner`` and lives there (a new thread of its own when not
+    given; the thread stops when its last model is closed).
 
     ``input_shape`` resizes the first input before allocation (models with a dynamic input
     shape, such as a mel-spectrogram over any number of samples; CPU only).
@@ -135,21 +160,25 @@ def open_model(
         raise ConfigError("model.threads", f"must be at least 1; got {threads}")
     num_threads = threads or os.cpu_count() or 1
     chosen = resolve_backend(backend)
-    if accelerator == "cpu" or input_shape is not None:
-        cpu = _cpu_model(chosen, model, num_threads, input_shape)
-        cpu.backend_reason = chosen.reason
-        return cpu
-    accelerated = _edgetpu_model(chosen, model, num_threads, edgetpu_library)
-    if isinstance(accelerated, LoadedModel):
-        accelerated.backend_reason = chosen.reason
-        return accelerated
-    reason = accelerated
-    logger.warning("falling back to CPU: %s", reason)
-    loaded = _cpu_model(chosen, cpu_fallback_model or model, num_threads)
-    loaded.degraded = accelerator == "edgetpu"
-    loaded.fallback_reason = reason
-    loaded.backend_reason = chosen.reason
-    return loaded
+
+    def create(thread: ModelThread) -> LoadedModel:
+        if accelerator == "cpu" or input_shape is not None:
+            cpu = _cpu_model(thread, chosen, model, num_threads, input_shape)
+            cpu.backend_reason = chosen.reason
+            return cpu
+        accelerated = _edgetpu_model(thread, chosen, model, num_threads, edgetpu_library)
+        if isinstance(accelerated, LoadedModel):
+            accelerated.backend_reason = chosen.reason
+            return accelerated
+        reason = accelerated
+        logger.warning("falling back to CPU: %s", reason)
+        loaded = _cpu_model(thread, chosen, cpu_fallback_model or model, num_threads)
+        loaded.degraded = accelerator == "edgetpu"
+        loaded.fallback_reason = reason
+        loaded.backend_reason = chosen.reason
+        return loaded
+
+    return _created_on(owner, create)
 
 
 def open_on_edgetpu(
@@ -158,36 +187,64 @@ def open_on_edgetpu(
     backend: str = "auto",
     threads: int | None = None,
     edgetpu_library: str | None = None,
+    owner: ModelThread | None = None,
 ) -> LoadedModel:
     """Load ``model`` with the Edge TPU delegate, or raise :class:`BackendError` saying why.
 
     The re-probe after a fallback to CPU: when the library or device is still missing this
-    costs one failed ``dlopen`` and builds no interpreter.
+    costs one failed ``dlopen`` and builds no interpreter. It runs on ``owner`` (by default a
+    new thread, which ends with the failed attempt or with the model).
     """
     chosen = resolve_backend(backend)
-    accelerated = _edgetpu_model(chosen, model, threads or os.cpu_count() or 1, edgetpu_library)
-    if isinstance(accelerated, str):
-        raise BackendError(accelerated)
-    accelerated.backend_reason = chosen.reason
-    return accelerated
+
+    def create(thread: ModelThread) -> LoadedModel:
+        count = threads or os.cpu_count() or 1
+        accelerated = _edgetpu_model(thread, chosen, model, count, edgetpu_library)
+        if isinstance(accelerated, str):
+            raise BackendError(accelerated)
+        accelerated.backend_reason = chosen.reason
+        return accelerated
+
+    return _created_on(owner, create)
+
+
+def _created_on(
+    owner: ModelThread | None, create: Callable[[ModelThread], LoadedModel]
+) -> LoadedModel:
+    """``create`` run on ``owner`` (or a new thread), which then holds the model."""
+    thread = owner if owner is not None else ModelThread("interpreter")
+    thread.acquire()
+    try:
+        return thread.call(lambda: create(thread))
+    except BaseException:
+        thread.release()
+        raise
 
 
 def _edgetpu_model(
-    backend: Backend, model: bytes, threads: int, library: str | None
+    owner: ModelThread, backend: Backend, model: bytes, threads: int, library: str | None
 ) -> LoadedModel | str:
     """The model on the Edge TPU, or the reason the delegate is unavailable."""
     delegate, reason = load_edgetpu_delegate(backend.load_delegate, library)
     if delegate is None:
         return reason or "Edge TPU delegate unavailable"
     interp = _interpreter(backend, model, threads, [delegate])
-    return LoadedModel(interp, backend=backend.name, accelerator="edgetpu", threads=threads)
+    return LoadedModel(
+        interp, owner=owner, backend=backend.name, accelerator="edgetpu", threads=threads
+    )
 
 
 def _cpu_model(
-    backend: Backend, model: bytes, threads: int, input_shape: Sequence[int] | None = None
+    owner: ModelThread,
+    backend: Backend,
+    model: bytes,
+    threads: int,
+    input_shape: Sequence[int] | None = None,
 ) -> LoadedModel:
     interp = _interpreter(backend, model, threads, None, input_shape)
-    return LoadedModel(interp, backend=backend.name, accelerator="cpu", threads=threads)
+    return LoadedModel(
+        interp, owner=owner, backend=backend.name, accelerator="cpu", threads=threads
+    )
 
 
 def _interpreter(

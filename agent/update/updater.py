@@ -131,7 +131,7 @@ class Updater:
 
     def retire(self, model: ActiveModel) -> None:
         """Close a model the loop no longer uses, here rather than on the loop thread."""
-        self._feedback.put(model.model.close)
+        self._feedback.put(model.close)
         self.inbox.offer(_WAKE)
 
     def watch_failed(self, bundle: str | None, reason: str, retired: ActiveModel) -> None:
@@ -226,7 +226,7 @@ class Updater:
         self.board.record(replace(base, state="rolled_back", reason=Reason.COMMAND, detail=None))
 
     def _rolled_back(self, bundle: str | None, reason: str, retired: ActiveModel) -> None:
-        retired.model.close()
+        retired.close()
         if bundle is not None and self.installer.active_bundle() == bundle:
             self.installer.revert()
         log.warning("rolled back %s: %s", bundle, reason)
