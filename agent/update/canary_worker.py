@@ -204,12 +204,15 @@ def judge(settings: CanarySettings, model_bytes: bytes, canary_bytes: bytes) -> 
             accelerator=settings.accelerator,
             threads=settings.threads,
         )
-        outputs = model.invoke([canary.input])
-        timings = []
-        for _ in range(max(1, settings.runs)):
-            started = time.perf_counter()
-            model.invoke([canary.input])
-            timings.append(time.perf_counter() - started)
+        try:
+            outputs = model.invoke([canary.input])
+            timings = []
+            for _ in range(max(1, settings.runs)):
+                started = time.perf_counter()
+                model.invoke([canary.input])
+                timings.append(time.perf_counter() - started)
+        finally:
+            model.close()  # released on the model's own thread, not when collected here
         result = check_canary(dequantize(outputs[0], model.outputs[0]), canary)
     except (BackendError, CanaryError, ValueError) as exc:
         return {**verdict, "reason": Reason.CANARY_LOAD, "detail": str(exc)}
