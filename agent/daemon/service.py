@@ -62,6 +62,8 @@ log = logging.getLogger(__name__)
 POLL_S = 0.02
 FLUSH_ON_STOP_S = 5.0
 MQTT_STOP_S = 3.0
+#: Outcomes delivered per loop turn before MQTT, swaps and status get theirs (the queue's size).
+OUTCOMES_PER_TURN = 4
 
 
 class Service:
@@ -185,14 +187,17 @@ class Service:
         return 0
 
     def step(self) -> None:
-        """One turn of the loop: at most one outcome of the interpreter stage (waiting up to a
-        poll interval for it), then model swaps, MQTT events, outbox, status and watchdog."""
+        """One turn of the loop: the outcomes of the interpreter stage that are ready (waiting up
+        to a poll interval for the first, at most a few), then model swaps, MQTT events, outbox,
+        status and watchdog."""
         if self._sensor is not None:
             self._sensor.step()
         self.stages.route()
-        outcome = self.stages.next(POLL_S)
-        if outcome is not None:
+        outcome, delivered = self.stages.next(POLL_S), 0
+        while outcome is not None:
             self.infer.deliver(outcome)
+            delivered += 1
+            outcome = self.stages.next(0) if delivered < OUTCOMES_PER_TURN else None
         self._pump_updates()
         self.stages.route()  # a swap serves from the next frame on
         self._maybe_reprobe()
