@@ -36,9 +36,11 @@ def test_a_live_ring_keeps_only_the_newest_ready_frame_and_counts_the_replaced_o
     assert ring.depth == 1
     assert ring.dropped == 4
     slot = ring.take(0)
-    assert slot is not None and slot.item is not None
+    assert slot is not None
+    assert slot.item is not None
     assert slot.item.seq == 5
-    assert slot.buffer is not None and int(slot.buffer[0, 0, 0, 0]) == 5
+    assert slot.buffer is not None
+    assert int(slot.buffer[0, 0, 0, 0]) == 5
     assert ring.take(0) is None
 
 
@@ -63,7 +65,9 @@ def test_a_blocking_ring_loses_nothing_when_the_consumer_is_slow() -> None:
     seen = []
     while len(seen) < count:
         slot = ring.take(5.0)
-        assert slot is not None and slot.item is not None and slot.buffer is not None
+        assert slot is not None
+        assert slot.item is not None
+        assert slot.buffer is not None
         seen.append((slot.item.seq, int(slot.buffer[0, 0, 0, 0])))
         time.sleep(0.001)  # slower than the producer: it waits for a free slot
         ring.release(slot)
@@ -89,7 +93,8 @@ def test_buffers_are_allocated_once_and_reused_until_the_shape_changes() -> None
     for seq in range(1, 10):
         _put(ring, _frame(seq))
         slot = ring.take(0)
-        assert slot is not None and slot.buffer is not None
+        assert slot is not None
+        assert slot.buffer is not None
         buffers.add(id(slot.buffer))
         ring.release(slot)
     assert len(buffers) <= 3

@@ -73,7 +73,8 @@ def test_a_frame_prepared_for_a_swapped_out_model_is_prepared_again_by_the_live_
     assert outcome.pipeline is served.pipeline
     assert outcome.failure is None
     result = outcome.finish()
-    assert result is not None and result.finite
+    assert result is not None
+    assert result.finite
     assert result.frame_seq == 1
     assert stages.ring.stale == 1
     stages.stop(lambda _: None)
@@ -93,7 +94,8 @@ def test_results_stay_in_frame_order_with_no_gap_across_a_swap(
     got += _collect(stages, 20)
     assert [o.item.seq for o in got] == list(range(1, 31))
     versions = [o.pipeline.active.version for o in got]
-    assert versions == sorted(versions) and versions[-1] == 2
+    assert versions == sorted(versions)
+    assert versions[-1] == 2
     assert all(o.failure is None and o.finish() is not None for o in got)
     stages.stop(lambda _: None)
 

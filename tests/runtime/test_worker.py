@@ -52,7 +52,8 @@ def test_a_model_is_created_invoked_and_closed_on_its_own_thread(
     sample_models: ModelFactory,
 ) -> None:
     model = open_model(sample_models("int8", "int8").model_bytes(), threads=1)
-    assert model.owner.alive and model.owner.ident != threading.get_ident()
+    assert model.owner.alive
+    assert model.owner.ident != threading.get_ident()
     spec = model.inputs[0]
     outputs = model.invoke([np.zeros(spec.shape, np.dtype(spec.dtype))])
     assert outputs[0].shape == model.outputs[0].shape

@@ -119,7 +119,8 @@ class Loop:
                 continue
             done += 1
             result = outcome.finish()
-            assert outcome.failure is None and result is not None
+            assert outcome.failure is None
+            assert result is not None
             served = self.device.served
             if outcome.pipeline is served.pipeline:
                 self.nan_results += not result.finite
