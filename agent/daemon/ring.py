@@ -66,7 +66,9 @@ class TensorRing:
         if size < 3:
             raise ValueError("a ring needs at least 3 slots (filling, ready, in use)")
         self.live = live
-        self._cond = threading.Condition()
+        lock = threading.Lock()
+        self._cond = threading.Condition(lock)  # the consumer waits here for a ready slot
+        self._free_cond = threading.Condition(lock)  # the producer waits here for a free slot
         self._free: deque[Slot] = deque(Slot() for _ in range(size))
         self._ready: deque[Slot] = deque()
         self._closed = False
@@ -78,7 +80,7 @@ class TensorRing:
     def acquire(self, timeout: float | None = None) -> Slot | None:
         """A free slot to fill; waits while none is free. ``None`` on timeout or close."""
         with self._cond:
-            if not self._wait(lambda: bool(self._free), timeout):
+            if not self._wait(self._free_cond, lambda: bool(self._free), timeout):
                 return None
             return self._free.popleft()
 
@@ -95,13 +97,14 @@ class TensorRing:
                     older.clear()
                     self._free.append(older)
                     self.dropped += 1
+                    self._free_cond.notify()
             self._ready.append(slot)
-            self._cond.notify_all()
+            self._cond.notify()
 
     def take(self, timeout: float | None = None) -> Slot | None:
         """The oldest ready slot; ``None`` on timeout or once closed and empty."""
         with self._cond:
-            if not self._wait(lambda: bool(self._ready), timeout):
+            if not self._wait(self._cond, lambda: bool(self._ready), timeout):
                 return None
             return self._ready.popleft()
 
@@ -110,13 +113,14 @@ class TensorRing:
         with self._cond:
             slot.clear()
             self._free.append(slot)
-            self._cond.notify_all()
+            self._free_cond.notify()
 
     def close(self) -> None:
         """Wake every waiter; ready slots can still be taken, nothing new is accepted."""
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+            self._free_cond.notify_all()
 
     def reopen(self) -> None:
         with self._cond:
@@ -127,8 +131,10 @@ class TensorRing:
         with self._cond:
             return len(self._ready)
 
-    def _wait(self, ready: Callable[[], bool], timeout: float | None) -> bool:
-        """Wait until ``ready()`` holds (the lock held); False on close or timeout."""
+    def _wait(
+        self, cond: threading.Condition, ready: Callable[[], bool], timeout: float | None
+    ) -> bool:
+        """Wait on ``cond`` until ``ready()`` holds (the lock held); False on close or timeout."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while not ready():
             if self._closed:
@@ -136,5 +142,5 @@ class TensorRing:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 return False
-            self._cond.wait(remaining)
+            cond.wait(remaining)
         return True
