@@ -49,7 +49,8 @@ class SwapFeedback(Protocol):
     """Who hears what the loop did with a swap (the updater, which owns the slots)."""
 
     def retire(self, model: ActiveModel) -> None:
-        """Close a model the loop no longer uses (on the caller's own thread, not the loop's)."""
+        """Close a model the loop no longer uses (off the loop; each interpreter is released on
+        its own thread in any case)."""
         ...
 
     def watch_failed(self, bundle: str | None, reason: str, retired: ActiveModel) -> None:
@@ -92,7 +93,8 @@ class ServedModel:
         return pipeline
 
     def load(self, bundle: DecryptedBundle) -> tuple[ActiveModel, Pipeline]:
-        """Runs on the updater thread: the interpreter and its tables are built off the loop."""
+        """Runs on the updater thread: the tables are built here, off the loop; the interpreter
+        on the model's own new thread (:func:`~agent.model.active.load_bundle`)."""
         active = load_bundle(bundle, self.config)
         return active, self.make_pipeline(active)
 

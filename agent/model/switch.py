@@ -1,9 +1,10 @@
 """The slot side of a swap (updater thread): stage a bundle, load and warm up its model, switch.
 
 Commit order, safe against ``kill -9`` at any point: write the bundle to the inactive slot
-(atomic) -> [the caller proves it with the canary] -> load and warm up the interpreter here, off
-the service loop -> switch ``slots.json`` (atomic) -> record the release counter. A failure
-before the switch leaves the old model active and serving. The loaded model goes to the loop as
+(atomic) -> [the caller proves it with the canary] -> load and warm up the interpreter (on the
+new model's own thread, :mod:`agent.runtime.worker`; this thread waits) -> switch
+``slots.json`` (atomic) -> record the release counter. A failure before the switch leaves the
+old model active and serving. The loaded model goes to the loop as
 a :class:`~agent.model.swap.Swap`; :class:`~agent.model.swap.ServedModel` puts it live.
 """
 
@@ -100,7 +101,8 @@ class SlotSwitch:
 
     def load(self, bundle: DecryptedBundle) -> tuple[ActiveModel, Pipeline]:
         """Load and warm up: the first invoke prepares the delegate (XNNPACK, Edge TPU), which
-        must happen here, not on the first frame after the swap."""
+        must happen now, not on the first frame after the swap. Both run on the new model's own
+        interpreter thread (the one that will serve it), while the old model keeps serving."""
         try:
             active, pipeline = self._load(bundle)
             active.model.invoke([np.zeros(s.shape, np.dtype(s.dtype)) for s in active.model.inputs])
