@@ -88,7 +88,11 @@ class LoadedModel:
             if self._closing:
                 return
             self._closing = True
-        self.owner.submit(self._release)
+        try:
+            self.owner.submit(self._release)
+        except BackendError:  # its thread has already ended: nothing can run on it any more
+            logger.warning("%s ended before its model was closed", self.owner.name)
+            return
         self.owner.release()
 
     def _invoke(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:

@@ -125,9 +125,10 @@ class ModelThread:
         return not self._thread.is_alive()
 
     def _put(self, job: _Job[T]) -> None:
-        if not self._thread.is_alive():
-            raise BackendError(f"{self.name} has stopped")
-        self._jobs.put(job)  # type: ignore[arg-type]  # the queue holds jobs of any value type
+        with self._lock:  # nothing is queued behind the stop, where no one would run it
+            if self._stopping or not self._thread.is_alive():
+                raise BackendError(f"{self.name} has stopped")
+            self._jobs.put(job)  # type: ignore[arg-type]  # the queue holds jobs of any type
 
     def _run(self) -> None:
         while True:
