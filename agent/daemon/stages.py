@@ -121,10 +121,8 @@ class Stages:
         thread, self._prepare = self._prepare, None
         if thread is None:
             return
-        self._prepare_stop.set()
-        self.ring.close()  # wakes a prepare thread waiting for a free slot
+        self._prepare_stop.set()  # seen within a poll interval, also while waiting for a slot
         thread.join(timeout)
-        self.ring.reopen()
 
     def route(self) -> None:
         """Once per loop turn: the live pipeline's interpreter thread serves the ring."""
