@@ -45,6 +45,7 @@ class Ledger:
 
     threads: dict[int, set[tuple[int, str]]] = field(default_factory=lambda: defaultdict(set))
     calls: dict[int, set[str]] = field(default_factory=lambda: defaultdict(set))
+    seen: set[threading.Thread] = field(default_factory=set)
     _numbers: Iterator[int] = field(default_factory=itertools.count)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -57,6 +58,7 @@ class Ledger:
         with self._lock:
             self.threads[interpreter].add((thread.ident or 0, thread.name))
             self.calls[interpreter].add(call)
+            self.seen.add(thread)
 
 
 def recording(real: Any, ledger: Ledger) -> Any:
@@ -174,6 +176,9 @@ def test_every_interpreter_is_touched_by_one_thread_of_its_own_through_a_swap_an
     loop.stages.stop(lambda _: None)
     device.stop()
     gc.collect()
+    for thread in ledger.seen - {threading.current_thread()}:
+        thread.join(10.0)  # a release queued by a close runs on that thread, then it ends
+        assert not thread.is_alive(), f"{thread.name} left behind"
     # versions 1, 2 and 3, and the in-process canary's interpreters for 2 and 3
     assert len(ledger.threads) >= 5
     for number, threads in ledger.threads.items():
