@@ -18,12 +18,15 @@ from agent.mqtt.client import MqttClient
 from agent.mqtt.events import IncomingMessage, Subscription
 from agent.mqtt.settings import MqttSettings, TLSFiles
 from agent.mqtt.topics import DeviceTopics
+from fleet.cluster import ClusterConnection
 from fleet.settings import FleetSettings
 
 MAX_PASSWORD_BYTES = 4096
 
 
-def mqtt_settings(settings: FleetSettings) -> MqttSettings:
+def mqtt_settings(
+    settings: FleetSettings, url: str | None = None, client_id: str | None = None
+) -> MqttSettings:
     password = None
     if settings.password_file is not None:
         try:
@@ -35,8 +38,8 @@ def mqtt_settings(settings: FleetSettings) -> MqttSettings:
     if settings.ca_file or settings.cert_file or settings.key_file:
         tls = TLSFiles(settings.ca_file, settings.cert_file, settings.key_file)
     return MqttSettings.from_url(
-        settings.url,
-        client_id=settings.client_id,
+        url or settings.url,
+        client_id=client_id or settings.client_id,
         tls=tls,
         username=settings.username,
         password=password,
@@ -47,20 +50,34 @@ def mqtt_settings(settings: FleetSettings) -> MqttSettings:
 
 
 @contextmanager
-def connect(settings: FleetSettings, timeout_s: float = 10.0) -> Iterator[MqttClient]:
-    """A connected client for the duration of the ``with`` block."""
-    client = MqttClient(
-        mqtt_settings(settings),
-        DeviceTopics(settings.topic_prefix, settings.client_id),
-        announce=False,
-        max_queued=0,
-    )
+def connect(
+    settings: FleetSettings, timeout_s: float = 10.0
+) -> Iterator[MqttClient | ClusterConnection]:
+    """A connected client for the duration of the ``with`` block: one per node of
+    ``settings.nodes`` behind a :class:`~fleet.cluster.ClusterConnection` when there are two or
+    more (every node must connect)."""
+    urls = settings.node_urls()
+    client: MqttClient | ClusterConnection
+    if len(urls) == 1:
+        client = _client(settings, urls[0], settings.client_id)
+    else:
+        nodes = [_client(settings, u, f"{settings.client_id}-{i}") for i, u in enumerate(urls)]
+        client = ClusterConnection(nodes, [u.split("://", 1)[-1] for u in urls])
     client.start()
     try:
         client.wait_connected(timeout_s)
         yield client
     finally:
         client.stop()
+
+
+def _client(settings: FleetSettings, url: str, client_id: str) -> MqttClient:
+    return MqttClient(
+        mqtt_settings(settings, url, client_id),
+        DeviceTopics(settings.topic_prefix, client_id),
+        announce=False,
+        max_queued=0,
+    )
 
 
 def collect(

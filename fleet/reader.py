@@ -154,7 +154,7 @@ class ExactReader:
     def _take(
         self, message: IncomingMessage, outstanding: dict[str, _Pending], done: set[str]
     ) -> None:
-        self.view.apply(message.topic, message.payload)
+        self.view.apply(message.topic, message.payload, retained=message.retain)
         place = device_topic(self._prefix, message.topic)
         if place is None or place[0] not in outstanding:
             return

@@ -30,6 +30,7 @@ from agent.update.protocol import (
     command_topic,
 )
 from fleet.bundles import PreparedBundle
+from fleet.cluster import ClusterConnection
 from fleet.connection import collect
 from fleet.publish import Progress, publish_all
 from fleet.reader import DEFAULT_WINDOW as DEFAULT_READ_WINDOW
@@ -48,7 +49,9 @@ INBOX_SIZE = 500_000
 
 
 class FleetSession:
-    """``read``: ``exact`` (needs a registry), ``wildcard``, or ``auto`` (exact if registered)."""
+    """``read``: ``exact`` (needs a registry), ``wildcard``, or ``auto`` (exact if registered).
+    Over a :class:`~fleet.cluster.ClusterConnection` statuses come from several nodes: the
+    views keep the newest of each (``newest_status``)."""
 
     def __init__(
         self,
@@ -63,8 +66,9 @@ class FleetSession:
         self.client = client
         self.prefix = prefix
         self.registry = registry
-        self.known = FleetView(prefix)
-        self.live = FleetView(prefix)
+        newest_status = isinstance(client, ClusterConnection)
+        self.known = FleetView(prefix, newest_status=newest_status)
+        self.live = FleetView(prefix, newest_status=newest_status)
         self._topic_prefix = prefix.rstrip("/") + "/"
         self._rereading: dict[str, float] = {}  # device -> its status counts as live from then
         self._exact: dict[TopicFilter, Subscription] | None = None  # once something is re-read
@@ -141,13 +145,13 @@ class FleetSession:
             parsed = parse_message(self._topic_prefix, topic, message.payload)
             if parsed is None:
                 continue
-            self.known.take(parsed)
+            self.known.take(parsed, retained=message.retain)
             live = last_live.get(topic)
             if live is not None and live is not message:
                 parsed = parse_message(self._topic_prefix, topic, live.payload)
             counts = live is not None or self._reread_counts(parsed)
             if counts and parsed is not None:
-                changed.add(self.live.take(parsed))
+                changed.add(self.live.take(parsed, retained=live is None))
         return changed
 
     def _by_filter(self) -> dict[TopicFilter, Subscription]:

@@ -16,6 +16,11 @@ key wins. Secrets are never in the file, only the names of files that hold them.
     client_id = "edge-fleet-laptop"
     protocol = "5"          # or "3.1.1" for brokers that hang up on MQTT 5 (amqtt)
     registry = "devices.json"   # the devices the fleet expects (`edge-fleet devices`)
+    nodes = ["rabbit-a:1883", "rabbit-b:1883"]  # every node of a cluster (then url is unused)
+
+``nodes`` (``--node`` repeated, ``EDGE_FLEET_NODES`` comma-separated): with two or more, the
+fleet connects to each node (scheme of ``url``; client id ``<client_id>-<n>``), see
+:mod:`fleet.cluster`.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ KEYS = (
     "client_id",
     "protocol",
     "registry",
+    "nodes",
 )
 _PATH_KEYS = ("fleet_key", "password_file", "ca_file", "cert_file", "key_file", "registry")
 
@@ -65,6 +71,14 @@ class FleetSettings:
     client_id: str = ""
     protocol: str = "5"
     registry: Path | None = None
+    nodes: tuple[str, ...] = ()
+
+    def node_urls(self) -> list[str]:
+        """The URL of each node (``host:port`` takes the scheme of ``url``); ``[url]`` alone."""
+        if len(self.nodes) < 2:
+            return [self.nodes[0] if self.nodes else self.url]
+        scheme = self.url.split("://", 1)[0] if "://" in self.url else "mqtt"
+        return [n if "://" in n else f"{scheme}://{n}" for n in self.nodes]
 
     def require_fleet_key(self) -> Path:
         if self.fleet_key is None:
@@ -88,13 +102,16 @@ def parse_toml(text: bytes, where: str) -> dict[str, Any]:
     if unknown:
         raise ConfigError(unknown[0], f"unknown key in {where}; known: {', '.join(KEYS)}")
     for key, value in table.items():
-        if not isinstance(value, str):
+        if key == "nodes":
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(key, f"must be a list of host:port strings in {where}")
+        elif not isinstance(value, str):
             raise ConfigError(key, f"must be a string in {where}")
     return table
 
 
 def resolve(
-    flags: Mapping[str, str | None],
+    flags: Mapping[str, str | list[str] | None],
     env: Mapping[str, str],
     file_values: Mapping[str, Any],
     *,
@@ -105,14 +122,19 @@ def resolve(
     chosen: dict[str, Any] = {}
     for key in KEYS:
         flag = flags.get(key)
-        if flag is not None:
-            chosen[key] = _path(flag, home, Path.cwd()) if key in _PATH_KEYS else flag
+        if flag is not None and flag != []:
+            chosen[key] = (
+                _path(flag, home, Path.cwd())
+                if isinstance(flag, str) and key in _PATH_KEYS
+                else flag
+            )
         elif ENV_PREFIX + key.upper() in env:
             value = env[ENV_PREFIX + key.upper()]
             chosen[key] = _path(value, home, Path.cwd()) if key in _PATH_KEYS else value
         elif key in file_values:
             value = file_values[key]
             chosen[key] = _path(value, home, base) if key in _PATH_KEYS else value
+    chosen["nodes"] = _nodes(chosen.get("nodes"))
     chosen.setdefault("registry", home / ".config" / "edge-fleet" / "devices.json")
     settings = FleetSettings(**chosen)
     if not PREFIX_RE.match(settings.topic_prefix):
@@ -122,6 +144,20 @@ def resolve(
     if not settings.client_id:
         settings = FleetSettings(**{**chosen, "client_id": f"edge-fleet-{secrets.token_hex(4)}"})
     return settings
+
+
+def _nodes(value: str | list[str] | None) -> tuple[str, ...]:
+    """Flags and the file give a list; the environment a comma-separated string."""
+    if value is None:
+        return ()
+    listed = value.split(",") if isinstance(value, str) else value
+    nodes = tuple(n.strip() for n in listed if n.strip())
+    for node in nodes:
+        address = node.split("://", 1)[-1]
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError("nodes", f"{node!r} is not host:port")
+    return nodes
 
 
 def _path(value: str, home: Path, base: Path) -> Path:

@@ -60,23 +60,32 @@ class DeviceRow:
 
 
 class FleetView:
-    """Latest availability and status of every device under ``prefix``."""
+    """Latest availability and status of every device under ``prefix``.
 
-    def __init__(self, prefix: str) -> None:
+    ``newest_status``: a status older (by its ``ts``) than the one held is ignored, the merge
+    rule when the same topic is read from several nodes that each keep their own retained copy
+    (:mod:`fleet.cluster`). Off for one broker, where the last message is the current one even
+    if a device's clock went back. Likewise a *retained* ``offline`` does not replace ``online``:
+    a device's will overwrites its retained ``online`` on the node it left, so a retained
+    ``online`` is only left where the device is connected now (a live ``offline`` still counts)."""
+
+    def __init__(self, prefix: str, *, newest_status: bool = False) -> None:
         self._prefix = prefix.rstrip("/") + "/"
         self._rows: dict[str, DeviceRow] = {}
+        self.newest_status = newest_status
 
-    def apply(self, topic: str, payload: bytes) -> str | None:
+    def apply(self, topic: str, payload: bytes, *, retained: bool = False) -> str | None:
         """Take one message; return the device id it concerned, or ``None`` if not ours."""
         message = parse_message(self._prefix, topic, payload)
-        return None if message is None else self.take(message)
+        return None if message is None else self.take(message, retained=retained)
 
-    def take(self, message: ParsedMessage) -> str:
+    def take(self, message: ParsedMessage, *, retained: bool = False) -> str:
         """Take a message parsed once by :func:`parse_message` (several views may share it)."""
         row = self._rows.get(message.device_id, DeviceRow(message.device_id))
         if message.kind == "availability":
-            row = _with_availability(row, message.value)
-        else:
+            stale = self.newest_status and retained and message.value is False and row.online
+            row = row if stale else _with_availability(row, message.value)
+        elif not (self.newest_status and _older(message.value, row.status)):
             row = _with_status(row, message.value)
         if row.online is None and row.status is None and row.problem is None:
             self._rows.pop(message.device_id, None)
@@ -137,6 +146,10 @@ def _with_availability(row: DeviceRow, value: object) -> DeviceRow:
     if isinstance(value, MessageError):
         return DeviceRow(row.device_id, None, row.status, str(value))
     return DeviceRow(row.device_id, value is True, row.status, row.problem)
+
+
+def _older(value: object, held: StatusMessage | None) -> bool:
+    return isinstance(value, StatusMessage) and held is not None and value.ts < held.ts
 
 
 def _with_status(row: DeviceRow, value: object) -> DeviceRow:

@@ -41,6 +41,16 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
         flag = "--prefix" if key == "topic_prefix" else "--" + key.replace("_", "-")
         group.add_argument(flag, dest=key, help=text)
     group.add_argument(
+        "--node",
+        dest="nodes",
+        action="append",
+        default=[],
+        metavar="HOST:PORT",
+        help="a node of a broker cluster that keeps retained messages per node (RabbitMQ); "
+        "repeat for every node: retained messages go to each, statuses are read from each "
+        "(replaces --url; every node must connect)",
+    )
+    group.add_argument(
         "--co-sign",
         action="append",
         type=Path,
@@ -119,5 +129,6 @@ def settings_from(args: argparse.Namespace) -> FleetSettings:
         except (OSError, ValueError) as exc:
             raise ConfigError("--config", f"cannot read {path}: {exc}") from None
         file_values = parse_toml(data, str(path))
-    flags = {key: getattr(args, key, None) for key in _FLAGS}
+    flags: dict[str, str | list[str] | None] = {key: getattr(args, key, None) for key in _FLAGS}
+    flags["nodes"] = getattr(args, "nodes", None) or None
     return resolve(flags, os.environ, file_values, home=home, base=path.parent)

@@ -3,13 +3,15 @@
 RabbitMQ 3.10 speaks MQTT 3.1.1 only and does not answer an MQTT 5 CONNECT at all (so the
 fleet and the devices are told ``--protocol 3.1.1``). It keeps retained messages per node and
 delivers them to exact-topic subscriptions only, never to wildcards; live publishes do cross the
-cluster. So the exact-topic design works where the fleet and its devices share a node, and a
-device on the other node hears live commands but finds no retained bundle to fetch.
+cluster. So with one ``--url`` the exact-topic design works where the fleet and its devices
+share a node; with ``--node`` for each node (:mod:`fleet.cluster`) every retained message is on
+every node and the view is read from both, so devices on either node install.
 """
 
 from __future__ import annotations
 
 import json
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,8 +19,15 @@ from pathlib import Path
 import paho.mqtt.publish as paho_publish
 import pytest
 
-from bench.fleet_sim import GROUP, Keys
+from agent.mqtt.topics import DeviceTopics, Topic
+from agent.update.protocol import COMMAND_DESIRED, command_topic
+from bench.fleet_sim import GROUP, PREFIX, Keys
 from fleet.cli import main
+from fleet.commands.gc import desired_bundle
+from fleet.commands.push import load_bundle
+from fleet.connection import connect
+from fleet.reader import read_retained
+from fleet.settings import FleetSettings
 from tests.fleet.sim_support import fleet_files, sim_agents
 from tests.support.broker import Subscriber
 from tests.support.rabbitmq import RabbitNode, start_cluster
@@ -76,22 +85,82 @@ def test_push_and_status_work_when_the_fleet_and_its_devices_share_a_node(
     assert status["summary"]["versions"] == {"sim 2": AGENTS}
 
 
-def test_devices_on_the_other_node_never_get_the_bundle_and_the_fleet_cannot_see_why(
+def retained_on(node: RabbitNode, topics: list[Topic]) -> dict[str, bytes]:
+    """The retained messages ``node`` holds of ``topics`` (read by exact topic)."""
+    settings = FleetSettings(url=node.url, protocol="3.1.1", client_id=f"probe-{node.port}")
+    with connect(settings) as client:
+        payloads, unread = read_retained(client, topics, max_payload=1 << 20)
+    assert unread == []
+    return payloads
+
+
+def nodes_of(cluster: list[RabbitNode]) -> list[str]:
+    return [word for n in cluster for word in ("--node", f"{n.host}:{n.port}")]
+
+
+def test_with_every_node_given_devices_on_both_nodes_install_and_the_view_is_complete(
     cluster: list[RabbitNode], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Devices alternate between the nodes (dev-00000 and dev-00001 on a, where the fleet is;
-    dev-00002 and dev-00003 on b). Those on a install. Those on b may hear the live desired
-    command, but the bundle is retained on node a only: they never install. Their retained
-    availability is on node b too, so the fleet lists each as offline (never read) or, if it
-    heard it live, as not answering: the exit status then depends on timing, not asserted."""
+    """dev-00000 and dev-00002 connect to node a, dev-00001 and dev-00003 to node b."""
     keys = Keys()
     ports = [str(n.port) for n in cluster]
     with sim_agents(cluster[0], tmp_path, keys, AGENTS, "--protocol", "3.1.1", "--ports", *ports):
         bundle = tmp_path / "sim-2.edgepkg"
         bundle.write_bytes(keys.bundle(2, 300_000))
-        common = ["--url", cluster[0].url, *PROTOCOL, *fleet_files(tmp_path, keys, AGENTS)]
-        main(["push", str(bundle), "--group", GROUP, "--wait", "--timeout", "20", "--json",
-              *common])  # fmt: skip
+        common = [*nodes_of(cluster), *PROTOCOL, *fleet_files(tmp_path, keys, AGENTS)]
+        code = main(["push", str(bundle), "--group", GROUP, "--wait", "--timeout", "120",
+                     "--json", *common])  # fmt: skip
         pushed = json.loads(capsys.readouterr().out)
-    assert (pushed["installed"], pushed["failed"]) == (2, {})
-    assert sorted(pushed["no_answer"] + pushed["offline"]) == ["dev-00002", "dev-00003"]
+        assert (code, pushed["installed"], pushed["failed"]) == (0, AGENTS, {})
+        assert main(["status", "--json", *common]) == 0
+        status = json.loads(capsys.readouterr().out)
+    assert (status["view"]["complete"], status["view"]["read"]) == (True, AGENTS)
+    assert status["view"]["never_announced"] == []
+    assert status["summary"]["versions"] == {"sim 2": AGENTS}
+    topics = load_bundle(bundle).topics(PREFIX)
+    assert [len(retained_on(node, topics)) for node in cluster] == [len(topics)] * 2
+
+
+def test_an_aborted_rollout_leaves_nothing_retained_on_either_node(
+    cluster: list[RabbitNode], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """At rate 0.5 the seeded draw fails dev-00002 (node a) in the canary stage of 3: the abort
+    withdraws the desired commands and the bundle from both nodes. (dev-00003, never sent this
+    release, may keep the desired command of an earlier test's release.)"""
+    keys = Keys()
+    ports = [str(n.port) for n in cluster]
+    with sim_agents(cluster[0], tmp_path, keys, AGENTS, "--protocol", "3.1.1", "--ports", *ports,
+                    fail_rate=0.5):  # fmt: skip
+        bundle = tmp_path / "sim-3.edgepkg"
+        bundle.write_bytes(keys.bundle(3, 200_000))
+        common = [*nodes_of(cluster), *PROTOCOL, *fleet_files(tmp_path, keys, AGENTS)]
+        code = main(["rollout", "start", str(bundle), "--group", GROUP, "--canary", "3",
+                     "--batch", "3", "--stage-timeout", "120", "--state-dir",
+                     str(tmp_path / "rollouts"), "--json", *common])  # fmt: skip
+        out = capsys.readouterr().out
+    assert code != 0, out
+    assert "dev-00002" in out
+    desired = [command_topic(DeviceTopics(PREFIX, f"dev-{i:05d}"), COMMAND_DESIRED)
+               for i in range(AGENTS)]  # fmt: skip
+    aborted = load_bundle(bundle)
+    for node in cluster:
+        assert retained_on(node, aborted.topics(PREFIX)) == {}
+        wanted = [desired_bundle(e) for e in retained_on(node, desired).values()]
+        assert aborted.bid not in wanted
+
+
+def test_a_node_that_is_down_is_named_and_nothing_is_sent(
+    cluster: list[RabbitNode], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    keys = Keys()
+    down = socket.socket()
+    down.bind(("127.0.0.1", 0))
+    port = down.getsockname()[1]
+    down.close()  # nothing listens there now
+    bundle = tmp_path / "sim-4.edgepkg"
+    bundle.write_bytes(keys.bundle(4, 50_000))
+    nodes = [*nodes_of(cluster[:1]), "--node", f"127.0.0.1:{port}"]
+    common = [*nodes, *PROTOCOL, *fleet_files(tmp_path, keys, AGENTS)]
+    assert main(["push", str(bundle), "--group", GROUP, *common]) != 0
+    assert f"node 127.0.0.1:{port} refused the connection" in capsys.readouterr().err
+    assert retained_on(cluster[0], load_bundle(bundle).topics(PREFIX)) == {}
