@@ -2,7 +2,9 @@
 
 A bundle is kept while some device's retained desired command names it and that device has not
 reported it installed. Deleting a retained message is an empty retained publish. The desired
-commands are read by exact topic, one per registered device (:func:`desired_commands`).
+commands are read by exact topic, one per registered device (:func:`desired_commands`); the
+retained headers by the ``+/header`` wildcard, plus by exact topic every bundle a desired
+command names (:func:`exact_headers`: brokers without wildcard retained delivery).
 """
 
 from __future__ import annotations
@@ -87,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
             for device, envelope in desired_commands(client, session).items()
             if (wanted := desired_bundle(envelope)) is not None
         }
+        named = sorted(set(desired.values()) - set(published))
+        published |= exact_headers(client, topics, named, limits)
         installed = {
             device: bid
             for device, bid in desired.items()
@@ -116,6 +120,27 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"{len(kept)} bundle(s) kept, {len(doomed)} deleted")
     return 0
+
+
+def exact_headers(
+    client: EventConnection, topics: BundleTopics, bids: list[str], limits: Limits
+) -> dict[str, int]:
+    """Block counts of the bundles ``bids`` (named by desired commands) read by exact topic: a
+    broker that delivers no retained message to the ``+/header`` wildcard (RabbitMQ) still
+    shows the bundles some device was told to install, and they can be deleted once installed."""
+    payloads, _unread = read_retained(
+        client, [topics.header(b) for b in bids], max_payload=limits.max_header
+    )
+    counts = {}
+    for bid in bids:
+        header = payloads.get(str(topics.header(bid)))
+        if header is None:
+            continue
+        try:
+            counts[bid] = block_count(header, limits)
+        except (BundleRejected, ValueError) as exc:
+            _log.warning("retained header %s is unreadable (%s); left alone", bid, exc)
+    return counts
 
 
 def desired_commands(client: EventConnection, session: FleetSession) -> dict[str, bytes]:

@@ -101,7 +101,9 @@ def nodes_of(cluster: list[RabbitNode]) -> list[str]:
 def test_with_every_node_given_devices_on_both_nodes_install_and_the_view_is_complete(
     cluster: list[RabbitNode], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """dev-00000 and dev-00002 connect to node a, dev-00001 and dev-00003 to node b."""
+    """dev-00000 and dev-00002 connect to node a, dev-00001 and dev-00003 to node b. Then `gc`
+    finds the installed bundle by the exact topic its desired commands name (RabbitMQ delivers
+    no retained header to a wildcard) and deletes it from both nodes."""
     keys = Keys()
     ports = [str(n.port) for n in cluster]
     with sim_agents(cluster[0], tmp_path, keys, AGENTS, "--protocol", "3.1.1", "--ports", *ports):
@@ -114,11 +116,15 @@ def test_with_every_node_given_devices_on_both_nodes_install_and_the_view_is_com
         assert (code, pushed["installed"], pushed["failed"]) == (0, AGENTS, {})
         assert main(["status", "--json", *common]) == 0
         status = json.loads(capsys.readouterr().out)
+        topics = load_bundle(bundle).topics(PREFIX)
+        assert [len(retained_on(node, topics)) for node in cluster] == [len(topics)] * 2
+        assert main(["gc", "--json", *common]) == 0  # installed everywhere: nobody wants it
+        deleted = json.loads(capsys.readouterr().out)["deleted"]
     assert (status["view"]["complete"], status["view"]["read"]) == (True, AGENTS)
     assert status["view"]["never_announced"] == []
     assert status["summary"]["versions"] == {"sim 2": AGENTS}
-    topics = load_bundle(bundle).topics(PREFIX)
-    assert [len(retained_on(node, topics)) for node in cluster] == [len(topics)] * 2
+    assert deleted == {load_bundle(bundle).bid: len(topics) - 1}
+    assert [retained_on(node, topics) for node in cluster] == [{}, {}]
 
 
 def test_an_aborted_rollout_leaves_nothing_retained_on_either_node(
@@ -161,6 +167,6 @@ def test_a_node_that_is_down_is_named_and_nothing_is_sent(
     bundle.write_bytes(keys.bundle(4, 50_000))
     nodes = [*nodes_of(cluster[:1]), "--node", f"127.0.0.1:{port}"]
     common = [*nodes, *PROTOCOL, *fleet_files(tmp_path, keys, AGENTS)]
-    assert main(["push", str(bundle), "--group", GROUP, *common]) != 0
+    assert main(["push", str(bundle), "--group", GROUP, *common]) == 5  # the network failed
     assert f"node 127.0.0.1:{port} refused the connection" in capsys.readouterr().err
     assert retained_on(cluster[0], load_bundle(bundle).topics(PREFIX)) == {}

@@ -72,3 +72,25 @@ def test_protocol_defaults_to_mqtt_5_and_takes_3_1_1_for_brokers_without_it() ->
     with pytest.raises(ConfigError) as info:
         resolve({"protocol": "4"}, {}, {}, home=HOME, base=BASE)
     assert str(info.value) == "protocol: must be 5 or 3.1.1; got '4'"
+
+
+def test_cluster_nodes_come_from_repeated_flags_a_comma_list_or_a_toml_list() -> None:
+    flags = resolve({"nodes": ["a:1883", "b:1884"]}, {}, {}, home=HOME, base=BASE)
+    env = resolve({}, {"EDGE_FLEET_NODES": "a:1883, b:1884"}, {}, home=HOME, base=BASE)
+    table = parse_toml(b'nodes = ["a:1883", "b:1884"]\n', "fleet.toml")
+    file = resolve({}, {}, table, home=HOME, base=BASE)
+    assert flags.nodes == env.nodes == file.nodes == ("a:1883", "b:1884")
+
+
+def test_nodes_take_the_scheme_of_the_url_and_one_node_or_none_means_the_url() -> None:
+    tls = resolve({"url": "mqtts://x:8883", "nodes": ["a:8883", "mqtt://b:1883"]}, {}, {},
+                  home=HOME, base=BASE)  # fmt: skip
+    assert tls.node_urls() == ["mqtts://a:8883", "mqtt://b:1883"]
+    assert resolve({}, {}, {}, home=HOME, base=BASE).node_urls() == ["mqtt://127.0.0.1:1883"]
+
+
+def test_a_node_without_a_port_or_a_nodes_key_that_is_not_a_list_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="'a' is not host:port"):
+        resolve({"nodes": ["a"]}, {}, {}, home=HOME, base=BASE)
+    with pytest.raises(ConfigError, match="must be a list of host:port strings"):
+        parse_toml(b'nodes = "a:1883"\n', "fleet.toml")

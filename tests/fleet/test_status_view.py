@@ -103,3 +103,33 @@ def test_age_text_uses_the_largest_unit() -> None:
         "1h ago",
         "3d ago",
     ]
+
+
+def test_one_broker_takes_the_last_status_even_if_its_clock_went_back() -> None:
+    view = FleetView("edge")
+    view.apply("edge/pi-1/status", status(1000.0, "running"))
+    view.apply("edge/pi-1/status", status(900.0, "degraded"))
+    row = view.row("pi-1")
+    assert row is not None
+    assert row.state == "degraded"
+
+
+def test_merged_from_cluster_nodes_the_newest_status_wins_in_any_order() -> None:
+    for order in ((1000.0, 900.0), (900.0, 1000.0)):
+        view = FleetView("edge", newest_status=True)
+        for ts in order:
+            view.apply("edge/pi-1/status", status(ts, "running" if ts == 1000.0 else "degraded"))
+        row = view.row("pi-1")
+        assert row is not None
+        assert (row.state, row.last_seen) == ("running", 1000.0)
+
+
+def test_merged_from_cluster_nodes_a_retained_offline_left_on_an_old_node_loses_to_online() -> None:
+    view = FleetView("edge", newest_status=True)
+    view.apply("edge/pi-1/availability", b"online", retained=True)
+    view.apply("edge/pi-1/availability", b"offline", retained=True)  # the will, on the old node
+    assert (row := view.row("pi-1")) is not None
+    assert row.online is True
+    view.apply("edge/pi-1/availability", b"offline")  # live: the device went away
+    assert (row := view.row("pi-1")) is not None
+    assert row.online is False
