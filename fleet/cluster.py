@@ -10,8 +10,8 @@ node b never sees what the fleet retained through node a, and its retained statu
   their clears) is on every node before :func:`fleet.publish.publish_all` returns.
 * ``subscribe``/``subscribe_many`` subscribe on every node into one queue: a retained status is
   read from whichever node holds it. A live publish crosses the cluster and so arrives once per
-  node; a message whose payload equals the last one delivered on that topic is dropped (heard
-  once). Which of two retained statuses is newer is the view's call (``newest_status``).
+  node; the copies after the first are dropped (:class:`_Dedup`), so it is heard once. Which of
+  two retained statuses is newer is the view's call (``newest_status``).
 * Policy for a node that is down: every node must be connected. A node that does not connect
   (or refuses) is a :class:`TransportError` naming it, and the command fails before it sends.
 
@@ -39,40 +39,61 @@ from agent.mqtt.policy import Next, Protocol, after_connack
 from agent.mqtt.topics import Topic, TopicFilter
 
 POLL_S = 0.01
-LAST_PAYLOADS = 200_000  # topics whose last payload is remembered for the dedup
+ECHO_S = 30.0  # how long a message waits for its copies from the other nodes
+MAX_ECHOES = 100_000
 
 
 class _Dedup:
-    """The last payload delivered per topic, shared by every node's subscriptions."""
+    """Echo removal: a live publish crosses the cluster, so each node delivers it to us. Per
+    topic and payload, each node's deliveries are counted: the n-th delivery from a node is new
+    when no other node delivered it n times yet, else an echo (dropped). So the copies are
+    dropped however the nodes' connections interleave, and a payload that comes back later
+    (``online`` after ``offline``) is heard again. Counts are forgotten once every node is
+    even, or ``ECHO_S`` after the last delivery. Shared by every node's subscriptions."""
 
-    def __init__(self) -> None:
-        self._last: dict[str, bytes] = {}
+    def __init__(self, nodes: int) -> None:
+        self.nodes = nodes
+        self._seen: dict[tuple[str, bytes], tuple[list[int], float]] = {}
         self._lock = threading.Lock()
 
-    def first(self, message: IncomingMessage) -> bool:
+    def first(self, node: int, message: IncomingMessage) -> bool:
+        key = (message.topic, message.payload)
+        now = time.monotonic()
         with self._lock:
-            if self._last.get(message.topic) == message.payload:
-                return False
-            if len(self._last) >= LAST_PAYLOADS:
-                self._last.clear()
-            self._last[message.topic] = message.payload
-            return True
+            if len(self._seen) >= MAX_ECHOES:
+                self._prune(now)
+            entry = self._seen.get(key)
+            counts = [0] * self.nodes if entry is None or now - entry[1] > ECHO_S else entry[0]
+            counts[node] += 1
+            new = counts[node] > max(c for i, c in enumerate(counts) if i != node)
+            if min(counts) == max(counts):
+                self._seen.pop(key, None)
+            else:
+                self._seen[key] = (counts, now)
+            return new
+
+    def _prune(self, now: float) -> None:
+        for key in [k for k, (_n, at) in self._seen.items() if now - at > ECHO_S]:
+            del self._seen[key]
+        if len(self._seen) >= MAX_ECHOES:
+            self._seen.clear()
 
     def forget(self, topic: str) -> None:
         """A fresh SUBSCRIBE asks for the retained message again: let it through once."""
         with self._lock:
-            self._last.pop(topic, None)
+            for key in [k for k in self._seen if k[0] == topic]:
+                del self._seen[key]
 
 
 class _DedupQueue(BoundedQueue[IncomingMessage]):
-    """What a node's subscription delivers into: the shared queue, after the dedup."""
+    """What a node's subscription delivers into: the shared queue, after the echo removal."""
 
-    def __init__(self, target: BoundedQueue[IncomingMessage], dedup: _Dedup) -> None:
+    def __init__(self, target: BoundedQueue[IncomingMessage], dedup: _Dedup, node: int) -> None:
         super().__init__(1)
-        self.target, self.dedup = target, dedup
+        self.target, self.dedup, self.node = target, dedup, node
 
     def offer(self, item: IncomingMessage) -> bool:
-        return self.target.offer(item) if self.dedup.first(item) else True
+        return self.target.offer(item) if self.dedup.first(self.node, item) else True
 
 
 class _AllAcked(threading.Event):
@@ -140,7 +161,7 @@ class ClusterConnection:
             raise ValueError("one name per node, at least one node")
         self.nodes, self.names = list(nodes), list(names)
         self._events = _MergedEvents(self)
-        self._dedup = _Dedup()
+        self._dedup = _Dedup(len(self.nodes))
         self._next_token = 1
         self._tokens: dict[tuple[int, int], int] = {}  # (node, its token) -> ours
         self._waiting: dict[int, set[int]] = {}  # our token -> nodes yet to acknowledge
@@ -201,6 +222,9 @@ class ClusterConnection:
                 return None  # the node's client falls back to 3.1.1 by itself
             raise TransportError(f"node {self.names[index]} refused the connection: {event.text}")
         if isinstance(event, Disconnected):
+            # What was in flight on that node is lost: publish_all sends it again (new tokens).
+            for token in [t for t, left in self._waiting.items() if index in left]:
+                del self._waiting[token]
             return Disconnected(event.generation, f"node {self.names[index]}: {event.reason}")
         return event
 
@@ -229,29 +253,30 @@ class ClusterConnection:
         ours = [ClusterSubscription(f, qos, maxsize, max_payload, messages) for f in topic_filters]
         for subscription in ours:
             self._dedup.forget(str(subscription.topic_filter))
-        per_node = [self._subscribe_node(n, ours, qos, max_payload) for n in self.nodes]
+        per_node = [self._subscribe_node(i, ours, qos, max_payload) for i in range(len(self.nodes))]
         for position, subscription in enumerate(ours):
             subscription.attach([parts[position] for parts in per_node])
         return list(ours)
 
     def _subscribe_node(
-        self, node: MqttClient, ours: list[ClusterSubscription], qos: int, max_payload: int
+        self, index: int, ours: list[ClusterSubscription], qos: int, max_payload: int
     ) -> list[Subscription]:
         """One SUBSCRIBE per node when every filter shares one queue (the usual case)."""
+        node = self.nodes[index]
         queues = {id(s.messages) for s in ours}
         if len(queues) == 1:
             return node.subscribe_many(
                 [s.topic_filter for s in ours],
                 qos=qos,
                 max_payload=max_payload,
-                messages=_DedupQueue(ours[0].messages, self._dedup),
+                messages=_DedupQueue(ours[0].messages, self._dedup, index),
             )
         return [
             node.subscribe(
                 s.topic_filter,
                 qos=qos,
                 max_payload=max_payload,
-                messages=_DedupQueue(s.messages, self._dedup),
+                messages=_DedupQueue(s.messages, self._dedup, index),
             )
             for s in ours
         ]
