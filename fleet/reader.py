@@ -103,8 +103,13 @@ class ExactReader:
         *,
         window: int = DEFAULT_WINDOW,
         settle_s: float = DEFAULT_SETTLE_S,
+        settle_only: bool = False,
     ) -> None:
+        """``settle_only``: a device is read only once every SUBACK came and ``settle_s``
+        passed quietly, never as soon as both messages arrived (several cluster nodes each send
+        their own retained copy; the first pair is not necessarily the newest)."""
         self.client, self.prefix, self.inbox, self.view = client, prefix, inbox, view
+        self.settle_only = settle_only
         self.window = max(1, window)
         self.settle_s = settle_s
         self.subscriptions: list[Subscription] = []
@@ -156,7 +161,7 @@ class ExactReader:
     ) -> None:
         self.view.apply(message.topic, message.payload, retained=message.retain)
         place = device_topic(self._prefix, message.topic)
-        if place is None or place[0] not in outstanding:
+        if place is None or place[0] not in outstanding or self.settle_only:
             return
         pending = outstanding[place[0]]
         pending.got.add(place[1])

@@ -83,7 +83,9 @@ class FleetSession:
         if mode == "exact" and registry is not None:
             ids = registry.ids()
             timeout = read_timeout_s if read_timeout_s is not None else 30.0 + 0.02 * len(ids)
-            reader = ExactReader(client, prefix, self.inbox, self.known, window=window)
+            reader = ExactReader(
+                client, prefix, self.inbox, self.known, window=window, settle_only=newest_status
+            )
             report.read, report.unread = reader.read(ids, timeout)
             self._subscriptions = reader.subscriptions
         else:
