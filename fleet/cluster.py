@@ -183,7 +183,7 @@ class ClusterConnection:
         deadline = time.monotonic() + timeout
         for node, name in zip(self.nodes, self.names, strict=True):
             try:
-                node.wait_connected(max(0.1, deadline - time.monotonic()))
+                node.wait_connected(max(0.1, round(deadline - time.monotonic(), 1)))
             except TransportError as exc:
                 raise TransportError(f"node {name} refused the connection: {exc}") from None
 
