@@ -5,12 +5,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test test-fast check lint typecheck install install-service uninstall-service bench venv mosquitto audio clean
+.PHONY: demo test test-fast check lint typecheck install install-service uninstall-service bench venv mosquitto audio cluster clean
 
 demo: $(STAMP)
 	$(BIN)/python -m demo
 
-test: $(STAMP) mosquitto audio check
+test: $(STAMP) mosquitto audio cluster check
 	$(BIN)/pytest
 
 test-fast: $(STAMP) check
@@ -80,6 +80,9 @@ mosquitto:
 
 audio:
 	@scripts/ensure-audio.sh
+
+cluster:
+	@scripts/ensure-cluster.sh
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info dist/device
