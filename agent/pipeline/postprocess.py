@@ -136,10 +136,13 @@ def classify(
     if k == 0:
         return []
     order = np.argsort(-values, kind="stable")[:k]
+    # Python ints and floats once, compared as numpy compares a float32 with a Python float
+    # (the threshold rounded to the values' dtype first).
+    limit = float(values.dtype.type(threshold))
     return [
-        Classification(int(i), _label(labels, int(i)), float(values[i]))
-        for i in order
-        if values[i] >= threshold
+        Classification(i, _label(labels, i), score)
+        for i, score in zip(order.tolist(), values[order].tolist(), strict=True)
+        if score >= limit
     ]
 
 
@@ -185,7 +188,7 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, max_out: in
 
 
 def make_detection(  # noqa: PLR0917 - the one constructor every decoder calls
-    box: np.ndarray,
+    box: np.ndarray | Sequence[float],
     index: int,
     score: float,
     labels: Sequence[str],
@@ -231,10 +234,11 @@ def detect_postprocessed(
     boxes = boxes.reshape(-1, 4)
     classes, scores = classes.reshape(-1), scores.reshape(-1)
     n = min(int(count.reshape(-1)[0]), boxes.shape[0], classes.size, scores.size)
+    limit = float(scores.dtype.type(threshold))  # compared as numpy compares float32 values
     return [
-        make_detection(boxes[i], int(classes[i]), float(scores[i]), labels, geometry)
-        for i in range(n)
-        if scores[i] >= threshold
+        make_detection(boxes[i], int(classes[i]), score, labels, geometry)
+        for i, score in enumerate(scores[:n].tolist())
+        if score >= limit
     ]
 
 

@@ -25,6 +25,7 @@ from agent.pipeline.decoders.segmentation import (
     segments,
 )
 from agent.pipeline.geometry import Letterbox
+from agent.pipeline.postprocess import detect_postprocessed, make_detection
 from agent.pipeline.preprocess import Preprocessor
 from agent.runtime import open_model
 from agent.schema.decoding import DecoderSpec
@@ -109,3 +110,33 @@ def test_binary_fast_path_equals_the_class_map_path_for_quantized_outputs(scores
     assert fast["segments"] == [s.to_dict() for s in segments(classes, ("thing",), False)]
     assert fast["segments"]
     assert fast["mask"] == compact_mask(classes, 16)
+
+
+def test_ssd_postprocess_reading_equals_an_element_by_element_reading_on_real_frames(
+    thirdparty_models: Models,
+) -> None:
+    raw = thirdparty_models("coco_ssd").read_bytes()
+    meta = recognise_model(inspect_model(raw), Options(resize="letterbox")).metadata
+    model = open_model(raw, threads=2)
+    specs = model.outputs
+    for name in PHOTOS:
+        tensor, geometry = Preprocessor(meta)(frame(name))
+        outputs = model.invoke([tensor])
+        boxes, classes, scores, count = (o.reshape(-1) for o in outputs)
+        for threshold in (0.0, 0.3, 0.5, float(scores[3])):
+            expected = [
+                make_detection(
+                    boxes.reshape(-1, 4)[i],
+                    int(classes[i]),
+                    float(scores[i]),
+                    meta.labels,
+                    geometry,
+                )
+                for i in range(int(count[0]))
+                if scores[i] >= threshold  # numpy's own float32 comparison
+            ]
+            found = detect_postprocessed(
+                outputs, specs, meta.labels, threshold=threshold, geometry=geometry
+            )
+            assert found == expected
+    model.close()

@@ -38,6 +38,22 @@ def test_classify_drops_scores_below_threshold() -> None:
     assert [c.index for c in classify(out, PROBS, LABELS, top_k=4, threshold=0.2)] == [1, 3]
 
 
+def test_classify_keeps_a_float32_score_equal_to_the_threshold() -> None:
+    # float32(0.7) < 0.7 as doubles: the threshold is compared in the scores' own precision
+    out = np.array([[0.7, 0.2, 0.05, 0.05]], dtype=np.float32)
+    assert [c.index for c in classify(out, PROBS, LABELS, top_k=4, threshold=0.7)] == [0]
+
+
+def test_detect_postprocessed_keeps_a_float32_score_equal_to_the_threshold() -> None:
+    boxes = np.zeros((1, 2, 4), dtype=np.float32)
+    classes = np.array([[1.0, 2.0]], dtype=np.float32)
+    scores = np.array([[0.7, 0.69999]], dtype=np.float32)
+    count = np.array([2.0], dtype=np.float32)
+    specs = _postprocess_specs(("boxes", "classes", "scores", "count"))
+    result = detect_postprocessed([boxes, classes, scores, count], specs, LABELS, threshold=0.7)
+    assert [(d.index, d.score) for d in result] == [(1, float(np.float32(0.7)))]
+
+
 def test_classify_dequantizes_uint8_scores() -> None:
     spec = TensorSpec("probs", (1, 4), "uint8", scale=1 / 256, zero_point=0)
     out = np.array([[0, 192, 64, 0]], dtype=np.uint8)
