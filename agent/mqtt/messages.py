@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from agent.jsonutil import StrictJSONError, dumps_canonical, loads_strict
+from agent.mqtt.encoding import result_json
 from agent.mqtt.fields import (
     MAX_TEXT_CHARS,
     _bool,
@@ -144,7 +145,12 @@ class ResultMessage:
         } | ({} if self.origin is None else {"origin": self.origin.to_obj()})
 
     def to_json(self) -> bytes:
-        data = dumps_canonical(self.to_obj())
+        m, o = self.model, self.origin
+        fields = None if o is None else (o.source, o.seq, o.captured, o.file)
+        data = result_json(SCHEMA_VERSION, self.seq, self.ts, (m.name, m.version, m.sha256),
+                           self.latency_ms, self.outputs, self.historical, fields)  # fmt: skip
+        if data is None:  # a field of an unusual type: the general encoder decides
+            data = dumps_canonical(self.to_obj())
         if len(data) > MAX_RESULT_BYTES:
             raise MessageError(f"result is {len(data)} bytes, limit {MAX_RESULT_BYTES}")
         return data
