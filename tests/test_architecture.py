@@ -33,6 +33,7 @@ CORE = (
     "agent.config",
     "agent.mqtt.topics",
     "agent.mqtt.messages",
+    "agent.mqtt.encoding",
     "agent.mqtt.fields",
     "agent.mqtt.policy",
     "agent.mqtt.settings",
