@@ -16,6 +16,7 @@ takes int16-scaled floats) -> 8 rows of 32 mel bins each; embedding (76 mel rows
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -70,7 +71,7 @@ class Stage:
     stats: StageStats = field(default_factory=StageStats)
 
     def run(self, x: np.ndarray, clock: Callable[[], float]) -> np.ndarray:
-        size = int(np.prod(self.shape))
+        size = math.prod(self.shape)
         if x.size != size:
             raise InputError(
                 f"stage {self.spec.name!r} needs {size} values {list(self.shape)}, got {x.size}"
