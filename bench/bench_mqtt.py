@@ -145,7 +145,9 @@ result message, outbox, forwarder) on a four-value model; they are bound by the 
 per-reading work (see `py-spy record` of the agent: the pipeline is about half of the loop
 thread, building the result JSON a sixth, the outbox and forwarder a fifth), not by MQTT.
 Figures on a 2-core VM shared with other jobs swing by ±30 % between runs; the range column
-shows it.
+shows it. Per-call costs of the result message, `window_to_input` and the decoders, before and
+after the hot-path work (callgrind instruction counts): docs/inference.md, "Per-call costs on
+the per-result path".
 """
 
 
