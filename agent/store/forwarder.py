@@ -41,6 +41,10 @@ class Publisher(Protocol):
     def publish(self, topic: Topic, payload: bytes, qos: int = 1, retain: bool = False) -> int: ...
 
 
+#: Validated topics kept (an outbox holds results, events and a few more).
+_MAX_TOPICS = 64
+
+
 def free_slots(connected: bool, window: int, in_flight: int) -> int:
     """How many more items may be published now."""
     return max(0, window - in_flight) if connected else 0
@@ -116,6 +120,7 @@ class Forwarder:
         self.sent = 0
         self.acked = 0
         self._errors = ErrorLog()
+        self._topics: dict[str, Topic] = {}  # validated once per topic name, not per message
         #: Told of every outbox failure (a group commit on a full disk), e.g. to set health.
         self.on_outbox_error: Callable[[OutboxError], None] | None = None
 
@@ -160,7 +165,7 @@ class Forwarder:
             except MessageError:  # a replay that grew past the bound: this one alone, then stop
                 data, end = payloads[0], start + 1
             try:
-                token = self.publisher.publish(Topic(items[start].topic), data, self.qos)
+                token = self.publisher.publish(self._topic(items[start].topic), data, self.qos)
             except TransportError as exc:
                 _log.debug("publish paused: %s", exc)
                 break
@@ -170,6 +175,14 @@ class Forwarder:
                 break  # the rest of this batch must go before anything after it
         self.sent += count
         return count
+
+    def _topic(self, name: str) -> Topic:
+        topic = self._topics.get(name)
+        if topic is None:
+            if len(self._topics) >= _MAX_TOPICS:
+                self._topics.clear()
+            topic = self._topics[name] = Topic(name)
+        return topic
 
     def step(self, events: BoundedQueue[Event], wait_s: float) -> list[Event]:
         """Commit pending results if due (all of them before a wait), wait up to ``wait_s`` for
