@@ -17,12 +17,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from agent.errors import InputError
+
 DEFAULT_MAX_FRAME = 16 * 1024 * 1024
 _SOI = b"\xff\xd8"
 _STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})
 
 
-class MjpegError(ValueError):
+class MjpegError(InputError, ValueError):
     """The bytes are not the Motion-JPEG they claim to be; ``reason`` names what failed."""
 
     def __init__(self, reason: str, detail: str) -> None:
