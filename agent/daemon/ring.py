@@ -26,7 +26,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -42,6 +42,8 @@ class Slot:
     """One ring entry: the item, and (for a prepared frame) its tensor and who prepared it."""
 
     item: Frame | Reading | AudioBlock | None = None
+    #: Readings or audio blocks that were waiting behind ``item`` (one hand-off for a burst).
+    more: list[Reading | AudioBlock] = field(default_factory=list)
     buffer: np.ndarray | None = None
     #: The pipeline whose pre-processor filled ``buffer`` (None: not prepared).
     prepared_for: object | None = None
@@ -57,6 +59,7 @@ class Slot:
 
     def clear(self) -> None:
         self.item, self.prepared_for, self.geometry, self.prepare_s = None, None, None, 0.0
+        self.more = []
 
 
 class TensorRing:

@@ -62,8 +62,9 @@ log = logging.getLogger(__name__)
 POLL_S = 0.02
 FLUSH_ON_STOP_S = 5.0
 MQTT_STOP_S = 3.0
-#: Outcomes delivered per loop turn before MQTT, swaps and status get theirs (the queue's size).
-OUTCOMES_PER_TURN = 4
+#: Outcomes delivered per loop turn before MQTT, swaps and status get theirs: frames are
+#: bounded by the outcomes queue (4), readings come in bursts (stages.BURST each).
+OUTCOMES_PER_TURN = 256
 
 
 class Service:

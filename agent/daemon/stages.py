@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -47,8 +48,12 @@ from agent.sources.factory import InputSource
 log = logging.getLogger(__name__)
 
 POLL_S = 0.02
-#: Outcomes waiting for the loop before the interpreter stage waits.
+#: Hand-offs (a frame's outcome, or a burst's outcomes) waiting for the loop before the
+#: interpreter stage waits.
 OUTCOMES = 4
+#: Readings or audio blocks taken from the source in one go when they are already waiting: a
+#: burst crosses each thread once, not once per reading (a fast sensor gives thousands a second).
+BURST = 64
 Item = Frame | Reading | AudioBlock
 
 
@@ -90,7 +95,8 @@ class Stages:
         self._served = served
         self._clock = clock
         self.ring = TensorRing()
-        self._outcomes: queue.Queue[Outcome] = queue.Queue(OUTCOMES)
+        self._outcomes: queue.Queue[list[Outcome]] = queue.Queue(OUTCOMES)
+        self._taken: deque[Outcome] = deque()  # the rest of a burst the loop has begun
         self._prepare: threading.Thread | None = None
         self._prepare_stop = threading.Event()
         self._routed: Pipeline | None = None
@@ -141,12 +147,14 @@ class Stages:
             log.error("the live model's interpreter thread has stopped: %s", exc)
 
     def next(self, timeout: float) -> Outcome | None:
-        try:
-            if timeout > 0:
-                return self._outcomes.get(timeout=timeout)
-            return self._outcomes.get_nowait()
-        except queue.Empty:
-            return None
+        if not self._taken:
+            try:
+                burst = self._outcomes.get(timeout=timeout) if timeout > 0 else (
+                    self._outcomes.get_nowait())  # fmt: skip
+            except queue.Empty:
+                return None
+            self._taken.extend(burst)
+        return self._taken.popleft() if self._taken else None
 
     def busy_s(self, now: float) -> float:
         """How long the interpreter stage has been on its current item (0 when waiting)."""
@@ -190,12 +198,26 @@ class Stages:
             if slot is None:
                 return
             slot.item = item
+            if not isinstance(item, Frame):
+                slot.more = self._waiting(source)
             failure = self._fill(slot, pipeline) if self._staged(item, pipeline) else None
             if failure is not None:
                 self.ring.release(slot)
-                self._hand(Outcome(pipeline, item, failure=failure), stop)
+                self._hand([Outcome(pipeline, item, failure=failure)], stop)
             else:
                 self.ring.publish(slot)
+
+    @staticmethod
+    def _waiting(source: InputSource) -> list[Reading | AudioBlock]:
+        """The readings or blocks already waiting behind the one just taken (up to a burst)."""
+        more: list[Reading | AudioBlock] = []
+        while len(more) < BURST - 1:
+            item = source.get(timeout=0)
+            if item is None:
+                break
+            assert not isinstance(item, Frame)  # a source yields one kind of item
+            more.append(item)
+        return more
 
     def _acquire(self, stop: threading.Event) -> Slot | None:
         while not stop.is_set():
@@ -219,20 +241,25 @@ class Stages:
                     continue
                 self._busy_since = self._clock()
                 try:
-                    outcome = self._run(pipeline, slot)
+                    outcomes = self._run_slot(pipeline, slot)
                 finally:
                     self._busy_since = None
                     self.ring.release(slot)
-                if outcome is not None:
-                    self._hand(outcome, None)
+                if outcomes:
+                    self._hand(outcomes, None)
         finally:
             done.set()
 
     def _serves(self, pipeline: Pipeline) -> bool:
         return self._served.pipeline is pipeline and (self._routed is pipeline or self._draining)
 
-    def _run(self, pipeline: Pipeline, slot: Slot) -> Outcome | None:
-        item = slot.item
+    def _run_slot(self, pipeline: Pipeline, slot: Slot) -> list[Outcome]:
+        """The outcomes of the slot's item and of the burst behind it, in order."""
+        outcomes = [self._run(pipeline, slot, slot.item)]
+        outcomes += [self._run(pipeline, slot, item) for item in slot.more]
+        return [o for o in outcomes if o is not None]
+
+    def _run(self, pipeline: Pipeline, slot: Slot, item: Item | None) -> Outcome | None:
         assert item is not None
         try:
             if not self._staged(item, pipeline):
@@ -276,13 +303,16 @@ class Stages:
         slot.prepare_s = self._clock() - started
         return None
 
-    def _hand(self, outcome: Outcome, stop: threading.Event | None) -> None:
+    def _hand(self, outcomes: list[Outcome], stop: threading.Event | None) -> None:
         """To the loop; waits while the queue is full (back-pressure) unless stopping."""
         while True:
             try:
-                self._outcomes.put(outcome, timeout=POLL_S)
+                self._outcomes.put(outcomes, timeout=POLL_S)
                 return
             except queue.Full:
                 if (stop is not None and stop.is_set()) or self._abandoned:
-                    log.warning("shutting down: one result dropped (the loop is not taking them)")
+                    log.warning(
+                        "shutting down: %d result(s) dropped (the loop is not taking them)",
+                        len(outcomes),
+                    )
                     return

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from agent.config import load_config
-from agent.daemon.stages import Outcome, Stages
+from agent.daemon.stages import BURST, Outcome, Stages
 from agent.model.active import ActiveModel
 from agent.model.swap import ServedModel
 from agent.runtime import open_model
@@ -133,3 +133,17 @@ def test_stopping_delivers_what_is_in_flight_and_leaves_no_thread_behind(
     assert sorted(o.item.seq for o in delivered) == [1, 2, 3]
     served.close()
     assert {t.name for t in set(threading.enumerate()) - before} == set()
+
+
+def test_a_burst_of_waiting_readings_crosses_the_stages_at_once_and_each_gets_its_outcome(
+    served: ServedModel, sample_models: ModelFactory
+) -> None:
+    served.serve(_active(sample_models("int8"), 1))  # an image model: each reading is bad input
+    stages, feed = Stages(served, time.monotonic), FrameFeed()
+    feed.put_readings(BURST * 3 + 5)
+    stages.open(feed, live=True, min_period_s=0.0)  # readings are never dropped, even live
+    got = _collect(stages, BURST * 3 + 5)
+    assert [o.item.seq for o in got] == list(range(1, BURST * 3 + 6))
+    assert {o.failure[0] for o in got if o.failure is not None} == {"bad_input"}
+    assert all(o.failure is not None for o in got)
+    stages.stop(lambda _: None)

@@ -9,14 +9,14 @@ from collections import deque
 
 import numpy as np
 
-from agent.sources.base import Frame
+from agent.sources.base import Frame, Reading
 
 
 class FrameFeed:
     """Frames put by the test, taken in order by the prepare stage."""
 
     def __init__(self) -> None:
-        self._items: deque[Frame] = deque()
+        self._items: deque[Frame | Reading] = deque()
         self._cond = threading.Condition()
         self._seq = 0
         self.closed = False
@@ -33,12 +33,20 @@ class FrameFeed:
             self._cond.notify_all()
             return self._seq
 
+    def put_readings(self, count: int) -> None:
+        """Queue ``count`` sensor readings at once (a burst), numbered on from the last item."""
+        with self._cond:
+            for _ in range(count):
+                self._seq += 1
+                self._items.append(Reading((float(self._seq),), time.monotonic(), self._seq))
+            self._cond.notify_all()
+
     @property
     def pending(self) -> int:
         with self._cond:
             return len(self._items)
 
-    def get(self, timeout: float | None = None) -> Frame | None:
+    def get(self, timeout: float | None = None) -> Frame | Reading | None:
         with self._cond:
             if not self._items and not self.closed:
                 self._cond.wait(timeout)
