@@ -10,6 +10,8 @@ from typing import Generic, Protocol, TypeVar
 
 import numpy as np
 
+from agent.backoff import Backoff
+
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
 
@@ -172,6 +174,65 @@ class SourceHealth:
             }
             result.update({f"error.{k}": v for k, v in self.errors.counts.items()})
         return result
+
+
+class CaptureSource:
+    """A capture thread that hands frames over newest-only through a :class:`LatestSlot`.
+
+    A subclass calls :meth:`_init_capture` first, then :meth:`_start_capture` once its own state
+    is set, and implements ``_session``: one open session of its device, stream or file, which
+    returns ``"ended"`` or ``"closed"`` (the thread stops) or ``"failed"`` (reopened after a
+    jittered backoff delay).
+    """
+
+    health: SourceHealth
+    _slot: LatestSlot[Frame]
+
+    def _init_capture(
+        self, health: SourceHealth, *, keep_all: bool, backoff: Backoff | None
+    ) -> None:
+        self.health = health
+        self._slot = LatestSlot(block=keep_all)
+        self._skipped = 0  # frames not due under the fps cap, never decoded
+        self._backoff = backoff or Backoff()
+        self._stop = threading.Event()
+        self._finished = threading.Event()
+
+    def _start_capture(self, name: str) -> None:
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    @property
+    def finished(self) -> bool:
+        """True once a non-looping file has ended (or the source was closed)."""
+        return self._finished.is_set()
+
+    def get(self, timeout: float | None = None) -> Frame | None:
+        return self._slot.take(timeout)
+
+    def stats(self) -> dict[str, int]:
+        return self.health.stats(self._slot.dropped + self._skipped)
+
+    def close(self, timeout: float = 2.0) -> None:
+        self._stop.set()
+        self._slot.close()
+        self._thread.join(timeout)
+        self._finished.set()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                outcome = self._session()
+                if outcome in ("ended", "closed"):
+                    return
+                if outcome == "failed":
+                    self._stop.wait(self._backoff.next_delay())
+        finally:
+            self._finished.set()
+            self._slot.close()
+
+    def _session(self) -> str:
+        raise NotImplementedError
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from typing import Any, Literal
 import cv2
 
 from agent.backoff import Backoff
-from agent.sources.base import Frame, FrameNeed, LatestSlot, SourceHealth
+from agent.sources.base import CaptureSource, Frame, FrameNeed, SourceHealth
 from agent.sources.jpeg import decode_jpeg_for
 
 logger = logging.getLogger(__name__)
@@ -62,7 +61,7 @@ def parse_camera_target(target: str | int) -> CameraTarget:
     return CameraTarget(target, "file", cv2.CAP_ANY)
 
 
-class CameraSource:
+class CameraSource(CaptureSource):
     """Newest-frame-only capture from a camera, stream or video file."""
 
     def __init__(
@@ -82,48 +81,15 @@ class CameraSource:
         self.pace: Pace = pace
         if keep_all is None:
             keep_all = self.target.kind == "file" and pace == "unthrottled"
-        self.health = SourceHealth(name or f"camera:{target}", logger)
-        self._slot: LatestSlot[Frame] = LatestSlot(block=keep_all)
+        health = SourceHealth(name or f"camera:{target}", logger)
+        self._init_capture(health, keep_all=keep_all, backoff=backoff)
         self._need = need
         self._min_period = 0.0 if keep_all else min_period_s
         self._last_delivered = -1e9
         self._skipped = 0
         self._raw_allowed = need is not None and self.target.kind != "device"
         self.raw_mode = False
-        self._backoff = backoff or Backoff()
-        self._stop = threading.Event()
-        self._finished = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=self.health.name, daemon=True)
-        self._thread.start()
-
-    @property
-    def finished(self) -> bool:
-        """True once a non-looping file has ended (or the source was closed)."""
-        return self._finished.is_set()
-
-    def get(self, timeout: float | None = None) -> Frame | None:
-        return self._slot.take(timeout)
-
-    def stats(self) -> dict[str, int]:
-        return self.health.stats(self._slot.dropped + self._skipped)
-
-    def close(self, timeout: float = 2.0) -> None:
-        self._stop.set()
-        self._slot.close()
-        self._thread.join(timeout)
-        self._finished.set()
-
-    def _run(self) -> None:
-        try:
-            while not self._stop.is_set():
-                outcome = self._session()
-                if outcome in ("ended", "closed"):
-                    return
-                if outcome == "failed":
-                    self._stop.wait(self._backoff.next_delay())
-        finally:
-            self._finished.set()
-            self._slot.close()
+        self._start_capture(self.health.name)
 
     def _session(self) -> str:
         cap = cv2.VideoCapture(self.target.value, self.target.api)

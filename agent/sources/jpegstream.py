@@ -12,14 +12,13 @@ read as fast as the consumer takes frames (``pace="unthrottled"``).
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Literal, Protocol
 
 from agent.backoff import Backoff
 from agent.pipeline.geometry import MAX_FRAME_PIXELS
-from agent.sources.base import Frame, FrameNeed, LatestSlot, SourceHealth
+from agent.sources.base import CaptureSource, Frame, FrameNeed, SourceHealth
 from agent.sources.jpeg import decode_jpeg_for, jpeg_dimensions
 from agent.sources.mjpeg import MjpegError
 
@@ -43,7 +42,7 @@ class JpegReader(Protocol):
     def close(self) -> None: ...
 
 
-class JpegStreamSource:
+class JpegStreamSource(CaptureSource):
     """Newest-frame-only capture from ``open_reader()`` sessions (``live``: reopen on failure)."""
 
     def __init__(
@@ -62,46 +61,12 @@ class JpegStreamSource:
         self._open = open_reader
         self.live, self.loop, self.pace = live, loop, pace
         keep_all = not live and pace == "unthrottled"
-        self.health = SourceHealth(name, logger)
-        self._slot: LatestSlot[Frame] = LatestSlot(block=keep_all)
+        self._init_capture(SourceHealth(name, logger), keep_all=keep_all, backoff=backoff)
         self._need = need
         self._min_period = 0.0 if keep_all else min_period_s
         self._default_fps = default_fps
         self._last_delivered = -1e9
-        self._skipped = 0
-        self._backoff = backoff or Backoff()
-        self._stop = threading.Event()
-        self._finished = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
-
-    @property
-    def finished(self) -> bool:
-        return self._finished.is_set()
-
-    def get(self, timeout: float | None = None) -> Frame | None:
-        return self._slot.take(timeout)
-
-    def stats(self) -> dict[str, int]:
-        return self.health.stats(self._slot.dropped + self._skipped)
-
-    def close(self, timeout: float = 2.0) -> None:
-        self._stop.set()
-        self._slot.close()
-        self._thread.join(timeout)
-        self._finished.set()
-
-    def _run(self) -> None:
-        try:
-            while not self._stop.is_set():
-                outcome = self._session()
-                if outcome in ("ended", "closed"):
-                    return
-                if outcome == "failed":
-                    self._stop.wait(self._backoff.next_delay())
-        finally:
-            self._finished.set()
-            self._slot.close()
+        self._start_capture(name)
 
     def _session(self) -> str:
         try:
