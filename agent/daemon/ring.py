@@ -42,8 +42,8 @@ class Slot:
     """One ring entry: the item, and (for a prepared frame) its tensor and who prepared it."""
 
     item: Frame | Reading | AudioBlock | None = None
-    #: Readings or audio blocks that were waiting behind ``item`` (one hand-off for a burst).
-    more: list[Reading | AudioBlock] = field(default_factory=list)
+    #: Readings that were waiting behind ``item`` (one hand-off for a burst).
+    more: list[Reading] = field(default_factory=list)
     buffer: np.ndarray | None = None
     #: The pipeline whose pre-processor filled ``buffer`` (None: not prepared).
     prepared_for: object | None = None

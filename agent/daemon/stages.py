@@ -51,8 +51,8 @@ POLL_S = 0.02
 #: Hand-offs (a frame's outcome, or a burst's outcomes) waiting for the loop before the
 #: interpreter stage waits.
 OUTCOMES = 4
-#: Readings or audio blocks taken from the source in one go when they are already waiting: a
-#: burst crosses each thread once, not once per reading (a fast sensor gives thousands a second).
+#: Sensor readings taken from the source in one go when they are already waiting: a burst
+#: crosses each thread once, not once per reading (a fast sensor gives thousands a second).
 BURST = 64
 Item = Frame | Reading | AudioBlock
 
@@ -198,7 +198,7 @@ class Stages:
             if slot is None:
                 return
             slot.item = item
-            if not isinstance(item, Frame):
+            if isinstance(item, Reading):
                 slot.more = self._waiting(source)
             failure = self._fill(slot, pipeline) if self._staged(item, pipeline) else None
             if failure is not None:
@@ -208,14 +208,16 @@ class Stages:
                 self.ring.publish(slot)
 
     @staticmethod
-    def _waiting(source: InputSource) -> list[Reading | AudioBlock]:
-        """The readings or blocks already waiting behind the one just taken (up to a burst)."""
-        more: list[Reading | AudioBlock] = []
+    def _waiting(source: InputSource) -> list[Reading]:
+        """The readings already waiting behind the one just taken (up to a burst). Audio blocks
+        go one by one: audio rates do not need bursts, and bursts of blocks broke the PCM-FIFO
+        agent test (tests/model/test_audio_agent.py) for a reason not yet found."""
+        more: list[Reading] = []
         while len(more) < BURST - 1:
             item = source.get(timeout=0)
             if item is None:
                 break
-            assert not isinstance(item, Frame)  # a source yields one kind of item
+            assert isinstance(item, Reading)  # a source yields one kind of item
             more.append(item)
         return more
 
