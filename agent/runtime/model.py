@@ -77,7 +77,9 @@ class LoadedModel:
         next invoke overwrites the interpreter's own buffers). Runs on :attr:`owner`.
         """
         self._check_inputs(inputs)
-        if self._closing:
+        # On its own thread a job that began before close() (the interpreter stage's item in
+        # flight) may finish: the release is queued behind it. Elsewhere a closing model refuses.
+        if self._closing and not self.owner.on_thread():
             raise BackendError("model is closed")
         return self.owner.call(lambda: self._invoke(inputs))
 

@@ -74,3 +74,25 @@ def test_models_sharing_a_thread_keep_it_until_the_last_is_closed(
     assert owner.alive
     second.close()
     assert owner.join(5.0)
+
+
+def test_a_job_in_flight_when_its_model_is_closed_still_finishes_its_invoke(
+    sample_models: ModelFactory,
+) -> None:
+    # the interpreter stage's item in flight at a swap: close() comes from another thread
+    model = open_model(sample_models("int8", "int8").model_bytes(), threads=1)
+    spec = model.inputs[0]
+    zeros = np.zeros(spec.shape, np.dtype(spec.dtype))
+    closed, results = threading.Event(), list[int]()
+
+    def job() -> None:
+        closed.wait(5.0)
+        results.append(len(model.invoke([zeros])))
+
+    model.owner.submit(job)
+    model.close()  # queued behind the job
+    closed.set()
+    assert model.owner.join(5.0)
+    assert results == [len(model.outputs)]
+    with pytest.raises(BackendError, match="model is closed"):
+        model.invoke([zeros])  # from any other thread once closed
