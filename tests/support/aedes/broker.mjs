@@ -13,7 +13,10 @@ if (redisPort) {
   const persistence = require('aedes-persistence-redis')
   const emitter = require('mqemitter-redis')
   options.persistence = persistence({ host: '127.0.0.1', port: redisPort })
-  options.mq = emitter({ host: '127.0.0.1', port: redisPort })
+  // No ready check: ioredis sends INFO on (re)connect, which Redis refuses on the connection
+  // mqemitter-redis has already put in subscriber mode ("Connection in subscriber mode, only
+  // subscriber commands may be used"): a node then died at start-up now and then.
+  options.mq = emitter({ host: '127.0.0.1', port: redisPort, enableReadyCheck: false })
 }
 const broker = await Aedes.createBroker(options)
 const server = createServer(broker.handle)
